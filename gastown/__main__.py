@@ -1,0 +1,5 @@
+import sys
+
+from gastown._entry import main
+
+sys.exit(main())

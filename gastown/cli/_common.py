@@ -1,0 +1,87 @@
+"""What every command shares: the --town and --json options, the Context, printing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gastown.context import Context
+from gastown.town import find_town
+
+TownOpt = Annotated[
+    Path | None,
+    typer.Option("--town", help="Town directory (default: GT_TOWN, else the nearest parent with gastown.toml).", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document (fields in docs/cli.md).")]
+
+# Set by the root callback when `gt --town DIR <command>` is used.
+_root_town: dict[str, Path | None] = {"town": None}
+
+
+def set_root_town(town: Path | None) -> None:
+    _root_town["town"] = town
+
+
+def open_context(town: Path | None) -> Context:
+    """The Context for the town named by --town, GT_TOWN or the cwd, its config validated."""
+    chosen = town if town is not None else _root_town["town"]
+    ctx = Context(find_town(chosen, os.environ, Path.cwd()))
+    ctx.config  # noqa: B018 - a broken gastown.toml must fail every command, loudly and first
+    return ctx
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def console():  # type: ignore[no-untyped-def]
+    """The one stdout console (rich is imported only by commands that print tables)."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def say(text: str) -> None:
+    """Print plain text exactly as given (no markup, no highlighting)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def read_body(body: str | None) -> str:
+    """``--body -`` reads standard input as UTF-8; otherwise the text itself (or empty)."""
+    if body != "-":
+        return body or ""
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        from gastown.errors import InvalidInput
+
+        raise InvalidInput(f"the body on standard input is not valid UTF-8 (byte {exc.start})") from None
+
+
+def print_table(columns: list[str], rows: list[list[str]], *, empty: str = "nothing to show") -> None:
+    """A plain rich table; every cell is literal text (titles may contain '[' or markup)."""
+    if not rows:
+        say(empty)
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="ellipsis", no_wrap=True)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    console().print(table)
+
+
+def one_line(text: str, limit: int = 60) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -1,0 +1,108 @@
+"""`gt issue create/list/show/close/reopen`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, read_body, say
+from gastown.states import IssueStatus
+
+app = typer.Typer(help="Create, list, show, close and reopen issues.", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    title: Annotated[str, typer.Argument(help="One-line title.")],
+    body: Annotated[str | None, typer.Option("--body", "-b", help="Body text, or - to read it from standard input.")] = None,
+    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Rig the issue belongs to (needed when there are several).")] = None,
+    priority: Annotated[int, typer.Option("--priority", "-p", min=0, max=4, help="0 (most urgent) to 4.")] = 2,
+    town: TownOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create an issue and print its id."""
+    from gastown import tracker
+
+    ctx = open_context(town)
+    issue = tracker.create(ctx, title=title, body=read_body(body), rig=rig, priority=priority)
+    if json_out:
+        print_json({"id": issue.id})
+    else:
+        say(issue.id)
+
+
+@app.command("list")
+def list_(
+    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig's issues.")] = None,
+    status: Annotated[IssueStatus | None, typer.Option("--status", "-s", help="Only issues in this status.")] = None,
+    town: TownOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List issues, most urgent first."""
+    from gastown import tracker
+
+    issues = tracker.listing(open_context(town), rig=rig, status=status)
+    if json_out:
+        print_json([i.to_json() for i in issues])
+        return
+    print_table(
+        ["ID", "P", "STATUS", "RIG", "TITLE"],
+        [[i.id, str(i.priority), str(i.status), i.rig, one_line(i.title)] for i in issues],
+        empty="no issues",
+    )
+
+
+@app.command("show")
+def show(
+    issue_id: Annotated[str, typer.Argument(metavar="ID", help="Issue id, e.g. app-k3x9q.")],
+    town: TownOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show one issue, title and body exactly as stored."""
+    from gastown import tracker
+
+    issue = tracker.show(open_context(town), issue_id)
+    if json_out:
+        print_json(issue.to_json())
+        return
+    say(f"{issue.id}  [{issue.status}]  priority {issue.priority}  rig {issue.rig}")
+    say(f"title: {issue.title}")
+    if issue.close_reason:
+        say(f"reason: {issue.close_reason}")
+    if issue.body:
+        say("")
+        say(issue.body)
+
+
+@app.command("close")
+def close(
+    issue_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why it is closed.")] = None,
+    town: TownOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Close an issue."""
+    from gastown import tracker
+
+    issue = tracker.close(open_context(town), issue_id, reason=reason)
+    if json_out:
+        print_json(issue.to_json())
+    else:
+        say(f"closed {issue.id}")
+
+
+@app.command("reopen")
+def reopen(
+    issue_id: Annotated[str, typer.Argument(metavar="ID")],
+    town: TownOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Reopen a closed or blocked issue."""
+    from gastown import tracker
+
+    issue = tracker.reopen(open_context(town), issue_id)
+    if json_out:
+        print_json(issue.to_json())
+    else:
+        say(f"reopened {issue.id}")

@@ -1,0 +1,62 @@
+"""`gt rig add/list/remove`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gastown.cli._common import JsonOpt, TownOpt, open_context, print_json, print_table, say
+
+app = typer.Typer(help="Add, list and remove rigs (projects).", no_args_is_help=True)
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="Rig name: lowercase letters, digits, '-' or '_'.")],
+    source: Annotated[str, typer.Argument(help="Upstream repository: URL or local path.")],
+    branch: Annotated[str | None, typer.Option("--branch", help="Target branch (default: the upstream's default).")] = None,
+    prefix: Annotated[str | None, typer.Option("--prefix", help="Issue id prefix (default: from the name).")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", help="Runtime for this rig (default: town.default_agent).")] = None,
+    town: TownOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Clone SOURCE as the rig's hub and add [rigs.NAME] to gastown.toml (keeping your comments)."""
+    from gastown.rigs import add_rig
+
+    ctx = open_context(town)
+    info = add_rig(ctx, name, source, branch=branch, prefix=prefix, agent=agent, cwd=Path.cwd())
+    if json_out:
+        print_json(info.to_json())
+    else:
+        say(f"added rig {info.name}: {info.repo} (branch {info.branch}, prefix {info.prefix}, agent {info.agent})")
+
+
+@app.command("list")
+def list_(town: TownOpt = None, json_out: JsonOpt = False) -> None:
+    """List the town's rigs."""
+    from gastown.rigs import list_rigs
+
+    rigs = list_rigs(open_context(town))
+    if json_out:
+        print_json([r.to_json() for r in rigs])
+        return
+    print_table(
+        ["RIG", "PREFIX", "BRANCH", "AGENT", "REPO"],
+        [[r.name, r.prefix, r.branch, r.agent, r.repo + ("" if r.hub_present else "  (hub missing)")] for r in rigs],
+        empty="no rigs yet: add one with `gt rig add NAME REPO`",
+    )
+
+
+@app.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument(help="The rig to remove.")],
+    keep_files: Annotated[bool, typer.Option("--keep-files", help="Keep <town>/NAME on disk.")] = False,
+    town: TownOpt = None,
+) -> None:
+    """Remove a rig from gastown.toml and delete its hub and worktrees (refuses with live or unmerged work)."""
+    from gastown.rigs import remove_rig
+
+    remove_rig(open_context(town), name, keep_files=keep_files)
+    say(f"removed rig {name}")

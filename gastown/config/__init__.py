@@ -1,0 +1,1 @@
+"""gastown.toml: its schema (``schema``), loading (``load``) and comment-preserving edits (``edit``)."""

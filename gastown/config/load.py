@@ -1,0 +1,110 @@
+"""Read gastown.toml into a validated ``TownConfig``, with errors a user can act on.
+
+Syntax errors name the line and column; validation errors name the key path, one line
+per problem (``rigs.app.batch: must be ≥ 1``).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from gastown.config.schema import TownConfig
+from gastown.errors import ConfigError
+
+_LINE_COL = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def load_config(path: Path) -> TownConfig:
+    """Parse and validate the town config at ``path``; raises ``ConfigError``."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist", hint="create a town with `gt init`") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not valid UTF-8 (byte {exc.start})", hint="save it as UTF-8") from None
+    return parse_config(text, source=path)
+
+
+def parse_config(text: str, *, source: Path | str = "gastown.toml") -> TownConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(describe_toml_error(exc, source, text), hint="fix the TOML syntax at that spot") from None
+    return validate_config(data, source=source)
+
+
+def validate_config(data: dict[str, Any], *, source: Path | str = "gastown.toml") -> TownConfig:
+    try:
+        return TownConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [describe_problem(err) for err in exc.errors()]
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(
+            f"{source}: {first}{more}",
+            problems=problems,
+            hint="see gastown.toml.example for every key and its default",
+        ) from None
+
+
+def describe_toml_error(exc: tomllib.TOMLDecodeError, source: Path | str, text: str) -> str:
+    """``gastown.toml: line 3, column 9: invalid TOML (Expected '=' ...)``."""
+    msg = str(exc)
+    match = _LINE_COL.search(msg)
+    if match:
+        line, column = match.group(1), match.group(2)
+        reason = _LINE_COL.sub("", msg).strip()
+    else:
+        # tomllib reports "(at end of document)" without a position; the end is the position.
+        lines = text.rstrip("\n").split("\n")
+        line, column = str(len(lines)), str(len(lines[-1]) + 1)
+        reason = msg.replace("(at end of document)", "at end of file").strip()
+    return f"{source}: line {line}, column {column}: invalid TOML ({reason})"
+
+
+_TYPE_WORDS = {
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list",
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+    "model_attributes_type": "must be a table",
+    "missing": "is required but missing",
+    "extra_forbidden": "unknown key (check its spelling)",
+}
+
+
+def describe_problem(err: Any) -> str:
+    """One pydantic error as ``dotted.key.path: what is wrong``."""
+    loc = ".".join(str(part) for part in err["loc"] if not str(part).startswith("function-"))
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind in _TYPE_WORDS:
+        what = _TYPE_WORDS[kind]
+    elif kind == "greater_than_equal":
+        what = f"must be ≥ {ctx.get('ge')}"
+    elif kind == "greater_than":
+        what = f"must be > {ctx.get('gt')}"
+    elif kind == "less_than_equal":
+        what = f"must be ≤ {ctx.get('le')}"
+    elif kind == "literal_error":
+        what = f"must be one of {ctx.get('expected')}"
+    elif kind == "too_short":
+        what = "must not be empty"
+    elif kind == "value_error":
+        what = str(ctx.get("error", err["msg"]))
+    else:
+        what = err["msg"]
+    return f"{loc}: {what}" if loc else what

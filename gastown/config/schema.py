@@ -1,0 +1,171 @@
+"""The shape of gastown.toml as pydantic models; every default lives here.
+
+Unknown keys are errors (a typo must never pass silently), types are strict (``batch =
+"4"`` is refused, not coerced) and durations accept ``"90s"``, ``"15m"``, ``"2h"``.
+``gastown.toml.example`` documents every key; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from gastown.config.durations import parse_duration
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+RESERVED_RIG_NAMES = frozenset({"mayor", "gastown"})
+
+
+def _duration(value: object) -> float:
+    return parse_duration(value)
+
+
+def _argv(value: object) -> object:
+    # A command may be written as one string; it is split like a shell would, never run by one.
+    if isinstance(value, str):
+        try:
+            parts = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot be split into arguments ({exc})") from None
+        if not parts:
+            raise ValueError("must not be empty")
+        return parts
+    return value
+
+
+def _nonempty_argv(value: list[str]) -> list[str]:
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"is not a valid regular expression ({exc})") from None
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+Argv = Annotated[list[str], BeforeValidator(_argv), AfterValidator(_nonempty_argv)]
+Regex = Annotated[str, AfterValidator(_regex)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TownSection(_Section):
+    name: str | None = None
+    default_agent: str = "claude"
+    max_polecats: int = Field(12, ge=1)
+
+
+class Dialog(_Section):
+    """A screen an agent may show at start-up, and the keys that answer it."""
+
+    match: Regex
+    keys: list[str] = Field(min_length=1)
+
+
+class AgentConfig(_Section):
+    """A runtime: how to start one agent CLI and read its screen.
+
+    A table named like a built-in preset overrides only the keys it sets; any other
+    name defines a new runtime (``preset = "claude"`` borrows a preset's defaults).
+    """
+
+    preset: str | None = None
+    command: Argv | None = None
+    prompt: Literal["arg", "paste"] | None = None
+    ready: Regex | None = None
+    busy: Regex | None = None
+    ready_delay: Duration | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    dialogs: list[Dialog] | None = None
+    rate_limit: list[Regex] | None = None
+
+
+class RigConfig(_Section):
+    repo: str = Field(min_length=1)
+    branch: str = "main"
+    prefix: str | None = None
+    agent: str | None = None
+    max_polecats: int | None = Field(None, ge=1)
+    gates: list[str] = Field(default_factory=list)
+    gate_timeout: Duration | None = None
+    merge: Literal["rebase", "squash", "merge"] | None = None
+    batch: int | None = Field(None, ge=1)
+    max_fix_cycles: int | None = Field(None, ge=0)
+    prompt_template: str | None = None
+    names: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _check_prefix(self) -> RigConfig:
+        if self.prefix is not None and not PREFIX_RE.match(self.prefix):
+            raise ValueError("prefix must be 1-12 lowercase letters or digits, starting with a letter")
+        return self
+
+
+class WitnessConfig(_Section):
+    patrol_interval: Duration = Field(5.0, gt=0)
+    spawn_grace: Duration = 180.0
+    stall_after: Duration = 900.0
+    max_nudges: int = Field(2, ge=0)
+    max_restarts: int = Field(3, ge=0)
+    rate_limit_backoff: Duration = 900.0
+    idle_reap_after: Duration = 900.0
+    stop_timeout: Duration = 10.0
+
+
+class RefineryConfig(_Section):
+    """Town-wide defaults for every rig's merge queue; a rig's own keys win."""
+
+    batch: int = Field(4, ge=1)
+    merge: Literal["rebase", "squash", "merge"] = "rebase"
+    gate_timeout: Duration = Field(1200.0, gt=0)
+    max_fix_cycles: int = Field(3, ge=0)
+
+
+class TownConfig(_Section):
+    town: TownSection = Field(default_factory=TownSection)
+    agents: dict[str, AgentConfig] = Field(default_factory=dict)
+    rigs: dict[str, RigConfig] = Field(default_factory=dict)
+    witness: WitnessConfig = Field(default_factory=WitnessConfig)
+    refinery: RefineryConfig = Field(default_factory=RefineryConfig)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> TownConfig:
+        prefixes: dict[str, str] = {}
+        for name in self.rigs:
+            if not NAME_RE.match(name) or name in RESERVED_RIG_NAMES:
+                raise ValueError(
+                    f"rig name {name!r} must be lowercase letters, digits, '-' or '_' (and not 'mayor')"
+                )
+            prefix = self.rig_prefix(name)
+            if prefix in prefixes:
+                raise ValueError(f"rigs {prefixes[prefix]!r} and {name!r} share the prefix {prefix!r}")
+            prefixes[prefix] = name
+        for name in self.agents:
+            if not NAME_RE.match(name):
+                raise ValueError(f"agent name {name!r} must be lowercase letters, digits, '-' or '_'")
+        return self
+
+    def rig_prefix(self, rig: str) -> str:
+        cfg = self.rigs[rig]
+        return cfg.prefix or default_prefix(rig)
+
+
+def default_prefix(rig: str) -> str:
+    """A prefix derived from a rig name: its letters and digits, at most 12.
+
+    >>> default_prefix("my-app_2"), default_prefix("9lives")
+    ('myapp2', 'r9lives')
+    """
+    cleaned = re.sub(r"[^a-z0-9]", "", rig.lower())[:12] or "rig"
+    return cleaned if cleaned[0].isalpha() else ("r" + cleaned)[:12]

@@ -1,0 +1,46 @@
+"""One ``Context`` per command or Mayor: the town, its config, its ledger, a clock, the env.
+
+Roles take a Context instead of reaching for globals, so tests can hand them a fake
+clock or environment.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from gastown.town import Town
+
+if TYPE_CHECKING:
+    from gastown.config.schema import TownConfig
+    from gastown.ledger.db import Ledger
+
+
+@dataclass
+class Context:
+    town: Town
+    clock: Callable[[], float] = time.time
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+    @cached_property
+    def config(self) -> TownConfig:
+        return self.town.config()
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        from gastown.ledger.db import Ledger
+
+        return Ledger(self.town.ledger_path, clock=self.clock)
+
+    def now(self) -> float:
+        return self.clock()
+
+    def reload_config(self) -> TownConfig:
+        """Re-read gastown.toml (raises ``ConfigError`` and keeps the old one if invalid)."""
+        fresh = self.town.config()
+        self.__dict__["config"] = fresh
+        return fresh

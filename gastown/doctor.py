@@ -1,0 +1,119 @@
+"""`gt doctor`: check what a town needs and say how to fix each problem.
+
+Each check is a function returning ``Check`` rows; none of them changes anything.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gastown.errors import GastownError
+
+MIN_TMUX = (3, 0)
+MIN_GIT = (2, 25)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix}
+
+
+def parse_version(text: str) -> tuple[int, int] | None:
+    """The first ``X.Y`` in a version banner.
+
+    >>> parse_version("tmux 3.3a"), parse_version("git version 2.39.5"), parse_version("tmux next-3.5")
+    ((3, 3), (2, 39), (3, 5))
+    """
+    match = re.search(r"(\d+)\.(\d+)", text)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def check_tool(name: str, version_args: list[str], minimum: tuple[int, int], install: str) -> Check:
+    from gastown._internal.proc import run
+
+    if shutil.which(name) is None:
+        return Check(name, False, f"{name} is not installed", f"install {name} {minimum[0]}.{minimum[1]} or newer ({install})")
+    result = run([name, *version_args], timeout=10)
+    version = parse_version(result.stdout + result.stderr)
+    banner = (result.stdout or result.stderr).strip()
+    if version is None:
+        return Check(name, False, f"cannot read the version of {name} ({banner!r})", f"reinstall {name}")
+    if version < minimum:
+        return Check(
+            name, False, f"{banner} is older than {minimum[0]}.{minimum[1]}", f"upgrade {name} ({install})"
+        )
+    return Check(name, True, banner)
+
+
+def check_tools() -> list[Check]:
+    return [
+        check_tool("tmux", ["-V"], MIN_TMUX, "e.g. apt-get install tmux / brew install tmux"),
+        check_tool("git", ["--version"], MIN_GIT, "e.g. apt-get install git / brew install git"),
+    ]
+
+
+def check_town(town_root: Path) -> list[Check]:
+    """Config validity, then each rig's hub and upstream."""
+    from gastown.context import Context
+    from gastown.git.hub import probe_upstream
+    from gastown.town import Town
+
+    ctx = Context(Town(town_root))
+    try:
+        cfg = ctx.config
+    except GastownError as exc:
+        return [Check("config", False, exc.message, exc.hint)]
+    checks = [Check("config", True, f"{ctx.town.config_path} is valid")]
+    checks += check_runtimes(ctx)
+    for name, rig in sorted(cfg.rigs.items()):
+        hub = ctx.town.hub_path(name)
+        if not (hub / "HEAD").is_file():
+            checks.append(
+                Check(f"rig {name}", False, f"hub {hub} is missing", f"`gt rig remove {name}` then `gt rig add {name} {rig.repo}`")
+            )
+            continue
+        problem = probe_upstream(hub)
+        if problem:
+            checks.append(Check(f"rig {name}", False, f"upstream {rig.repo} is unreachable: {problem}", "check the URL, network and credentials"))
+        else:
+            checks.append(Check(f"rig {name}", True, f"hub ok, upstream {rig.repo} reachable"))
+    return checks
+
+
+def check_runtimes(ctx: Any) -> list[Check]:
+    """Every runtime a rig (or the town default) uses must resolve and be installed."""
+    from gastown.runtimes.registry import resolve_runtime
+
+    cfg = ctx.config
+    names = {cfg.town.default_agent} if not cfg.rigs else set()
+    names |= {rig.agent or cfg.town.default_agent for rig in cfg.rigs.values()}
+    checks = []
+    for name in sorted(names):
+        try:
+            runtime = resolve_runtime(cfg, name)
+        except GastownError as exc:
+            checks.append(Check(f"runtime {name}", False, exc.message, exc.hint))
+            continue
+        binary = runtime.command[0]
+        if shutil.which(binary) is None and not Path(binary).is_file():
+            checks.append(
+                Check(
+                    f"runtime {name}",
+                    False,
+                    f"{binary} is not installed (used by runtime {name!r})",
+                    f"install it, or set another agent with `agent = ...` in gastown.toml (docs/runtimes.md)",
+                )
+            )
+        else:
+            checks.append(Check(f"runtime {name}", True, f"{binary} found"))
+    return checks

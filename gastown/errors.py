@@ -1,0 +1,125 @@
+"""The one exception tree of gastown, and the exit codes the CLI maps it to.
+
+::
+
+    GastownError                      exit 1  (FAILURE)
+    ├── ConfigError                   exit 3  gastown.toml unreadable or invalid
+    ├── TownNotFound                  exit 3  no town above the cwd, --town or GT_TOWN wrong
+    ├── NotFound                      exit 4  unknown issue, rig, polecat, MR, ...
+    ├── InvalidInput                  exit 2  a value on the command line is malformed
+    ├── ToolMissing                   exit 5  tmux, git or an agent CLI is not installed
+    ├── Conflict                      exit 6  the state forbids it (closed issue, unmerged work, ...)
+    ├── NotRunning                    exit 7  the Mayor (or a pane) is not running
+    ├── CommandFailed                 exit 1  an outside command (git, tmux, a gate) failed
+    │   ├── GitError
+    │   └── TmuxError
+    ├── DeliveryFailed                exit 1  keystrokes could not be verified in a pane
+    └── LedgerError                   exit 1  the SQLite ledger failed
+
+Only ``gastown.cli`` turns these into messages and exit codes. Every error carries
+one sentence saying what is wrong (``message``) and, where there is one, what to do
+(``hint``).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Named process exit codes (LSB-style where a meaning fits)."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    CONFIG = 3
+    NOT_FOUND = 4
+    NOT_INSTALLED = 5
+    CONFLICT = 6
+    NOT_RUNNING = 7
+    INTERRUPTED = 130
+
+
+class GastownError(Exception):
+    """Root of every error gastown raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(GastownError):
+    """gastown.toml cannot be read or does not validate.
+
+    ``problems`` holds one line per invalid key (``rigs.app.batch: must be ≥ 1``).
+    """
+
+    exit_code = ExitCode.CONFIG
+
+    def __init__(self, message: str, *, problems: list[str] | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems or []
+
+
+class TownNotFound(GastownError):
+    exit_code = ExitCode.CONFIG
+
+
+class NotFound(GastownError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class InvalidInput(GastownError):
+    exit_code = ExitCode.USAGE
+
+
+class ToolMissing(GastownError):
+    exit_code = ExitCode.NOT_INSTALLED
+
+
+class Conflict(GastownError):
+    exit_code = ExitCode.CONFLICT
+
+
+class NotRunning(GastownError):
+    exit_code = ExitCode.NOT_RUNNING
+
+
+class CommandFailed(GastownError):
+    """An outside command exited non-zero or timed out; ``argv`` and ``output`` say which and why."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        argv: list[str] | None = None,
+        returncode: int | None = None,
+        output: str = "",
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.argv = argv or []
+        self.returncode = returncode
+        self.output = output
+
+
+class GitError(CommandFailed):
+    pass
+
+
+class TmuxError(CommandFailed):
+    pass
+
+
+class DeliveryFailed(GastownError):
+    pass
+
+
+class LedgerError(GastownError):
+    pass

@@ -1,0 +1,1 @@
+"""Everything gastown does with git: the runner (``cmd``), rig hubs (``hub``), worktrees."""

@@ -1,0 +1,2 @@
+"""Runtimes: how to start each agent CLI and read its screen (``presets``), merged with
+the user's ``[agents.*]`` tables (``registry``)."""

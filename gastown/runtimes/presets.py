@@ -1,0 +1,126 @@
+"""Built-in runtime presets, as plain data.
+
+The screen markers (ready, busy, dialogs, rate-limit texts) were read off the real
+CLIs (versions in docs/runtimes.md); they change between releases, which is why every
+one of them can be overridden in ``[agents.<name>]``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Literal
+
+PromptMode = Literal["arg", "paste"]
+
+
+@dataclass(frozen=True)
+class DialogSpec:
+    match: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Preset:
+    command: tuple[str, ...]
+    prompt: PromptMode
+    ready: str | None = None
+    busy: str | None = None
+    ready_delay: float = 5.0
+    env: dict[str, str] = field(default_factory=dict)
+    dialogs: tuple[DialogSpec, ...] = ()
+    rate_limit: tuple[str, ...] = ()
+    # Escape cancels the running turn in these CLIs, so it is never sent to them.
+    escape_cancels: bool = False
+
+
+_TRUST_FILES = DialogSpec(r"Do you trust the files in this folder\?", ("Enter",))
+
+PRESETS: dict[str, Preset] = {
+    "claude": Preset(
+        command=("claude", "--dangerously-skip-permissions", "{prompt}"),
+        prompt="arg",
+        ready=r"^❯[ \u00a0]",
+        busy=r"esc to interrupt",
+        ready_delay=10.0,
+        env={"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"},
+        dialogs=(
+            DialogSpec(r"Yes, I trust this folder", ("Enter",)),
+            DialogSpec(r"Bypass Permissions mode", ("Down", "Enter")),
+            DialogSpec(r"Press Enter to continue", ("Enter",)),
+        ),
+        rate_limit=(
+            r"usage limit reached",
+            r"limit reached\W+resets",
+            r"API Error: 429",
+        ),
+    ),
+    "codex": Preset(
+        command=("codex", "--dangerously-bypass-approvals-and-sandbox"),
+        prompt="paste",
+        ready=r"^› ",
+        busy=r"esc to interrupt|Working \(",
+        ready_delay=3.0,
+        dialogs=(
+            DialogSpec(r"Trust this folder\?", ("Enter",)),
+            DialogSpec(r"Do you trust the contents of this directory\?", ("Enter",)),
+        ),
+        rate_limit=(r"You've hit your usage limit", r"Rate limit reached", r"exceeded retry limit, last status: 429"),
+    ),
+    "gemini": Preset(
+        command=("gemini", "--approval-mode", "yolo"),
+        prompt="paste",
+        ready=r"Type your message or @path/to/file",
+        busy=r"esc to cancel",
+        ready_delay=5.0,
+        dialogs=(_TRUST_FILES,),
+        rate_limit=(r"Quota exceeded", r"RESOURCE_EXHAUSTED", r"Rate limit exceeded"),
+        escape_cancels=True,
+    ),
+    "aider": Preset(
+        command=(
+            "aider",
+            "--yes-always",
+            "--no-show-model-warnings",
+            "--no-check-update",
+            "--analytics-disable",
+            "--no-show-release-notes",
+            "--no-pretty",
+            "--no-fancy-input",
+        ),
+        prompt="paste",
+        ready=r"^(\S+ )?> ?$",
+        busy=None,
+        ready_delay=5.0,
+        env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+        rate_limit=(r"RateLimitError", r"rate_limit_exceeded"),
+    ),
+    "opencode": Preset(
+        command=("opencode",),
+        prompt="paste",
+        ready=r"Ask anything",
+        busy=r"esc interrupt",
+        ready_delay=8.0,
+        env={"OPENCODE_PERMISSION": '{"*":"allow"}', "OPENCODE_DISABLE_AUTOUPDATE": "1"},
+        rate_limit=(r"Rate limit exceeded", r"rate_limit_error"),
+    ),
+    "copilot": Preset(
+        command=("copilot", "--yolo", "--no-ask-user"),
+        prompt="paste",
+        ready=r"^❯\s*$",
+        busy=r"◎ Working|Working \(",
+        ready_delay=5.0,
+        dialogs=(_TRUST_FILES,),
+        rate_limit=(r"rate limit", r"quota exceeded"),
+        escape_cancels=True,
+    ),
+    "demo": Preset(
+        command=(sys.executable, "-m", "gastown.demo_agent"),
+        prompt="paste",
+        ready=r"^demo> $",
+        busy=r"^demo: thinking",
+        ready_delay=1.0,
+        dialogs=(DialogSpec(r"Do you trust this folder\? \[y/n\]", ("y", "Enter")),),
+        rate_limit=(r"^demo: usage limit reached",),
+    ),
+}

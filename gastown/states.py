@@ -1,0 +1,71 @@
+"""Issue, agent and merge-request states, and the moves allowed between them.
+
+Standard library only. ``check_transition`` raises on an illegal move so a bug shows up
+as a clear error instead of a silently corrupted ledger.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from gastown.errors import Conflict
+
+
+class IssueStatus(enum.StrEnum):
+    OPEN = "open"
+    HOOKED = "hooked"
+    IN_REVIEW = "in_review"
+    CLOSED = "closed"
+    BLOCKED = "blocked"
+
+
+class AgentState(enum.StrEnum):
+    SPAWNING = "spawning"
+    WORKING = "working"
+    IDLE = "idle"
+    STALLED = "stalled"
+    DEAD = "dead"
+    DONE = "done"
+
+
+class MRState(enum.StrEnum):
+    QUEUED = "queued"
+    TESTING = "testing"
+    MERGED = "merged"
+    CONFLICT = "conflict"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+_I = IssueStatus
+ISSUE_TRANSITIONS: dict[IssueStatus, frozenset[IssueStatus]] = {
+    # open -> hooked: slung; open -> closed/blocked: by a person or an escalation
+    _I.OPEN: frozenset({_I.HOOKED, _I.CLOSED, _I.BLOCKED}),
+    # hooked -> open: sling rolled back or unslung; -> in_review: `gt done`
+    _I.HOOKED: frozenset({_I.OPEN, _I.IN_REVIEW, _I.BLOCKED, _I.CLOSED}),
+    # in_review -> hooked: a fix cycle; -> closed: merged
+    _I.IN_REVIEW: frozenset({_I.CLOSED, _I.HOOKED, _I.BLOCKED, _I.OPEN}),
+    _I.BLOCKED: frozenset({_I.OPEN, _I.HOOKED, _I.CLOSED}),
+    _I.CLOSED: frozenset({_I.OPEN}),
+}
+
+_M = MRState
+MR_TRANSITIONS: dict[MRState, frozenset[MRState]] = {
+    _M.QUEUED: frozenset({_M.TESTING, _M.REJECTED}),
+    # testing -> queued: a round was interrupted and is redone
+    _M.TESTING: frozenset({_M.QUEUED, _M.MERGED, _M.CONFLICT, _M.FAILED, _M.REJECTED}),
+    _M.CONFLICT: frozenset({_M.QUEUED, _M.REJECTED}),
+    _M.FAILED: frozenset({_M.QUEUED, _M.REJECTED}),
+    _M.MERGED: frozenset(),
+    _M.REJECTED: frozenset({_M.QUEUED}),
+}
+
+
+def check_issue_transition(issue_id: str, old: IssueStatus, new: IssueStatus) -> None:
+    if new != old and new not in ISSUE_TRANSITIONS[old]:
+        raise Conflict(f"issue {issue_id} is {old}; it cannot become {new}")
+
+
+def check_mr_transition(mr_id: str, old: MRState, new: MRState) -> None:
+    if new != old and new not in MR_TRANSITIONS[old]:
+        raise Conflict(f"merge request {mr_id} is {old}; it cannot become {new}")

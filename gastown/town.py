@@ -1,0 +1,136 @@
+"""A town on disk: where it is, and where each of its parts lives.
+
+Layout (see docs/architecture.md)::
+
+    <town>/gastown.toml                                  the config users edit
+    <town>/.gastown/ledger.db                            SQLite ledger (WAL)
+    <town>/.gastown/logs/<rig>/<polecat>/<spawn>.log     full pane output
+    <town>/.gastown/prompts/<spawn>.md                   the prompt each spawn got
+    <town>/<rig>/hub.git                                 bare clone of the rig's upstream
+    <town>/<rig>/refinery                                the refinery's worktree
+    <town>/<rig>/polecats/<name>                         one worktree per polecat
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gastown.errors import TownNotFound
+
+if TYPE_CHECKING:
+    from gastown.config.schema import TownConfig
+
+CONFIG_NAME = "gastown.toml"
+STATE_DIR = ".gastown"
+
+
+@dataclass(frozen=True)
+class Town:
+    root: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state_dir / "ledger.db"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def prompts_dir(self) -> Path:
+        return self.state_dir / "prompts"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.state_dir / "locks"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.state_dir / "bin"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    def rig_dir(self, rig: str) -> Path:
+        return self.root / rig
+
+    def hub_path(self, rig: str) -> Path:
+        return self.rig_dir(rig) / "hub.git"
+
+    def refinery_path(self, rig: str) -> Path:
+        return self.rig_dir(rig) / "refinery"
+
+    def polecats_dir(self, rig: str) -> Path:
+        return self.rig_dir(rig) / "polecats"
+
+    def polecat_path(self, rig: str, name: str) -> Path:
+        return self.polecats_dir(rig) / name
+
+    def spawn_log_path(self, rig: str, polecat: str, spawn: str) -> Path:
+        return self.logs_dir / rig / polecat / f"{spawn}.log"
+
+    def prompt_path(self, spawn: str) -> Path:
+        return self.prompts_dir / f"{spawn}.md"
+
+    @cached_property
+    def tmux_socket(self) -> str:
+        """The town's own tmux socket name: ``GT_TMUX_SOCKET`` or derived from the path."""
+        return os.environ.get("GT_TMUX_SOCKET") or socket_name_for(self.root)
+
+    def config(self) -> TownConfig:
+        from gastown.config.load import load_config
+
+        return load_config(self.config_path)
+
+
+def socket_name_for(root: Path) -> str:
+    """``gt-<basename>-<6 hex of the path's sha256>``: stable per town, never the default socket.
+
+    >>> socket_name_for(Path("/home/me/My Town"))[:11]
+    'gt-my-town-'
+    """
+    base = re.sub(r"[^a-z0-9]+", "-", root.name.lower()).strip("-")[:24] or "town"
+    digest = hashlib.sha256(str(root).encode("utf-8", "surrogateescape")).hexdigest()[:6]
+    return f"gt-{base}-{digest}"
+
+
+def find_town(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Town:
+    """Locate the town: ``--town DIR``, else ``GT_TOWN``, else the nearest parent holding gastown.toml."""
+    if explicit is not None:
+        return _town_at(explicit, "--town")
+    if environ.get("GT_TOWN"):
+        return _town_at(Path(environ["GT_TOWN"]), "GT_TOWN")
+    here = cwd.resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / CONFIG_NAME).is_file():
+            return Town(candidate)
+    raise TownNotFound(
+        f"no town found: neither {here} nor any parent holds {CONFIG_NAME}",
+        hint="run `gt init DIR` to create one, or pass --town DIR / set GT_TOWN",
+    )
+
+
+def _town_at(path: Path, source: str) -> Town:
+    root = path.expanduser().resolve()
+    if not (root / CONFIG_NAME).is_file():
+        raise TownNotFound(
+            f"{source} points at {root}, which holds no {CONFIG_NAME}",
+            hint=f"create a town there with `gt init {path}` or fix {source}",
+        )
+    return Town(root)

@@ -1,0 +1,79 @@
+"""Fixtures: an isolated environment for every test, temp towns and upstreams, and an
+isolated tmux server on a unique socket that is always killed afterwards."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import make_upstream, run_gt
+
+AGENT_VARS = ("GT_TOWN", "GT_RIG", "GT_POLECAT", "GT_ISSUE", "GT_SPAWN", "GT_ROLE", "TMUX", "TMUX_PANE", "GT_DEBUG")
+
+
+def _kill_tmux_server(socket: str) -> None:
+    subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
+    uid = os.getuid()
+    tmpdir = os.environ.get("TMUX_TMPDIR", "/tmp")
+    Path(tmpdir, f"tmux-{uid}", socket).unlink(missing_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Every test gets its own HOME, git identity and tmux socket; nothing touches the user's.
+
+    Yields the tmux socket name; whatever server a test started on it is killed afterwards.
+    """
+    home = tmp_path_factory.mktemp("home")
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text(
+        "[user]\n\tname = Gastown Test\n\temail = test@gastown.invalid\n"
+        "[init]\n\tdefaultBranch = main\n[protocol \"file\"]\n\tallow = always\n"
+        "[advice]\n\tdetachedHead = false\n"
+    )
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for var in AGENT_VARS:
+        monkeypatch.delenv(var, raising=False)
+    socket = f"gt-test-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("GT_TMUX_SOCKET", socket)
+    try:
+        yield socket
+    finally:
+        _kill_tmux_server(socket)
+
+
+@pytest.fixture
+def tmux_socket(isolated_env: str) -> str:
+    """The test's own tmux socket name (a server on it is killed after the test)."""
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    return isolated_env
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Path:
+    """A bare upstream repository with one commit on main."""
+    return make_upstream(tmp_path / "up")
+
+
+@pytest.fixture
+def town(tmp_path: Path) -> Path:
+    """A fresh town with no rigs."""
+    root = tmp_path / "town"
+    run_gt("init", str(root), check=True)
+    return root
+
+
+@pytest.fixture
+def rig_town(town: Path, upstream: Path) -> Path:
+    """A town with one rig, ``app``, cloned from ``upstream``."""
+    run_gt("rig", "add", "app", str(upstream), cwd=town, check=True)
+    return town

@@ -1,0 +1,79 @@
+"""Helpers shared by the tests: waiting on state, running `gt`, making repositories."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def retry_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> T:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
+        time.sleep(interval)
+
+
+def run_gt(
+    *args: str,
+    cwd: Path | None = None,
+    input: str | bytes | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = False,
+    timeout: float = 120.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `gt` (this checkout, this interpreter) as a separate process."""
+    full_env = {**os.environ, **(env or {})}
+    data = input.encode("utf-8") if isinstance(input, str) else input
+    proc = subprocess.run(
+        [sys.executable, "-m", "gastown", *args],
+        cwd=cwd,
+        input=data,
+        capture_output=True,
+        env=full_env,
+        timeout=timeout,
+    )
+    result = subprocess.CompletedProcess(
+        proc.args, proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"gt {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def gt_json(*args: str, cwd: Path | None = None, input: str | None = None) -> Any:
+    result = run_gt(*args, "--json", cwd=cwd, input=input, check=True)
+    return json.loads(result.stdout)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_upstream(root: Path, files: dict[str, str] | None = None, branch: str = "main") -> Path:
+    """A bare repository with one commit holding ``files``; returns its path."""
+    bare = root / "upstream.git"
+    work = root / "upstream-work"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", branch, str(bare)], check=True)
+    subprocess.run(["git", "init", "-q", "-b", branch, str(work)], check=True)
+    for name, content in (files or {"README.md": "# sample project\n"}).items():
+        path = work / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "initial commit")
+    git(work, "push", "-q", str(bare), f"HEAD:{branch}")
+    return bare
