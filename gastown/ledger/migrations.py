@@ -52,6 +52,138 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX events_issue ON events (issue);
         """,
     ),
+    Migration(
+        2,
+        "polecats, hooks, spawns, merge requests, queue, holds, heartbeats, escalations",
+        """
+        CREATE TABLE polecats (
+            rig         TEXT NOT NULL,
+            name        TEXT NOT NULL,
+            created_at  REAL NOT NULL,
+            PRIMARY KEY (rig, name)
+        );
+
+        CREATE TABLE hooks (
+            issue       TEXT PRIMARY KEY REFERENCES issues (id),
+            rig         TEXT NOT NULL,
+            polecat     TEXT NOT NULL,
+            branch      TEXT NOT NULL,
+            agent       TEXT NOT NULL,
+            spawn       TEXT,
+            kind        TEXT NOT NULL DEFAULT 'fresh',
+            note        TEXT,
+            restarts    INTEGER NOT NULL DEFAULT 0,
+            created_at  REAL NOT NULL,
+            UNIQUE (rig, polecat)
+        );
+
+        CREATE TABLE spawns (
+            id          TEXT PRIMARY KEY,
+            issue       TEXT NOT NULL,
+            rig         TEXT NOT NULL,
+            polecat     TEXT NOT NULL,
+            agent       TEXT NOT NULL,
+            attempt     INTEGER NOT NULL,
+            kind        TEXT NOT NULL,
+            status      TEXT NOT NULL,
+            observed    TEXT NOT NULL DEFAULT 'spawning',
+            pane_id     TEXT,
+            pid         INTEGER,
+            log_path    TEXT NOT NULL,
+            prompt_path TEXT NOT NULL,
+            started_at  REAL NOT NULL,
+            ready_at    REAL,
+            prompted_at REAL,
+            done_at     REAL,
+            ended_at    REAL,
+            end_reason  TEXT,
+            nudges      INTEGER NOT NULL DEFAULT 0,
+            last_nudge_at REAL,
+            log_size    INTEGER NOT NULL DEFAULT 0,
+            last_output_at REAL,
+            last_line   TEXT,
+            last_lines  TEXT
+        );
+        CREATE INDEX spawns_status ON spawns (status);
+        CREATE INDEX spawns_issue ON spawns (issue);
+
+        CREATE TABLE mrs (
+            id          TEXT PRIMARY KEY,
+            rig         TEXT NOT NULL,
+            issue       TEXT NOT NULL,
+            polecat     TEXT,
+            spawn       TEXT,
+            branch      TEXT NOT NULL,
+            commit_sha  TEXT NOT NULL,
+            target      TEXT NOT NULL,
+            priority    INTEGER NOT NULL,
+            state       TEXT NOT NULL DEFAULT 'queued',
+            fix_cycle   INTEGER NOT NULL DEFAULT 0,
+            attempts    INTEGER NOT NULL DEFAULT 0,
+            created_at  REAL NOT NULL,
+            updated_at  REAL NOT NULL,
+            detail      TEXT,
+            gate_log    TEXT,
+            merged_sha  TEXT,
+            UNIQUE (branch, commit_sha)
+        );
+        CREATE INDEX mrs_rig_state ON mrs (rig, state);
+
+        CREATE TABLE refinery_rounds (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            rig         TEXT NOT NULL,
+            started_at  REAL NOT NULL,
+            ended_at    REAL,
+            base_sha    TEXT,
+            mrs         TEXT NOT NULL,
+            gate_runs   INTEGER NOT NULL DEFAULT 0,
+            outcome     TEXT,
+            log_path    TEXT
+        );
+
+        CREATE TABLE sling_queue (
+            issue       TEXT PRIMARY KEY REFERENCES issues (id),
+            rig         TEXT NOT NULL,
+            polecat     TEXT,
+            agent       TEXT,
+            priority    INTEGER NOT NULL,
+            kind        TEXT NOT NULL DEFAULT 'fresh',
+            start_point TEXT,
+            note        TEXT,
+            enqueued_at REAL NOT NULL,
+            failures    INTEGER NOT NULL DEFAULT 0,
+            last_error  TEXT
+        );
+
+        CREATE TABLE holds (
+            scope       TEXT PRIMARY KEY,
+            until       REAL,
+            reason      TEXT NOT NULL,
+            created_at  REAL NOT NULL
+        );
+
+        CREATE TABLE heartbeats (
+            loop        TEXT PRIMARY KEY,
+            at          REAL NOT NULL,
+            pid         INTEGER NOT NULL,
+            detail      TEXT
+        );
+
+        CREATE TABLE escalations (
+            id          TEXT PRIMARY KEY,
+            issue       TEXT,
+            rig         TEXT,
+            polecat     TEXT,
+            spawn       TEXT,
+            severity    TEXT NOT NULL,
+            message     TEXT NOT NULL,
+            source      TEXT NOT NULL,
+            created_at  REAL NOT NULL,
+            aged_at     REAL,
+            acked_at    REAL
+        );
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version
