@@ -18,6 +18,7 @@ from gastown.town import Town
 if TYPE_CHECKING:
     from gastown.config.schema import TownConfig
     from gastown.ledger.db import Ledger
+    from gastown.tmux.driver import Tmux
 
 
 @dataclass
@@ -35,6 +36,13 @@ class Context:
         from gastown.ledger.db import Ledger
 
         return Ledger(self.town.ledger_path, clock=self.clock)
+
+    @cached_property
+    def tmux(self) -> Tmux:
+        """The town's own tmux server (its socket; never the user's default one)."""
+        from gastown.tmux.driver import Tmux
+
+        return Tmux(self.town.tmux_socket, conf_path=self.town.state_dir / "tmux.conf")
 
     def now(self) -> float:
         return self.clock()

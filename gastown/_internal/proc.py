@@ -109,3 +109,24 @@ def _kill(proc: subprocess.Popen[bytes], group: bool) -> None:
             proc.kill()
     except ProcessLookupError:
         pass
+
+
+def spawn_detached(argv: Sequence[str], *, log_path: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
+    """Start ``argv`` in its own session, detached from this process; returns its pid.
+
+    Used for short helpers that must outlive the command that started them (the agent
+    starter, the pane ender). Output goes to ``log_path``.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [str(a) for a in argv],
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
+    return proc.pid

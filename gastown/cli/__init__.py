@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from gastown import __version__
-from gastown.cli import issue, rig, town
+from gastown.cli import agents, internal, issue, polecat, rig, town, work
 from gastown.cli._common import set_root_town
 from gastown.errors import ConfigError, ExitCode, GastownError
 
@@ -50,6 +50,10 @@ def _root(
 town.register(app)
 app.add_typer(rig.app, name="rig")
 app.add_typer(issue.app, name="issue")
+work.register(app)
+agents.register(app)
+app.add_typer(polecat.app, name="polecat")
+internal.register(app)
 
 
 def run(args: list[str]) -> int:

@@ -1,0 +1,91 @@
+"""`gt agents`, `gt peek`, `gt attach`, `gt nudge`."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Annotated
+
+import typer
+
+from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, say
+
+
+def register(app: typer.Typer) -> None:
+    app.command("agents")(agents)
+    app.command("peek")(peek)
+    app.command("attach")(attach)
+    app.command("nudge")(nudge)
+
+
+def agents(
+    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig.")] = None,
+    town: TownOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List running agents with their state, issue and last line of output."""
+    from gastown.config.durations import format_duration
+    from gastown.roles.fleet import list_agents
+
+    ctx = open_context(town)
+    views = list_agents(ctx, rig)
+    if json_out:
+        print_json([v.to_json() for v in views])
+        return
+    now = time.time()
+    print_table(
+        ["AGENT", "STATE", "ISSUE", "RUNTIME", "AGE", "ACTIVE", "LAST LINE"],
+        [
+            [
+                f"{v.rig}/{v.polecat}",
+                v.state + (f" ({v.exit_status})" if v.exit_status is not None else ""),
+                v.issue,
+                v.agent,
+                format_duration(now - v.started_at),
+                format_duration(now - v.last_activity) + " ago" if v.last_activity else "-",
+                one_line(v.last_line or "", 50),
+            ]
+            for v in views
+        ],
+        empty="no agents running",
+    )
+
+
+def peek(
+    target: Annotated[str, typer.Argument(metavar="RIG/POLECAT")],
+    lines: Annotated[int, typer.Option("-n", "--lines", min=1, help="How many lines.")] = 40,
+    town: TownOpt = None,
+) -> None:
+    """Print an agent's last lines (from its pane, or its log once the pane is gone)."""
+    from gastown.roles.fleet import peek as do_peek
+
+    spawn, rows, live = do_peek(open_context(town), target, lines)
+    if not live:
+        say(f"-- {target} is not on screen ({spawn.status}); the end of its log {spawn.log_path}:")
+    for row in rows:
+        say(row)
+
+
+def attach(
+    target: Annotated[str | None, typer.Argument(metavar="[RIG/POLECAT]", help="Agent to watch (default: the mayor session).")] = None,
+    town: TownOpt = None,
+) -> None:
+    """Attach this terminal to an agent's pane (detach again with the tmux prefix, then d)."""
+    from gastown.roles.fleet import attach_argv
+
+    argv = attach_argv(open_context(town), target)
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX",) or "switch-client" in argv}
+    os.execvpe(argv[0], argv, env)
+
+
+def nudge(
+    target: Annotated[str, typer.Argument(metavar="RIG/POLECAT")],
+    message: Annotated[str, typer.Argument(help="What to type into the agent.")],
+    now: Annotated[bool, typer.Option("--now", help="Type even if the agent is busy.")] = False,
+    town: TownOpt = None,
+) -> None:
+    """Type a message into an agent, once it is idle (verified)."""
+    from gastown.roles.fleet import nudge as do_nudge
+
+    result = do_nudge(open_context(town), target, message, now=now)
+    say(f"delivered to {target} after {result.waited:.1f}s")

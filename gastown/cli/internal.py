@@ -1,0 +1,38 @@
+"""Hidden helpers gastown starts in the background: `gt _start SPAWN`, `gt _end SPAWN`."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from gastown.cli._common import TownOpt, open_context
+
+
+def register(app: typer.Typer) -> None:
+    app.command("_start", hidden=True)(start)
+    app.command("_end", hidden=True)(end)
+
+
+def start(spawn: str, town: TownOpt = None) -> None:
+    """Bring a starting agent to work (dialogs, ready, prompt)."""
+    from gastown.roles.starter import bring_up
+
+    bring_up(open_context(town), spawn)
+
+
+def end(
+    spawn: str,
+    after: Annotated[float, typer.Option("--after", help="Seconds to wait first.")] = 0.0,
+    town: TownOpt = None,
+) -> None:
+    """End a finished spawn's pane (after `gt done`)."""
+    from gastown.ledger import work
+    from gastown.roles.polecat import end_spawn
+
+    time.sleep(after)
+    ctx = open_context(town)
+    current = work.get_spawn(ctx.ledger.connection(), spawn)
+    if current is not None and current.status == "done":
+        end_spawn(ctx, spawn, reason="finished (gt done)")

@@ -1,0 +1,74 @@
+"""`gt sling`, and the agent-side `gt done` and `gt prime`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gastown.cli._common import JsonOpt, TownOpt, _root_town, open_context, print_json, say
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sling")(sling)
+    app.command("done")(done)
+    app.command("prime")(prime)
+
+
+def sling(
+    issues: Annotated[list[str], typer.Argument(metavar="ISSUE... [RIG|RIG/POLECAT]", help="Issue id(s), then optionally where.")],
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help="Runtime to use instead of the rig's.")] = None,
+    town: TownOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Hook issues onto polecats and start their agents (queued when at capacity)."""
+    from gastown.ledger.ids import ISSUE_ID_RE
+    from gastown.roles.polecat import sling as do_sling
+
+    ctx = open_context(town)
+    target = None
+    if len(issues) > 1 and not ISSUE_ID_RE.match(issues[-1]):
+        target = issues[-1]
+        issues = issues[:-1]
+    elif len(issues) == 1 and not ISSUE_ID_RE.match(issues[0]) and "/" in issues[0]:
+        raise typer.BadParameter("give an issue id before the target", param_hint="ISSUE")
+    results = [do_sling(ctx, issue, target, agent=agent) for issue in issues]
+    if json_out:
+        print_json([r.to_json() for r in results] if len(results) > 1 else results[0].to_json())
+        return
+    for r in results:
+        if r.status == "queued":
+            say(f"{r.issue}: queued for rig {r.rig} (at capacity); it starts when a polecat frees up")
+        elif r.status == "already":
+            say(f"{r.issue}: already being worked on by {r.rig}/{r.polecat} ({r.spawn})")
+        else:
+            say(f"{r.issue}: {r.status} on {r.rig}/{r.polecat} (branch {r.branch}, spawn {r.spawn}); watch with gt attach {r.rig}/{r.polecat}")
+
+
+def done(
+    blocked: Annotated[str | None, typer.Option("--blocked", help="Give up on the issue and say why (it is escalated).")] = None,
+    town: TownOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run by an agent in its worktree: submit the work to the merge queue."""
+    from gastown.context import Context
+    from gastown.roles.done import done as do_done
+    from gastown.roles.done import identify
+
+    me = identify(os.environ, Path.cwd(), town if town is not None else _root_town["town"])
+    result = do_done(Context(me.town), me, blocked=blocked)
+    if json_out:
+        print_json(result.to_json())
+    else:
+        say(result.message)
+
+
+def prime(town: TownOpt = None) -> None:
+    """Run by an agent: print its role, issue and instructions again."""
+    from gastown.context import Context
+    from gastown.roles.done import identify, prime_text
+
+    me = identify(os.environ, Path.cwd(), town if town is not None else _root_town["town"])
+    say(prime_text(Context(me.town), me))

@@ -1,0 +1,198 @@
+"""Polecats, hooks and spawns: who works on what, and every run of an agent.
+
+A *hook* binds an issue to a polecat (one issue per polecat, one polecat per issue,
+both enforced by the schema). A *spawn* is one run of an agent for a hook; every
+lifecycle record is keyed by spawn id, so a stale report about an old run can never be
+mistaken for the current one.
+
+Spawn statuses (stored): ``starting`` (window made, prompt not yet delivered),
+``running``, ``done`` (``gt done`` recorded; the pane is to be ended), ``ended``
+(finished, replaced or stopped), ``failed`` (the launch was rolled back).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, fields
+from typing import Any
+
+from gastown.ledger.timefmt import iso
+
+LIVE_STATUSES = ("starting", "running")
+ACTIVE_STATUSES = ("starting", "running", "done")
+
+
+@dataclass(frozen=True)
+class Hook:
+    issue: str
+    rig: str
+    polecat: str
+    branch: str
+    agent: str
+    spawn: str | None
+    kind: str
+    note: str | None
+    restarts: int
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "created_at": iso(self.created_at)}
+
+
+@dataclass(frozen=True)
+class Spawn:
+    id: str
+    issue: str
+    rig: str
+    polecat: str
+    agent: str
+    attempt: int
+    kind: str
+    status: str
+    observed: str
+    pane_id: str | None
+    pid: int | None
+    log_path: str
+    prompt_path: str
+    started_at: float
+    ready_at: float | None
+    prompted_at: float | None
+    done_at: float | None
+    ended_at: float | None
+    end_reason: str | None
+    nudges: int
+    last_nudge_at: float | None
+    log_size: int
+    last_output_at: float | None
+    last_line: str | None
+    last_lines: str | None
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key in ("started_at", "ready_at", "prompted_at", "done_at", "ended_at", "last_nudge_at", "last_output_at"):
+            out[key] = iso(out[key])
+        return out
+
+
+def _hook(row: sqlite3.Row | None) -> Hook | None:
+    return Hook(**{k: row[k] for k in row.keys()}) if row else None
+
+
+def _spawn(row: sqlite3.Row | None) -> Spawn | None:
+    return Spawn(**{k: row[k] for k in row.keys()}) if row else None
+
+
+# -- polecats ---------------------------------------------------------------------------
+
+
+def polecat_names(conn: sqlite3.Connection, rig: str) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM polecats WHERE rig = ? ORDER BY created_at, name", (rig,))]
+
+
+def add_polecat(conn: sqlite3.Connection, rig: str, name: str, now: float) -> None:
+    conn.execute("INSERT INTO polecats (rig, name, created_at) VALUES (?, ?, ?)", (rig, name, now))
+
+
+def remove_polecat(conn: sqlite3.Connection, rig: str, name: str) -> None:
+    conn.execute("DELETE FROM polecats WHERE rig = ? AND name = ?", (rig, name))
+
+
+# -- hooks ------------------------------------------------------------------------------
+
+
+def get_hook(conn: sqlite3.Connection, issue: str) -> Hook | None:
+    return _hook(conn.execute("SELECT * FROM hooks WHERE issue = ?", (issue,)).fetchone())
+
+
+def hook_of_polecat(conn: sqlite3.Connection, rig: str, polecat: str) -> Hook | None:
+    return _hook(conn.execute("SELECT * FROM hooks WHERE rig = ? AND polecat = ?", (rig, polecat)).fetchone())
+
+
+def list_hooks(conn: sqlite3.Connection, rig: str | None = None) -> list[Hook]:
+    if rig is None:
+        rows = conn.execute("SELECT * FROM hooks ORDER BY created_at")
+    else:
+        rows = conn.execute("SELECT * FROM hooks WHERE rig = ? ORDER BY created_at", (rig,))
+    return [h for h in (_hook(r) for r in rows) if h]
+
+
+def insert_hook(
+    conn: sqlite3.Connection, *, issue: str, rig: str, polecat: str, branch: str, agent: str,
+    kind: str, note: str | None, now: float,
+) -> Hook:
+    conn.execute(
+        "INSERT INTO hooks (issue, rig, polecat, branch, agent, kind, note, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (issue, rig, polecat, branch, agent, kind, note, now),
+    )
+    hook = get_hook(conn, issue)
+    assert hook is not None
+    return hook
+
+
+def set_hook_spawn(conn: sqlite3.Connection, issue: str, spawn: str | None, *, restarted: bool = False) -> None:
+    conn.execute(
+        "UPDATE hooks SET spawn = ?, restarts = restarts + ? WHERE issue = ?",
+        (spawn, 1 if restarted else 0, issue),
+    )
+
+
+def delete_hook(conn: sqlite3.Connection, issue: str) -> None:
+    conn.execute("DELETE FROM hooks WHERE issue = ?", (issue,))
+
+
+# -- spawns -----------------------------------------------------------------------------
+
+
+def insert_spawn(
+    conn: sqlite3.Connection, *, spawn_id: str, issue: str, rig: str, polecat: str, agent: str, attempt: int,
+    kind: str, log_path: str, prompt_path: str, now: float,
+) -> Spawn:
+    conn.execute(
+        "INSERT INTO spawns (id, issue, rig, polecat, agent, attempt, kind, status, log_path, prompt_path, started_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'starting', ?, ?, ?)",
+        (spawn_id, issue, rig, polecat, agent, attempt, kind, log_path, prompt_path, now),
+    )
+    spawn = get_spawn(conn, spawn_id)
+    assert spawn is not None
+    return spawn
+
+
+def get_spawn(conn: sqlite3.Connection, spawn_id: str) -> Spawn | None:
+    return _spawn(conn.execute("SELECT * FROM spawns WHERE id = ?", (spawn_id,)).fetchone())
+
+
+def update_spawn(conn: sqlite3.Connection, spawn_id: str, **values: Any) -> None:
+    if not values:
+        return
+    allowed = {f.name for f in fields(Spawn)} - {"id"}
+    unknown = set(values) - allowed
+    if unknown:
+        raise ValueError(f"unknown spawn fields: {sorted(unknown)}")
+    assignments = ", ".join(f"{key} = ?" for key in values)
+    conn.execute(f"UPDATE spawns SET {assignments} WHERE id = ?", (*values.values(), spawn_id))
+
+
+def spawns_with_status(conn: sqlite3.Connection, statuses: tuple[str, ...], rig: str | None = None) -> list[Spawn]:
+    sql = f"SELECT * FROM spawns WHERE status IN ({','.join('?' * len(statuses))})"
+    args: list[Any] = list(statuses)
+    if rig is not None:
+        sql += " AND rig = ?"
+        args.append(rig)
+    sql += " ORDER BY started_at"
+    return [s for s in (_spawn(r) for r in conn.execute(sql, args)) if s]
+
+
+def attempts_for(conn: sqlite3.Connection, issue: str) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM spawns WHERE issue = ? AND status != 'failed'", (issue,)).fetchone()[0])
+
+
+def latest_spawn(conn: sqlite3.Connection, rig: str, polecat: str) -> Spawn | None:
+    row = conn.execute(
+        "SELECT * FROM spawns WHERE rig = ? AND polecat = ? ORDER BY started_at DESC, rowid DESC LIMIT 1", (rig, polecat)
+    ).fetchone()
+    return _spawn(row)

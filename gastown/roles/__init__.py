@@ -1,0 +1,1 @@
+"""The roles: polecat (sling, spawn, done), witness, deacon, scheduler, mayor."""

@@ -1,0 +1,238 @@
+"""`gt done` and `gt prime`: run by an agent inside its worktree (lifecycle step 4).
+
+`gt done` saves leftovers (never deletions), refuses a branch with nothing on it,
+pins the commit in the hub before recording the merge request (idempotent per
+branch + commit), moves the issue to ``in_review``, frees the polecat and wakes the
+refinery. Running it twice is harmless and says so.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gastown.context import Context
+from gastown.errors import Conflict, InvalidInput, NotFound
+from gastown.git import worktrees as wt
+from gastown.git.cmd import Git
+from gastown.ledger import work
+from gastown.ledger.events import record_event
+from gastown.ledger.issues import get_issue, set_issue_status
+from gastown.states import IssueStatus
+from gastown.town import Town, find_town
+from gastown.wake import wake
+
+# Files agent CLIs leave in a worktree that must never be submitted.
+TOOL_DROPPINGS = (".aider*", ".claude", ".gemini", ".codex", ".opencode", ".gastown-*")
+
+
+@dataclass(frozen=True)
+class AgentSelf:
+    """Who is asking: from the agent's env (GT_*), else from the worktree it stands in."""
+
+    town: Town
+    rig: str
+    polecat: str
+    issue: str | None
+    spawn: str | None
+
+
+def identify(environ: Mapping[str, str], cwd: Path, explicit_town: Path | None = None) -> AgentSelf:
+    """Raise ``InvalidInput`` with a clear sentence when not run by an agent in a polecat."""
+    not_agent = InvalidInput(
+        "this command is for agents: run it inside a polecat's worktree "
+        f"(GT_SPAWN is not set and {cwd} is not a polecat worktree)",
+        hint="people look at agents with `gt agents`, `gt peek` and `gt attach`",
+    )
+    if environ.get("GT_RIG") and environ.get("GT_POLECAT") and environ.get("GT_TOWN"):
+        town = find_town(explicit_town, environ, cwd)
+        return AgentSelf(town, environ["GT_RIG"], environ["GT_POLECAT"], environ.get("GT_ISSUE"), environ.get("GT_SPAWN"))
+    try:
+        town = find_town(explicit_town, environ, cwd)
+    except Exception:
+        raise not_agent from None
+    try:
+        rel = cwd.resolve().relative_to(town.root)
+    except ValueError:
+        raise not_agent from None
+    parts = rel.parts
+    if len(parts) >= 3 and parts[1] == "polecats":
+        return AgentSelf(town, parts[0], parts[2], None, None)
+    raise not_agent
+
+
+@dataclass(frozen=True)
+class DoneResult:
+    status: str  # submitted | already | blocked
+    issue: str
+    mr: str | None
+    commit: str | None
+    commits: int
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def done(ctx: Context, me: AgentSelf, *, blocked: str | None = None) -> DoneResult:
+    conn = ctx.ledger.connection()
+    hook = work.hook_of_polecat(conn, me.rig, me.polecat)
+    worktree = ctx.town.polecat_path(me.rig, me.polecat)
+    if hook is None or (me.issue and hook.issue != me.issue):
+        return _already(ctx, me, worktree)
+    if me.spawn and hook.spawn and me.spawn != hook.spawn:
+        raise Conflict(
+            f"this agent's run ({me.spawn}) was replaced by {hook.spawn}; its work continues there",
+            hint="stop now; the newer run submits the work",
+        )
+    rig_cfg = ctx.config.rigs[me.rig]
+    branch = wt.current_branch(worktree)
+    if branch != hook.branch:
+        raise Conflict(
+            f"the worktree is on {branch or 'a detached HEAD'}, but this issue's work belongs on {hook.branch}",
+            hint=f"git checkout {hook.branch} and bring your commits onto it, then run gt done again",
+        )
+    saved = autosave(worktree, hook.issue)
+    if blocked is not None:
+        return _blocked(ctx, hook, blocked)
+    target = wt.target_ref(rig_cfg.branch)
+    ahead = wt.commits_ahead(worktree, "HEAD", target)
+    if ahead == 0:
+        raise Conflict(
+            f"branch {hook.branch} has no commits ahead of {rig_cfg.branch}: there is nothing to submit",
+            hint="commit your work (git add, git commit), then run gt done",
+        )
+    head = wt.head_sha(worktree)
+    hub = ctx.town.hub_path(me.rig)
+    if wt.ref_sha(hub, f"refs/heads/{hook.branch}") != head:
+        raise Conflict(f"the hub does not hold {hook.branch} at {head[:12]}", hint="run gt done again")
+    # The commit is pinned in the hub before the MR exists, so the refinery can always reach it.
+    Git(hub).run("update-ref", f"refs/gastown/submitted/{hook.issue}/{head}", head)
+    mr, created = _record(ctx, hook, head)
+    wake(ctx.town, f"refinery-{me.rig}")
+    _schedule_pane_end(ctx, hook.spawn)
+    note = f" (and saved {saved} uncommitted file(s) first)" if saved else ""
+    return DoneResult(
+        "submitted" if created else "already", hook.issue, mr, head, ahead,
+        f"submitted {hook.issue} as merge request {mr}: {ahead} commit(s) on {hook.branch}{note}. "
+        "The merge queue tests it now. Your work here is finished: stop.",
+    )
+
+
+def autosave(worktree: Path, issue: str) -> int:
+    """Commit uncommitted additions and changes, never deletions; returns the number of files."""
+    git = Git(worktree)
+    excludes = [f":(exclude){pattern}" for pattern in TOOL_DROPPINGS]
+    git.run("add", "--ignore-removal", "--", ".", *excludes)
+    deleted = git.out("diff", "--cached", "--name-only", "--diff-filter=D", "-z").split("\0")
+    deleted = [d for d in deleted if d]
+    if deleted:
+        git.run("reset", "-q", "--", *deleted)
+    staged = [p for p in git.out("diff", "--cached", "--name-only", "-z").split("\0") if p]
+    if not staged:
+        return 0
+    git.run("commit", "-q", "--no-verify", "-m", f"{issue}: save uncommitted work (gastown auto-save)")
+    return len(staged)
+
+
+def _record(ctx: Context, hook: work.Hook, head: str) -> tuple[str, bool]:
+    from gastown.ledger.mrs import record_mr
+
+    rig_cfg = ctx.config.rigs[hook.rig]
+    with ctx.ledger.write() as conn:
+        now = ctx.now()
+        issue = get_issue(conn, hook.issue)
+        cycles = conn.execute(
+            "SELECT COUNT(*) FROM mrs WHERE issue = ? AND state IN ('conflict', 'failed')", (hook.issue,)
+        ).fetchone()[0]
+        mr, created = record_mr(
+            conn, rig=hook.rig, issue=hook.issue, polecat=hook.polecat, spawn=hook.spawn, branch=hook.branch,
+            commit_sha=head, target=rig_cfg.branch, priority=issue.priority, fix_cycle=int(cycles), now=now,
+        )
+        if issue.status != IssueStatus.IN_REVIEW:
+            set_issue_status(conn, hook.issue, IssueStatus.IN_REVIEW, now=now)
+        if hook.spawn:
+            work.update_spawn(conn, hook.spawn, status="done", done_at=now)
+        work.delete_hook(conn, hook.issue)
+        record_event(
+            conn, "done", f"submitted {head[:12]} on {hook.branch} as {mr.id}", now=now, rig=hook.rig,
+            polecat=hook.polecat, spawn=hook.spawn, issue=hook.issue, data={"mr": mr.id, "commit": head},
+        )
+    return mr.id, created
+
+
+def _blocked(ctx: Context, hook: work.Hook, reason: str) -> DoneResult:
+    from gastown.escalations import raise_escalation
+
+    if not reason.strip():
+        raise InvalidInput("--blocked needs a reason", hint='gt done --blocked "what stops the work"')
+    esc = raise_escalation(
+        ctx, f"{hook.rig}/{hook.polecat} gave up on {hook.issue}: {reason}", severity="medium",
+        source=f"{hook.rig}/{hook.polecat}", issue=hook.issue, polecat=hook.polecat, spawn=hook.spawn, block_issue=True,
+    )
+    with ctx.ledger.write() as conn:
+        if hook.spawn:
+            work.update_spawn(conn, hook.spawn, status="done", done_at=ctx.now(), end_reason="blocked")
+        work.delete_hook(conn, hook.issue)
+    _schedule_pane_end(ctx, hook.spawn)
+    return DoneResult("blocked", hook.issue, None, None, 0, f"{hook.issue} is blocked ({esc.id}); a person will look at it. Stop now.")
+
+
+def _already(ctx: Context, me: AgentSelf, worktree: Path) -> DoneResult:
+    """No hook: either this work was already submitted (say so), or there never was any."""
+    conn = ctx.ledger.connection()
+    spawn = work.get_spawn(conn, me.spawn) if me.spawn else work.latest_spawn(conn, me.rig, me.polecat)
+    if spawn is None or spawn.status not in ("done", "ended"):
+        raise NotFound(
+            f"polecat {me.rig}/{me.polecat} has no issue on its hook",
+            hint="there is nothing to submit; wait for work to be slung",
+        )
+    row = conn.execute(
+        "SELECT id, commit_sha FROM mrs WHERE spawn = ? ORDER BY created_at DESC LIMIT 1", (spawn.id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"this run ({spawn.id}) already finished without a merge request", hint="stop now")
+    head = wt.head_sha(worktree) if wt.is_worktree(worktree) else row["commit_sha"]
+    if head != row["commit_sha"]:
+        raise Conflict(
+            f"this work was already submitted as {row['id']} at {row['commit_sha'][:12]}; "
+            f"the newer commit {head[:12]} is not submitted",
+            hint="the merge queue tests what was submitted; stop now",
+        )
+    return DoneResult(
+        "already", spawn.issue, row["id"], head, 0,
+        f"already submitted as merge request {row['id']} ({head[:12]}); nothing more to do. Stop now.",
+    )
+
+
+def _schedule_pane_end(ctx: Context, spawn_id: str | None) -> None:
+    """End the agent's pane a few seconds after it returns from `gt done` (it is the caller)."""
+    if not spawn_id:
+        return
+    from gastown._internal.proc import spawn_detached
+
+    spawn_detached(
+        [sys.executable, "-m", "gastown", "_end", spawn_id, "--after", "3", "--town", str(ctx.town.root)],
+        log_path=ctx.town.logs_dir / "ender.log",
+    )
+
+
+def prime_text(ctx: Context, me: AgentSelf) -> str:
+    """The agent's current instructions again (the prompt of its current spawn)."""
+    conn = ctx.ledger.connection()
+    hook = work.hook_of_polecat(conn, me.rig, me.polecat)
+    if hook is None or not hook.spawn:
+        return (
+            f"You are polecat {me.polecat} of rig {me.rig}. There is no issue on your hook: "
+            "nothing to do. Stop and wait."
+        )
+    spawn = work.get_spawn(conn, hook.spawn)
+    assert spawn is not None
+    try:
+        return Path(spawn.prompt_path).read_text(encoding="utf-8")
+    except OSError:
+        issue = get_issue(conn, hook.issue)
+        return f"You are polecat {me.polecat} of rig {me.rig}, working on {issue.id}: {issue.title}. Commit, then run gt done."

@@ -1,0 +1,234 @@
+"""Looking at and talking to agents from outside: `gt agents`, `gt peek`, `gt nudge`,
+`gt attach`, `gt polecat list/remove`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gastown.context import Context
+from gastown.errors import Conflict, NotFound, NotRunning
+from gastown.git import worktrees as wt
+from gastown.ledger import work
+from gastown.ledger.events import record_event
+from gastown.ledger.timefmt import iso
+from gastown.logtail import last_lines
+from gastown.roles.polecat import end_spawn, parse_target
+from gastown.runtimes.registry import resolve_runtime
+from gastown.tmux.delivery import Delivery, deliver
+from gastown.tmux.names import PaneInfo
+
+
+@dataclass(frozen=True)
+class AgentView:
+    rig: str
+    polecat: str
+    issue: str
+    spawn: str
+    agent: str
+    state: str
+    pane: str | None
+    started_at: float
+    last_activity: float | None
+    last_line: str | None
+    restarts: int
+    nudges: int
+    exit_status: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rig": self.rig,
+            "polecat": self.polecat,
+            "issue": self.issue,
+            "spawn": self.spawn,
+            "agent": self.agent,
+            "state": self.state,
+            "pane": self.pane,
+            "started_at": iso(self.started_at),
+            "last_activity": iso(self.last_activity),
+            "last_line": self.last_line,
+            "restarts": self.restarts,
+            "nudges": self.nudges,
+            "exit_status": self.exit_status,
+        }
+
+
+def derive_state(spawn: work.Spawn, pane: PaneInfo | None) -> str:
+    """The agent state shown to people, from the ledger plus one tmux snapshot."""
+    if spawn.status == "done":
+        return "done"
+    if pane is None or pane.spawn != spawn.id or pane.dead:
+        return "dead"
+    if spawn.status == "starting":
+        return "spawning"
+    return spawn.observed if spawn.observed in ("working", "idle", "stalled") else "working"
+
+
+def list_agents(ctx: Context, rig: str | None = None) -> list[AgentView]:
+    """Every hooked or finishing agent, with its state read from ONE tmux query."""
+    conn = ctx.ledger.connection()
+    spawns = work.spawns_with_status(conn, work.ACTIVE_STATUSES, rig)
+    hooks = {h.issue: h for h in work.list_hooks(conn, rig)}
+    panes = {p.pane_id: p for p in ctx.tmux.list_panes()}
+    views = []
+    for spawn in spawns:
+        pane = panes.get(spawn.pane_id or "")
+        log = Path(spawn.log_path)
+        try:
+            activity: float | None = log.stat().st_mtime
+        except OSError:
+            activity = None
+        tail = last_lines(log, 1)
+        hook = hooks.get(spawn.issue)
+        views.append(
+            AgentView(
+                rig=spawn.rig,
+                polecat=spawn.polecat,
+                issue=spawn.issue,
+                spawn=spawn.id,
+                agent=spawn.agent,
+                state=derive_state(spawn, pane),
+                pane=spawn.pane_id,
+                started_at=spawn.started_at,
+                last_activity=activity,
+                last_line=tail[-1] if tail else spawn.last_line,
+                restarts=hook.restarts if hook else 0,
+                nudges=spawn.nudges,
+                exit_status=pane.dead_status if pane is not None and pane.dead else None,
+            )
+        )
+    return views
+
+
+def find_spawn(ctx: Context, target: str) -> work.Spawn:
+    """The current (or latest) spawn of ``RIG/POLECAT``."""
+    rig, polecat = parse_target(target)
+    if rig is None or polecat is None:
+        raise NotFound(f"{target!r} is not RIG/POLECAT", hint="see `gt agents` for names")
+    if rig not in ctx.config.rigs:
+        raise NotFound(f"no rig named {rig!r} in this town", hint="see `gt rig list`")
+    conn = ctx.ledger.connection()
+    hook = work.hook_of_polecat(conn, rig, polecat)
+    spawn = work.get_spawn(conn, hook.spawn) if hook and hook.spawn else work.latest_spawn(conn, rig, polecat)
+    if spawn is None:
+        raise NotFound(f"no agent has run as {rig}/{polecat}", hint="see `gt agents` and `gt polecat list`")
+    return spawn
+
+
+def peek(ctx: Context, target: str, lines: int = 40) -> tuple[work.Spawn, list[str], bool]:
+    """The pane's last lines if it is on screen, else the end of its log. Returns (spawn, lines, live)."""
+    spawn = find_spawn(ctx, target)
+    if spawn.pane_id and ctx.tmux.display(spawn.pane_id, "#{@gt_spawn}") == spawn.id:
+        text = ctx.tmux.capture(spawn.pane_id, max(lines, 1) + 60)
+        rows = text.rstrip("\n").split("\n")
+        while rows and not rows[-1].strip():
+            rows.pop()
+        return spawn, rows[-lines:], True
+    kept = last_lines(spawn.log_path, lines)
+    if not kept and spawn.last_lines:
+        kept = spawn.last_lines.splitlines()[-lines:]
+    return spawn, kept, False
+
+
+def nudge(ctx: Context, target: str, message: str, *, now: bool, source: str = "human") -> Delivery:
+    """Type ``message`` into the agent, waiting until it is idle unless ``now``."""
+    spawn = find_spawn(ctx, target)
+    if not spawn.live or not spawn.pane_id:
+        raise NotRunning(f"the agent {target} is not running ({spawn.status})", hint="see `gt agents`")
+    runtime = resolve_runtime(ctx.config, spawn.agent)
+    result = deliver(
+        ctx.tmux, spawn.pane_id, message, runtime=runtime, locks_dir=ctx.town.locks_dir, wait_idle=not now,
+        still_wanted=lambda: ctx.tmux.display(spawn.pane_id or "", "#{@gt_spawn}") == spawn.id,
+    )
+    with ctx.ledger.write() as conn:
+        record_event(
+            conn, "nudge", f"{source} → {target}: {' '.join(message.split())[:120]}", now=ctx.now(),
+            rig=spawn.rig, polecat=spawn.polecat, spawn=spawn.id, issue=spawn.issue,
+        )
+    return result
+
+
+def attach_argv(ctx: Context, target: str | None) -> list[str]:
+    """The tmux command that puts this terminal on ``target`` (or the mayor session)."""
+    tmux = ctx.tmux
+    if target:
+        spawn = find_spawn(ctx, target)
+        if not spawn.pane_id or tmux.display(spawn.pane_id, "#{@gt_spawn}") != spawn.id:
+            raise NotRunning(f"{target} has no pane on screen", hint=f"read its log with `gt peek {target}`")
+        tmux.cmd("select-window", "-t", spawn.pane_id)
+        tmux.cmd("select-pane", "-t", spawn.pane_id, check=False)
+        session = tmux.display(spawn.pane_id, "#{session_name}") or spawn.rig
+    else:
+        sessions = tmux.sessions()
+        if not sessions:
+            raise NotRunning("the town's tmux server is not running", hint="start it with `gt up` or sling an issue")
+        session = "mayor" if "mayor" in sessions else sessions[0]
+    inside = os.environ.get("TMUX", "")
+    if inside and Path(inside.split(",")[0]).name == tmux.socket:
+        return tmux.argv("switch-client", "-t", f"={session}")
+    return tmux.argv("attach-session", "-t", f"={session}")
+
+
+@dataclass(frozen=True)
+class PolecatView:
+    rig: str
+    name: str
+    state: str  # idle | working
+    issue: str | None
+    branch: str | None
+    worktree: str
+    dirty: int
+    ahead: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def list_polecats(ctx: Context, rig: str | None = None) -> list[PolecatView]:
+    conn = ctx.ledger.connection()
+    views = []
+    for rig_name in sorted(ctx.config.rigs) if rig is None else [rig]:
+        target = wt.target_ref(ctx.config.rigs[rig_name].branch)
+        for name in work.polecat_names(conn, rig_name):
+            hook = work.hook_of_polecat(conn, rig_name, name)
+            path = ctx.town.polecat_path(rig_name, name)
+            branch = wt.current_branch(path) if wt.is_worktree(path) else None
+            dirty = len(wt.dirty_paths(path)) if wt.is_worktree(path) else 0
+            ahead = wt.commits_ahead(path, "HEAD", target) if wt.is_worktree(path) else 0
+            views.append(
+                PolecatView(rig_name, name, "working" if hook else "idle", hook.issue if hook else None, branch, str(path), dirty, ahead)
+            )
+    return views
+
+
+def remove_polecat(ctx: Context, rig: str, name: str, *, force: bool) -> str | None:
+    """Remove an idle polecat's worktree, branch and name; returns the archive ref if any.
+
+    Refuses while it holds an issue, or (unless ``force``) unmerged or uncommitted work.
+    """
+    from gastown._internal.locks import file_lock
+
+    if rig not in ctx.config.rigs:
+        raise NotFound(f"no rig named {rig!r} in this town", hint="see `gt rig list`")
+    with file_lock(ctx.town.locks_dir / f"pool-{rig}.lock", timeout=60, what=f"the {rig} name pool"):
+        conn = ctx.ledger.connection()
+        if name not in work.polecat_names(conn, rig):
+            raise NotFound(f"no polecat {rig}/{name}", hint="see `gt polecat list`")
+        hook = work.hook_of_polecat(conn, rig, name)
+        if hook is not None:
+            raise Conflict(f"polecat {rig}/{name} is working on {hook.issue}", hint="let it finish first")
+        latest = work.latest_spawn(conn, rig, name)
+        if latest is not None and latest.status in work.ACTIVE_STATUSES:
+            end_spawn(ctx, latest.id, reason="polecat removed")
+        archived = wt.remove_worktree(
+            ctx.town.hub_path(rig), ctx.town.polecat_path(rig, name), target=ctx.config.rigs[rig].branch, force=force
+        )
+        with ctx.ledger.write() as conn:
+            work.remove_polecat(conn, rig, name)
+            record_event(
+                conn, "reap", f"polecat removed{'; work archived at ' + archived if archived else ''}",
+                now=ctx.now(), rig=rig, polecat=name,
+            )
+    return archived

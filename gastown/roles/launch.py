@@ -1,0 +1,220 @@
+"""The one place agents are launched: env, argv, the tmux window, start-up and teardown.
+
+An agent runs as ``env -u TMUX ... <absolute binary> <args>``, started directly by tmux
+(never through a shell), so the pane's process *is* the agent and no issue text is ever
+parsed by a shell. Its pane is piped to the spawn's log and tagged with the spawn id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from gastown.errors import GastownError, ToolMissing
+from gastown.prompts import MAX_ARGV_PROMPT, short_prompt_for_argv
+from gastown.runtimes.registry import Runtime
+from gastown.screen import tail
+from gastown.tmux.driver import Tmux
+from gastown.town import Town
+
+HOLD_ARGV = ("sleep", "3600")
+# Inherited variables that break agents: tmux's own, and Claude Code's "nested session" marker.
+UNSET_FOR_AGENTS = ("TMUX", "TMUX_PANE", "CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "NODE_OPTIONS")
+TRAMPOLINE = Path(__file__).resolve().parent.parent / "_exec.py"
+_PLACEHOLDER = re.compile(r"\{(prompt|prompt_file)\}")
+
+
+class LaunchFailed(GastownError):
+    """The agent could not be started, or exited at once."""
+
+
+def ensure_gt_shim(town: Town) -> Path:
+    """``<town>/.gastown/bin/gt``: runs this installation's gastown with this interpreter.
+
+    Put first on the agents' PATH so `gt done` reaches the same gastown and town
+    without also putting gastown's virtualenv (and its python) on their PATH.
+    """
+    shim = town.bin_dir / "gt"
+    text = f'#!/bin/sh\nexec "{sys.executable}" -m gastown "$@"\n'
+    if not shim.exists() or shim.read_text() != text:
+        town.bin_dir.mkdir(parents=True, exist_ok=True)
+        tmp = shim.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        tmp.replace(shim)
+    return shim
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    rig: str
+    polecat: str
+    issue: str
+    spawn: str
+    attempt: int
+    kind: str
+    branch: str
+    target: str
+
+
+def agent_env(
+    town: Town,
+    who: AgentIdentity,
+    runtime: Runtime,
+    *,
+    socket: str,
+    prompt_path: Path,
+    base_env: Mapping[str, str],
+) -> dict[str, str]:
+    """The complete environment an agent starts with: the caller's, minus variables that
+    break agents, plus the runtime's ``env`` and gastown's ``GT_*`` (docs/architecture.md)."""
+    inherited = {k: v for k, v in base_env.items() if k not in UNSET_FOR_AGENTS}
+    base_path = base_env.get("PATH", os.defpath)
+    return {
+        **inherited,
+        **runtime.env,
+        "GT_TOWN": str(town.root),
+        "GT_RIG": who.rig,
+        "GT_POLECAT": who.polecat,
+        "GT_ISSUE": who.issue,
+        "GT_SPAWN": who.spawn,
+        "GT_ROLE": "polecat",
+        "GT_AGENT": runtime.name,
+        "GT_ATTEMPT": str(who.attempt),
+        "GT_PROMPT_KIND": who.kind,
+        "GT_PROMPT_FILE": str(prompt_path),
+        "GT_BRANCH": who.branch,
+        "GT_TARGET": who.target,
+        "GT_TMUX_SOCKET": socket,
+        "PATH": f"{town.bin_dir}:{base_path}",
+    }
+
+
+def resolve_binary(name: str, path: str, runtime: str) -> str:
+    """Absolute path of the agent's program (tmux does not search the agent's PATH)."""
+    if "/" in name:
+        candidate = Path(name).expanduser()
+        if candidate.is_file():
+            return str(candidate.absolute())
+    else:
+        found = shutil.which(name, path=path)
+        if found:
+            return found
+    raise ToolMissing(
+        f"the agent command {name!r} of runtime {runtime!r} was not found",
+        hint=f"install it, or fix [agents.{runtime}].command in gastown.toml (see docs/runtimes.md)",
+    )
+
+
+def agent_argv(runtime: Runtime, *, prompt: str, prompt_file: Path, path: str) -> list[str]:
+    """The agent's argv with an absolute binary and ``{prompt}``/``{prompt_file}`` filled in.
+
+    In ``arg`` mode a prompt too big for one argument is replaced by a pointer to its file.
+    """
+    command = list(runtime.command)
+    if runtime.prompt == "arg":
+        if not any(_PLACEHOLDER.search(arg) for arg in command):
+            command.append("{prompt}")
+        text = prompt if len(prompt.encode("utf-8")) <= MAX_ARGV_PROMPT else short_prompt_for_argv(str(prompt_file))
+    else:
+        text = short_prompt_for_argv(str(prompt_file))
+    values = {"prompt": text, "prompt_file": str(prompt_file)}
+    filled = [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in command]
+    return [resolve_binary(filled[0], path, runtime.name), *filled[1:]]
+
+
+def write_launch_file(run_dir: Path, spawn_id: str, argv: list[str], env: Mapping[str, str]) -> Path:
+    """The trampoline's instructions (owner-only: the env may hold keys); deleted when read."""
+    launch_dir = run_dir / "launch"
+    launch_dir.mkdir(parents=True, exist_ok=True)
+    path = launch_dir / f"{spawn_id}.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"argv": argv, "env": dict(env)}, handle, ensure_ascii=False)
+    return path
+
+
+def trampoline_argv(launch_file: Path) -> list[str]:
+    return [sys.executable, "-S", "-E", str(TRAMPOLINE), str(launch_file)]
+
+
+def open_pane(
+    tmux: Tmux,
+    *,
+    session: str,
+    window: str,
+    cwd: Path,
+    launch_file: Path,
+    ids: Mapping[str, str],
+    log_path: Path,
+    spawn_id: str,
+    reuse_pane: str | None = None,
+) -> str:
+    """Start the agent in its own window (or respawn it in ``reuse_pane``); returns the pane id.
+
+    The window first runs a silent placeholder so the log pipe and the spawn tag are in
+    place before the agent prints its first byte; then the trampoline replaces it and
+    execs the agent with the environment from ``launch_file``. ``ids`` (the ``GT_*``
+    identity) is also given to tmux with ``-e`` so it shows on the pane itself.
+    """
+    if reuse_pane and tmux.pane_exists(reuse_pane):
+        tmux.cmd("pipe-pane", "-t", reuse_pane, check=False)  # close the previous spawn's log
+        pane = reuse_pane
+    else:
+        pane = tmux.new_window(session, window, cwd=cwd, env=ids, argv=list(HOLD_ARGV))
+    tmux.set_pane_tag(pane, "gt_spawn", spawn_id)
+    tmux.pipe_to_file(pane, log_path)
+    tmux.respawn(pane, cwd=cwd, env=ids, argv=trampoline_argv(launch_file))
+    return pane
+
+
+def check_started(tmux: Tmux, pane: str, *, checks: tuple[float, ...] = (0.05, 0.25)) -> None:
+    """Raise ``LaunchFailed`` with the agent's own last words if it exits at once."""
+    for delay in checks:
+        time.sleep(delay)
+        status = tmux.display(pane, "#{pane_dead}\t#{pane_dead_status}")
+        if status is None:
+            raise LaunchFailed("the agent's tmux window vanished right after start")
+        dead, _, code = status.partition("\t")
+        if dead == "1":
+            said = [
+                line.strip() for line in tmux.capture(pane, 30).splitlines()
+                if line.strip() and not line.startswith("Pane is dead")
+            ]
+            last = " | ".join(said[-5:]) or "(no output)"
+            raise LaunchFailed(
+                f"the agent exited at once (status {code or '?'}): {last}",
+                hint="run its command by hand in the worktree to see why",
+            )
+
+
+def pane_pid(tmux: Tmux, pane: str) -> int | None:
+    value = tmux.display(pane, "#{pane_pid}")
+    return int(value) if value and value.isdigit() else None
+
+
+def stop_pane(tmux: Tmux, pane: str, *, grace: float = 5.0) -> str | None:
+    """Stop the agent in ``pane`` and its whole process tree, then close the window.
+
+    Returns the pane's last lines (kept for post-mortems), or None if it was already gone.
+    """
+    from gastown._internal.processes import terminate_tree
+
+    if not tmux.pane_exists(pane):
+        return None
+    try:
+        last = tail(tmux.capture(pane, 40), 20)
+    except GastownError:
+        last = None
+    pid = pane_pid(tmux, pane)
+    if pid and tmux.display(pane, "#{pane_dead}") != "1":
+        terminate_tree(pid, grace=grace)
+    tmux.kill_window(pane)
+    return last

@@ -1,0 +1,388 @@
+"""Polecats: sling an issue onto one, start (and restart) its agent, and take back its work.
+
+Lifecycle steps 1, 2 and 4 of DESIGN.md. The hook is written before the agent starts;
+any failure on the way rolls everything back (hook, spawn, window, a new worktree), so
+a failed sling leaves the issue exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gastown._internal.locks import file_lock
+from gastown.context import Context
+from gastown.errors import Conflict, GastownError, InvalidInput, NotFound
+from gastown.git import hub as hubs
+from gastown.git import worktrees as wt
+from gastown.ledger import work
+from gastown.ledger.events import record_event
+from gastown.ledger.ids import new_id
+from gastown.ledger.issues import Issue, get_issue, set_issue_status
+from gastown.prompts import PromptFacts, render
+from gastown.roles import launch
+from gastown.roles.pool import choose_name, theme_for
+from gastown.runtimes.registry import Runtime, require_runtime, rig_runtime_name
+from gastown.states import IssueStatus
+from gastown.tmux.names import session_name
+
+
+@dataclass(frozen=True)
+class SlingResult:
+    status: str  # started | queued | already | resumed
+    issue: str
+    rig: str
+    polecat: str | None = None
+    spawn: str | None = None
+    pane: str | None = None
+    branch: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def parse_target(target: str | None) -> tuple[str | None, str | None]:
+    """``None`` | ``"rig"`` | ``"rig/polecat"`` → (rig, polecat).
+
+    >>> parse_target("app/rivet"), parse_target("app"), parse_target(None)
+    (('app', 'rivet'), ('app', None), (None, None))
+    """
+    if not target:
+        return None, None
+    rig, _, polecat = target.strip("/").partition("/")
+    if not rig or "/" in polecat:
+        raise InvalidInput(f"{target!r} is not RIG or RIG/POLECAT")
+    return rig, polecat or None
+
+
+# -- sling ------------------------------------------------------------------------------
+
+
+def sling(
+    ctx: Context,
+    issue_id: str,
+    target: str | None = None,
+    *,
+    agent: str | None = None,
+    kind: str = "fresh",
+    start_point: str | None = None,
+    note: str | None = None,
+    from_queue: bool = False,
+) -> SlingResult:
+    """Hook ``issue_id`` onto a polecat and start its agent (or queue it when at capacity).
+
+    Idempotent: an issue hooked to a live agent is left alone; one whose agent is gone is
+    resumed in its worktree. ``kind="fix"`` starts from ``start_point`` (the commits the
+    merge queue sent back) with ``note`` in the prompt.
+    """
+    with file_lock(ctx.town.locks_dir / f"issue-{issue_id}.lock", timeout=120, what=f"issue {issue_id}"):
+        conn = ctx.ledger.connection()
+        issue = get_issue(conn, issue_id)
+        want_rig, want_polecat = parse_target(target)
+        rig = _check_rig(ctx, issue, want_rig)
+        if issue.status == IssueStatus.CLOSED:
+            raise Conflict(f"issue {issue_id} is closed", hint=f"reopen it first: gt issue reopen {issue_id}")
+        hook = work.get_hook(conn, issue_id)
+        if hook is not None:
+            return _already_hooked(ctx, hook, want_polecat)
+        if issue.status == IssueStatus.IN_REVIEW and kind == "fresh":
+            raise Conflict(
+                f"issue {issue_id} is in review: its work waits in the merge queue",
+                hint="see `gt mq list`; reject the merge request first to redo the work",
+            )
+        runtime = require_runtime(ctx.config, rig_runtime_name(ctx.config, rig, agent))
+        launch.resolve_binary(
+            runtime.command[0], _agent_path(ctx), runtime.name
+        )  # fail fast, before anything is made
+        if not from_queue and at_capacity(ctx, rig):
+            return _enqueue(ctx, issue, rig, want_polecat, agent, kind, start_point, note)
+        return _sling_new(ctx, issue, rig, want_polecat, runtime, kind, start_point, note)
+
+
+def _check_rig(ctx: Context, issue: Issue, want_rig: str | None) -> str:
+    if want_rig is not None and want_rig != issue.rig:
+        raise Conflict(
+            f"issue {issue.id} belongs to rig {issue.rig!r}, not {want_rig!r}",
+            hint=f"sling it to {issue.rig}, or create the issue in {want_rig}",
+        )
+    if issue.rig not in ctx.config.rigs:
+        raise NotFound(f"issue {issue.id} belongs to rig {issue.rig!r}, which is no longer in gastown.toml")
+    return issue.rig
+
+
+def _already_hooked(ctx: Context, hook: work.Hook, want_polecat: str | None) -> SlingResult:
+    conn = ctx.ledger.connection()
+    spawn = work.get_spawn(conn, hook.spawn) if hook.spawn else None
+    if spawn is not None and spawn.live and spawn.pane_id and _pane_is_spawns(ctx, spawn):
+        return SlingResult("already", hook.issue, hook.rig, hook.polecat, spawn.id, spawn.pane_id, hook.branch)
+    if want_polecat and want_polecat != hook.polecat:
+        raise Conflict(
+            f"issue {hook.issue} is already hooked to {hook.rig}/{hook.polecat}",
+            hint="its agent is resumed there; it cannot move to another polecat while hooked",
+        )
+    resumed = start_spawn(ctx, hook, kind="resume", reason="its agent was not running when it was slung again")
+    return SlingResult("resumed", hook.issue, hook.rig, hook.polecat, resumed.id, resumed.pane_id, hook.branch)
+
+
+def _pane_is_spawns(ctx: Context, spawn: work.Spawn) -> bool:
+    if not spawn.pane_id:
+        return False
+    tag = ctx.tmux.display(spawn.pane_id, "#{pane_dead}\t#{@gt_spawn}")
+    return tag is not None and tag == f"0\t{spawn.id}"
+
+
+def at_capacity(ctx: Context, rig: str) -> bool:
+    """Whether the rig or the town already has as many hooked polecats as allowed."""
+    conn = ctx.ledger.connection()
+    town_busy = conn.execute("SELECT COUNT(*) FROM hooks").fetchone()[0]
+    rig_busy = conn.execute("SELECT COUNT(*) FROM hooks WHERE rig = ?", (rig,)).fetchone()[0]
+    rig_cap = ctx.config.rigs[rig].max_polecats or ctx.config.town.max_polecats
+    return town_busy >= ctx.config.town.max_polecats or rig_busy >= rig_cap
+
+
+def _enqueue(
+    ctx: Context, issue: Issue, rig: str, polecat: str | None, agent: str | None,
+    kind: str, start_point: str | None, note: str | None,
+) -> SlingResult:
+    with ctx.ledger.write() as conn:
+        now = ctx.now()
+        conn.execute(
+            "INSERT OR IGNORE INTO sling_queue (issue, rig, polecat, agent, priority, kind, start_point, note, enqueued_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (issue.id, rig, polecat, agent, issue.priority, kind, start_point, note, now),
+        )
+        record_event(conn, "queued", "at capacity: queued until a polecat frees up", now=now, rig=rig, issue=issue.id)
+    return SlingResult("queued", issue.id, rig, polecat)
+
+
+def _sling_new(
+    ctx: Context, issue: Issue, rig: str, want_polecat: str | None, runtime: Runtime,
+    kind: str, start_point: str | None, note: str | None,
+) -> SlingResult:
+    rig_cfg = ctx.config.rigs[rig]
+    hub = ctx.town.hub_path(rig)
+    hubs.fetch(hub)
+    start = start_point or wt.target_ref(rig_cfg.branch)
+    if wt.ref_sha(hub, start) is None:
+        raise NotFound(f"the start point {start} does not exist in the hub of rig {rig}")
+    polecat, is_new, hook = _claim_polecat(ctx, issue, rig, want_polecat, runtime.name, kind, note)
+    path = ctx.town.polecat_path(rig, polecat)
+    try:
+        if is_new or not wt.is_worktree(path):
+            wt.create_worktree(hub, path, hook.branch, start)
+        else:
+            wt.reset_worktree(hub, path, hook.branch, start, target=rig_cfg.branch)
+        spawn = start_spawn(ctx, hook, kind=kind, reason="slung")
+    except BaseException as exc:
+        _roll_back_claim(ctx, issue, hook, is_new, path, hub, rig_cfg.branch, exc)
+        raise
+    with ctx.ledger.write() as conn:
+        conn.execute("DELETE FROM sling_queue WHERE issue = ?", (issue.id,))
+    return SlingResult("started", issue.id, rig, polecat, spawn.id, spawn.pane_id, hook.branch)
+
+
+def _claim_polecat(
+    ctx: Context, issue: Issue, rig: str, want: str | None, agent: str, kind: str, note: str | None
+) -> tuple[str, bool, work.Hook]:
+    """Pick (or name) a polecat and write the hook, atomically; the hook reserves the polecat."""
+    with file_lock(ctx.town.locks_dir / f"pool-{rig}.lock", timeout=60, what=f"the {rig} name pool"):
+        with ctx.ledger.write() as conn:
+            now = ctx.now()
+            known = work.polecat_names(conn, rig)
+            busy = {h.polecat for h in work.list_hooks(conn, rig)}
+            if want is not None:
+                if want in busy:
+                    raise Conflict(f"polecat {rig}/{want} is busy", hint="sling to the rig and let gastown pick one")
+                name, is_new = want, want not in known
+                if is_new:
+                    _check_polecat_name(want)
+            else:
+                idle = [n for n in known if n not in busy]
+                if idle:
+                    name, is_new = idle[0], False
+                else:
+                    on_disk = {p.name for p in ctx.town.polecats_dir(rig).glob("*")} if ctx.town.polecats_dir(rig).is_dir() else set()
+                    pool = ctx.config.rigs[rig].names or theme_for(rig)
+                    name, is_new = choose_name(tuple(pool), set(known) | on_disk), True
+            if is_new:
+                work.add_polecat(conn, rig, name, now)
+            hook = work.insert_hook(
+                conn, issue=issue.id, rig=rig, polecat=name, branch=wt.branch_name(name, issue.id),
+                agent=agent, kind=kind, note=note, now=now,
+            )
+            set_issue_status(conn, issue.id, IssueStatus.HOOKED, now=now)
+            conn.execute("DELETE FROM sling_queue WHERE issue = ?", (issue.id,))
+            record_event(conn, "sling", f"hooked to {rig}/{name} ({kind})", now=now, rig=rig, polecat=name, issue=issue.id)
+    return name, is_new, hook
+
+
+def _check_polecat_name(name: str) -> None:
+    from gastown.config.schema import NAME_RE
+
+    if not NAME_RE.match(name):
+        raise InvalidInput(f"{name!r} is not a valid polecat name", hint="use lowercase letters, digits, '-' or '_'")
+
+
+def _roll_back_claim(
+    ctx: Context, issue: Issue, hook: work.Hook, is_new: bool, path: Path, hub: Path, target: str, cause: BaseException
+) -> None:
+    """Undo a claim after a failed start: hook gone, issue back as it was, a new worktree removed."""
+    with ctx.ledger.write() as conn:
+        now = ctx.now()
+        work.delete_hook(conn, issue.id)
+        if get_issue(conn, issue.id).status != issue.status:
+            set_issue_status(conn, issue.id, issue.status, now=now)
+        if is_new:
+            work.remove_polecat(conn, hook.rig, hook.polecat)
+        record_event(
+            conn, "sling", f"failed and rolled back: {cause}", now=now, rig=hook.rig, polecat=hook.polecat, issue=issue.id
+        )
+    if is_new:
+        try:
+            wt.remove_worktree(hub, path, target=target, force=True)
+        except GastownError:
+            pass
+
+
+# -- spawns -----------------------------------------------------------------------------
+
+
+def _agent_path(ctx: Context) -> str:
+    return ctx.environ.get("PATH", os.defpath)
+
+
+def start_spawn(ctx: Context, hook: work.Hook, *, kind: str, reason: str, restarted: bool = False) -> work.Spawn:
+    """Start a new spawn for ``hook`` in its polecat's worktree (a fresh window, or the old
+    pane respawned). The spawn row is written before the agent starts; if the start
+    fails the row is marked ``failed`` and ``LaunchFailed`` (or the cause) is raised."""
+    cfg = ctx.config
+    rig_cfg = cfg.rigs[hook.rig]
+    runtime = require_runtime(cfg, hook.agent)
+    conn = ctx.ledger.connection()
+    issue = get_issue(conn, hook.issue)
+    previous = work.get_spawn(conn, hook.spawn) if hook.spawn else None
+    spawn_id = new_id("sp")
+    attempt = work.attempts_for(conn, hook.issue) + 1
+    worktree = ctx.town.polecat_path(hook.rig, hook.polecat)
+    prompt_path = ctx.town.prompt_path(spawn_id)
+    log_path = ctx.town.spawn_log_path(hook.rig, hook.polecat, spawn_id)
+    facts = PromptFacts(
+        issue_id=issue.id, title=issue.title, body=issue.body, priority=issue.priority, rig=hook.rig,
+        polecat=hook.polecat, branch=hook.branch, target=rig_cfg.branch, worktree=str(worktree),
+        kind=kind, attempt=attempt, reason=reason,
+        note=hook.note or "",
+    )
+    prompt = render(facts, _template(ctx, hook.rig))
+    prompt_path.parent.mkdir(parents=True, exist_ok=True)
+    prompt_path.write_text(prompt, encoding="utf-8")
+    launch.ensure_gt_shim(ctx.town)
+    who = launch.AgentIdentity(hook.rig, hook.polecat, hook.issue, spawn_id, attempt, kind, hook.branch, rig_cfg.branch)
+    env = launch.agent_env(ctx.town, who, runtime, socket=ctx.tmux.socket, prompt_path=prompt_path, base_env=ctx.environ)
+    argv = launch.agent_argv(runtime, prompt=prompt, prompt_file=prompt_path, path=env["PATH"])
+    launch_file = launch.write_launch_file(ctx.town.run_dir, spawn_id, argv, env)
+    ids = {k: v for k, v in env.items() if k.startswith("GT_")}
+    with ctx.ledger.write() as conn:
+        now = ctx.now()
+        spawn = work.insert_spawn(
+            conn, spawn_id=spawn_id, issue=hook.issue, rig=hook.rig, polecat=hook.polecat, agent=runtime.name,
+            attempt=attempt, kind=kind, log_path=str(log_path), prompt_path=str(prompt_path), now=now,
+        )
+        if previous is not None and previous.status in work.ACTIVE_STATUSES:
+            work.update_spawn(conn, previous.id, status="ended", ended_at=now, end_reason=f"replaced: {reason}")
+        work.set_hook_spawn(conn, hook.issue, spawn_id, restarted=restarted)
+        record_event(
+            conn, "spawn", f"{runtime.name} started ({kind}, attempt {attempt}): {reason}", now=now,
+            rig=hook.rig, polecat=hook.polecat, spawn=spawn_id, issue=hook.issue,
+        )
+    reuse = previous.pane_id if previous is not None else None
+    try:
+        pane = launch.open_pane(
+            ctx.tmux, session=session_name(hook.rig), window=hook.polecat, cwd=worktree, launch_file=launch_file,
+            ids=ids, log_path=log_path, spawn_id=spawn_id, reuse_pane=reuse if reuse and _pane_belongs(ctx, reuse, hook) else None,
+        )
+        with ctx.ledger.write() as conn:
+            work.update_spawn(conn, spawn_id, pane_id=pane, pid=launch.pane_pid(ctx.tmux, pane))
+        launch.check_started(ctx.tmux, pane)
+    except BaseException as exc:
+        launch_file.unlink(missing_ok=True)
+        _fail_spawn(ctx, spawn_id, exc)
+        raise
+    _start_starter(ctx, spawn_id)
+    with ctx.ledger.read() as conn:
+        fresh = work.get_spawn(conn, spawn_id)
+    assert fresh is not None
+    return fresh
+
+
+def _pane_belongs(ctx: Context, pane: str, hook: work.Hook) -> bool:
+    """A pane may be reused only if it is still one of this polecat's (tags survive respawns)."""
+    tag = ctx.tmux.display(pane, "#{session_name}\t#{window_name}")
+    return tag == f"{session_name(hook.rig)}\t{hook.polecat}"
+
+
+def _fail_spawn(ctx: Context, spawn_id: str, exc: BaseException) -> None:
+    conn = ctx.ledger.connection()
+    spawn = work.get_spawn(conn, spawn_id)
+    last = None
+    if spawn is not None and spawn.pane_id:
+        last = launch.stop_pane(ctx.tmux, spawn.pane_id, grace=1.0)
+    with ctx.ledger.write() as conn:
+        work.update_spawn(
+            conn, spawn_id, status="failed", ended_at=ctx.now(), end_reason=f"start failed: {exc}", last_lines=last,
+        )
+
+
+def _template(ctx: Context, rig: str) -> str | None:
+    path = ctx.config.rigs[rig].prompt_template
+    if not path:
+        return None
+    full = (ctx.town.root / path).expanduser()
+    try:
+        return full.read_text(encoding="utf-8")
+    except OSError as exc:
+        from gastown.errors import ConfigError
+
+        raise ConfigError(f"rigs.{rig}.prompt_template: cannot read {full} ({exc.strerror})") from None
+
+
+def _start_starter(ctx: Context, spawn_id: str) -> None:
+    """Hand the slow part of a start (waiting for ready, dialogs, the prompt paste) to a
+    detached helper, so `gt sling` returns as soon as the agent runs."""
+    from gastown._internal.proc import spawn_detached
+
+    env = {**ctx.environ, "GT_TMUX_SOCKET": ctx.tmux.socket}
+    for var in ("GT_SPAWN", "GT_ISSUE", "GT_POLECAT", "GT_RIG", "GT_ROLE"):
+        env.pop(var, None)
+    spawn_detached(
+        [sys.executable, "-m", "gastown", "_start", spawn_id, "--town", str(ctx.town.root)],
+        log_path=ctx.town.logs_dir / "starter.log",
+        env=env,
+    )
+
+
+def end_spawn(ctx: Context, spawn_id: str, *, reason: str, status: str = "ended", grace: float = 5.0) -> None:
+    """Stop a spawn's agent (whole process tree) and close its window, keeping its last lines.
+
+    Re-checks that the pane still belongs to this spawn before touching it.
+    """
+    conn = ctx.ledger.connection()
+    spawn = work.get_spawn(conn, spawn_id)
+    if spawn is None:
+        return
+    last = None
+    if spawn.pane_id and ctx.tmux.display(spawn.pane_id, "#{@gt_spawn}") == spawn_id:
+        last = launch.stop_pane(ctx.tmux, spawn.pane_id, grace=grace)
+    with ctx.ledger.write() as conn:
+        now = ctx.now()
+        current = work.get_spawn(conn, spawn_id)
+        if current is None:
+            return
+        values: dict[str, Any] = {"ended_at": current.ended_at or now}
+        if current.status not in ("ended", "failed"):
+            values.update(status=status, end_reason=reason)
+        if last and not current.last_lines:
+            values["last_lines"] = last
+        work.update_spawn(conn, spawn_id, **values)

@@ -1,0 +1,179 @@
+"""The one module that runs tmux, always on the town's own socket.
+
+Every call is ``tmux -u -L <socket> ...`` with a timeout (a hung server cannot hang a
+patrol), targets are pane ids or exact session names, and the server is started with
+gastown's own config file so a user's ``~/.tmux.conf`` can never change what the
+patrols rely on (remain-on-exit, window size, history).
+
+tmux is driven directly rather than through libtmux: patrols need per-call timeouts,
+one batched ``list-panes -a`` with custom formats, and stdin for ``load-buffer``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from gastown._internal.proc import Result, run
+from gastown.errors import ToolMissing, TmuxError
+from gastown.tmux.names import PaneInfo, exact, pane_format, parse_panes
+
+SERVER_CONF = """\
+# Written by gastown: the town's tmux server reads only this file.
+set -g default-size 200x50
+set -g history-limit 20000
+set -g exit-empty on
+set -g escape-time 10
+set -g status-style "bg=colour236,fg=colour250"
+set -g status-left "[gastown #S] "
+set -g status-left-length 40
+set -g status-right "#{?pane_dead,dead ,}%H:%M"
+set -wg remain-on-exit on
+set -wg window-size latest
+set -wg automatic-rename off
+set -wg allow-rename off
+"""
+
+# Inherited variables that confuse tmux clients or the agents started under the server.
+SCRUBBED_ENV = ("TMUX", "TMUX_PANE", "CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "NODE_OPTIONS")
+
+
+class Tmux:
+    """A handle on one tmux server (socket). Cheap; holds no connection."""
+
+    def __init__(
+        self,
+        socket: str,
+        *,
+        conf_path: Path | None = None,
+        timeout: float = 10.0,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.socket = socket
+        self.conf_path = conf_path
+        self.timeout = timeout
+        base = dict(os.environ if environ is None else environ)
+        for var in SCRUBBED_ENV:
+            base.pop(var, None)
+        self._env = base
+
+    # -- running commands -------------------------------------------------------------
+
+    def argv(self, *args: str) -> list[str]:
+        head = ["tmux", "-u", "-L", self.socket]
+        if self.conf_path is not None:
+            head += ["-f", str(self.conf_path)]
+        return [*head, *args]
+
+    def cmd(self, *args: str, input: str | None = None, check: bool = True, timeout: float | None = None) -> Result:
+        try:
+            result = run(self.argv(*args), input=input, env=self._env, timeout=timeout or self.timeout)
+        except ToolMissing:
+            raise ToolMissing("tmux is not installed or not on PATH", hint="install tmux 3.0 or newer") from None
+        if check and not result.ok:
+            what = "timed out" if result.timed_out else (result.stderr.strip() or f"exit {result.returncode}")
+            raise TmuxError(f"tmux {args[0]} failed: {what}", argv=result.argv, returncode=result.returncode, output=result.output)
+        return result
+
+    def ensure_conf(self) -> None:
+        if self.conf_path is not None and (
+            not self.conf_path.exists() or self.conf_path.read_text(encoding="utf-8") != SERVER_CONF
+        ):
+            self.conf_path.parent.mkdir(parents=True, exist_ok=True)
+            self.conf_path.write_text(SERVER_CONF, encoding="utf-8")
+
+    # -- server and sessions ----------------------------------------------------------
+
+    def is_running(self) -> bool:
+        return self.cmd("list-sessions", "-F", "#{session_name}", check=False).ok
+
+    def sessions(self) -> list[str]:
+        result = self.cmd("list-sessions", "-F", "#{session_name}", check=False)
+        return result.stdout.split() if result.ok else []
+
+    def has_session(self, name: str) -> bool:
+        return self.cmd("has-session", "-t", f"={name}", check=False).ok
+
+    def kill_session(self, name: str) -> None:
+        self.cmd("kill-session", "-t", f"={name}", check=False)
+
+    def kill_server(self) -> None:
+        self.cmd("kill-server", check=False)
+
+    def list_panes(self) -> list[PaneInfo]:
+        """Every pane on the server in ONE call; empty when the server is not running."""
+        result = self.cmd("list-panes", "-a", "-F", pane_format(), check=False)
+        return parse_panes(result.stdout) if result.ok else []
+
+    # -- windows and panes ------------------------------------------------------------
+
+    def new_window(
+        self, session: str, name: str, *, cwd: Path, env: Mapping[str, str], argv: Sequence[str]
+    ) -> str:
+        """Start ``argv`` (executed directly, never through a shell) in a new window of
+        ``session`` (created if missing); returns the pane id."""
+        self.ensure_conf()
+        env_args = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+        window_args = ["-d", "-P", "-F", "#{pane_id}", "-n", name, "-c", str(cwd), *env_args, "--", *argv]
+        for _ in range(3):
+            result = self.cmd("new-window", "-t", exact(session), *window_args, check=False)
+            if result.ok:
+                return result.stdout.strip()
+            result = self.cmd("new-session", "-s", session, *window_args, check=False)
+            if result.ok:
+                return result.stdout.strip()
+            if "duplicate session" not in result.stderr:
+                break
+        raise TmuxError(f"tmux could not open a window for {name} in session {session}: {result.stderr.strip()}")
+
+    def respawn(self, pane_id: str, *, cwd: Path, env: Mapping[str, str], argv: Sequence[str]) -> None:
+        """Replace whatever runs in ``pane_id`` with ``argv`` (pane, log pipe and id are kept)."""
+        env_args = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+        self.cmd("respawn-pane", "-k", "-t", pane_id, "-c", str(cwd), *env_args, "--", *argv)
+
+    def pipe_to_file(self, pane_id: str, path: Path) -> None:
+        """Append everything the pane prints to ``path`` (kept across respawns)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.cmd("pipe-pane", "-o", "-t", pane_id, f"exec cat >> {shlex.quote(str(path))}")
+
+    def set_pane_tag(self, pane_id: str, key: str, value: str) -> None:
+        self.cmd("set-option", "-p", "-t", pane_id, f"@{key}", value)
+
+    def pane_exists(self, pane_id: str) -> bool:
+        return self.cmd("display-message", "-p", "-t", pane_id, "#{pane_id}", check=False).stdout.strip() == pane_id
+
+    def display(self, pane_id: str, fmt: str) -> str | None:
+        result = self.cmd("display-message", "-p", "-t", pane_id, fmt, check=False)
+        return result.stdout.rstrip("\n") if result.ok else None
+
+    def capture(self, pane_id: str, lines: int = 60) -> str:
+        """The pane's last ``lines`` lines (wrapped lines joined, trailing spaces kept)."""
+        result = self.cmd("capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{max(1, lines)}", check=False)
+        if not result.ok:
+            raise TmuxError(f"cannot read pane {pane_id}: {result.stderr.strip()}")
+        return result.stdout
+
+    def kill_window(self, pane_id: str) -> None:
+        self.cmd("kill-window", "-t", pane_id, check=False)
+
+    # -- keys ---------------------------------------------------------------------------
+
+    def send_keys(self, pane_id: str, *keys: str) -> None:
+        self.cmd("send-keys", "-t", pane_id, *keys)
+
+    def send_literal(self, pane_id: str, text: str) -> None:
+        self.cmd("send-keys", "-t", pane_id, "-l", "--", text)
+
+    def paste(self, pane_id: str, text: str, *, bracketed: bool = True) -> None:
+        """Paste ``text`` as one block through a private buffer (no argv size limit)."""
+        buffer = f"gt-{uuid.uuid4().hex[:12]}"
+        self.cmd("load-buffer", "-b", buffer, "-", input=text)
+        flags = ["-d", "-r"] + (["-p"] if bracketed else [])
+        self.cmd("paste-buffer", *flags, "-b", buffer, "-t", pane_id)
+
+    def leave_copy_mode(self, pane_id: str) -> None:
+        if self.display(pane_id, "#{pane_in_mode}") == "1":
+            self.cmd("send-keys", "-t", pane_id, "-X", "cancel", check=False)
