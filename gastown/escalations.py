@@ -6,8 +6,11 @@ working on it (or a patrol/refinery giving up on it); every escalation is an eve
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 from gastown.context import Context
-from gastown.errors import InvalidInput
+from gastown.errors import InvalidInput, NotFound
 from gastown.ledger.escalations import SEVERITIES, Escalation, insert_escalation
 from gastown.ledger.events import record_event
 from gastown.ledger.issues import get_issue, set_issue_status
@@ -45,3 +48,35 @@ def raise_escalation(
             issue=issue, data={"escalation": esc.id, "source": source},
         )
     return esc
+
+
+def escalate_from(
+    ctx: Context, environ: Mapping[str, str], cwd: Path, message: str, *, severity: str, issue: str | None
+) -> Escalation:
+    """`gt escalate`: an agent (known by its GT_* env) escalates about its own issue, which
+    becomes blocked and its agent is let go; a person escalates about any issue, or none."""
+    if not message.strip():
+        raise InvalidInput("the escalation message is empty", hint='gt escalate "what blocks the work"')
+    agent_issue = environ.get("GT_ISSUE") if environ.get("GT_ROLE") == "polecat" else None
+    if agent_issue and (issue is None or issue == agent_issue):
+        rig, polecat, spawn = environ.get("GT_RIG"), environ.get("GT_POLECAT"), environ.get("GT_SPAWN")
+        esc = raise_escalation(
+            ctx, message, severity=severity, source=f"{rig}/{polecat}", issue=agent_issue, rig=rig,
+            polecat=polecat, spawn=spawn, block_issue=True,
+        )
+        return esc
+    if issue is not None:
+        get_issue(ctx.ledger.connection(), issue)
+    return raise_escalation(ctx, message, severity=severity, source=environ.get("USER") or "human", issue=issue)
+
+
+def acknowledge(ctx: Context, esc_id: str) -> Escalation:
+    with ctx.ledger.write() as conn:
+        row = conn.execute("SELECT * FROM escalations WHERE id = ?", (esc_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no escalation {esc_id}", hint="see `gt escalate list`")
+        if row["acked_at"] is None:
+            conn.execute("UPDATE escalations SET acked_at = ? WHERE id = ?", (ctx.now(), esc_id))
+            record_event(conn, "escalation", f"{esc_id} acknowledged", now=ctx.now(), rig=row["rig"], issue=row["issue"])
+        row = conn.execute("SELECT * FROM escalations WHERE id = ?", (esc_id,)).fetchone()
+    return Escalation.from_row(row)

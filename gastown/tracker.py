@@ -83,8 +83,10 @@ def reopen(ctx: Context, issue_id: str) -> Issue:
                 hint="only closed or blocked issues can be reopened",
             )
         now = ctx.now()
-        issue = set_issue_status(conn, issue_id, IssueStatus.OPEN, now=now)
-        record_event(conn, "issue", "reopened", now=now, rig=issue.rig, issue=issue_id)
+        hooked = conn.execute("SELECT 1 FROM hooks WHERE issue = ?", (issue_id,)).fetchone() is not None
+        # A blocked issue keeps its polecat and branch: reopening it lets its agent resume there.
+        issue = set_issue_status(conn, issue_id, IssueStatus.HOOKED if hooked else IssueStatus.OPEN, now=now)
+        record_event(conn, "issue", "reopened" + (" (its agent resumes)" if hooked else ""), now=now, rig=issue.rig, issue=issue_id)
     return issue
 
 

@@ -77,3 +77,27 @@ def make_upstream(root: Path, files: dict[str, str] | None = None, branch: str =
     git(work, "commit", "-q", "-m", "initial commit")
     git(work, "push", "-q", str(bare), f"HEAD:{branch}")
     return bare
+
+
+def set_config(town: Path, section: str, values: dict[str, Any]) -> None:
+    """Set keys in gastown.toml (``section`` like "witness" or "rigs.app"), keeping the rest."""
+    import tomlkit
+
+    path = town / "gastown.toml"
+    doc = tomlkit.parse(path.read_text())
+    table: Any = doc
+    for part in section.split("."):
+        if part not in table:
+            table[part] = tomlkit.table()
+        table = table[part]
+    for key, value in values.items():
+        table[key] = value
+    path.write_text(tomlkit.dumps(doc))
+
+
+def ledger_rows(town: Path, sql: str, *args: Any) -> list[dict[str, Any]]:
+    import sqlite3
+
+    with sqlite3.connect(town / ".gastown" / "ledger.db", timeout=30) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute(sql, args)]

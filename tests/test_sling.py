@@ -267,7 +267,7 @@ def test_gt_done_outside_without_commits_and_twice(bot_town: Path) -> None:
     assert len(mrs(bot_town)) == 1
 
 
-def test_done_blocked_escalates_and_frees_the_polecat(bot_town: Path) -> None:
+def test_done_blocked_escalates_and_keeps_the_work_for_later(bot_town: Path) -> None:
     issue = gt_json("issue", "create", "impossible", cwd=bot_town)["id"]
     slung = gt_json("sling", issue, "--agent", "argbot", cwd=bot_town)
     worktree = bot_town / "app" / "polecats" / slung["polecat"]
@@ -275,7 +275,12 @@ def test_done_blocked_escalates_and_frees_the_polecat(bot_town: Path) -> None:
     assert result.returncode == 0, result.stderr
     shown = gt_json("issue", "show", issue, cwd=bot_town)
     assert shown["status"] == "blocked" and "database password" in shown["close_reason"]
-    assert all(p["state"] == "idle" for p in gt_json("polecat", "list", cwd=bot_town))
+    [polecat] = gt_json("polecat", "list", cwd=bot_town)
+    assert polecat["state"] == "blocked" and polecat["issue"] == issue
+    # reopening (or slinging again) resumes the same polecat on the same branch
+    again = gt_json("sling", issue, cwd=bot_town)
+    assert again["status"] == "resumed" and again["polecat"] == slung["polecat"]
+    assert gt_json("issue", "show", issue, cwd=bot_town)["status"] == "hooked"
 
 
 def test_polecat_remove_refuses_unmerged_work_unless_forced(bot_town: Path) -> None:
@@ -284,11 +289,13 @@ def test_polecat_remove_refuses_unmerged_work_unless_forced(bot_town: Path) -> N
     worktree = bot_town / "app" / "polecats" / slung["polecat"]
     busy = run_gt("polecat", "remove", slung["polecat"], cwd=bot_town)
     assert busy.returncode == 6 and "is working on" in busy.stderr
+    (worktree / "submitted.txt").write_text("submitted work\n")
+    run_gt("done", cwd=worktree, env=agent_env_for(bot_town, slung), check=True)
+    # the agent kept going after `gt done`: a commit nobody submitted, and an uncommitted file
     (worktree / "precious.txt").write_text("hours of work\n")
     git(worktree, "add", "-A")
     git(worktree, "commit", "-q", "-m", "precious")
     sha = git(worktree, "rev-parse", "HEAD")
-    run_gt("done", "--blocked", "stuck", cwd=worktree, env=agent_env_for(bot_town, slung), check=True)
     (worktree / "uncommitted.txt").write_text("more\n")
     refused = run_gt("polecat", "remove", slung["polecat"], cwd=bot_town)
     assert refused.returncode == 6 and "--force" in refused.stderr
@@ -297,7 +304,7 @@ def test_polecat_remove_refuses_unmerged_work_unless_forced(bot_town: Path) -> N
     assert "archived at refs/gastown/archive/" in forced.stdout
     assert not worktree.exists()
     hub = bot_town / "app" / "hub.git"
-    archived = git(hub, "for-each-ref", "--format=%(objectname)", "refs/gastown/archive/")
-    tip = archived.split()[0]
+    tip = git(hub, "for-each-ref", "--format=%(objectname)", "refs/gastown/archive/").split()[0]
     assert git(hub, "merge-base", "--is-ancestor", sha, tip) == ""
     assert git(hub, "show", f"{tip}:uncommitted.txt") == "more"
+    assert gt_json("polecat", "list", cwd=bot_town) == []

@@ -36,3 +36,24 @@ def end(
     current = work.get_spawn(ctx.ledger.connection(), spawn)
     if current is not None and current.status == "done":
         end_spawn(ctx, spawn, reason="finished (gt done)")
+
+
+def register_daemons(app: typer.Typer) -> None:
+    app.command("_keeper", hidden=True)(keeper)
+    app.command("_mayor", hidden=True)(mayor)
+
+
+def keeper(town: TownOpt = None) -> None:
+    """Run the Mayor and restart it when it dies (what the `mayor` tmux window runs)."""
+    from gastown.roles.lifecycle import keep_mayor
+
+    raise typer.Exit(keep_mayor(open_context(town).town))
+
+
+def mayor(town: TownOpt = None) -> None:
+    """The Mayor process itself."""
+    from gastown.roles.mayor import Mayor, configure_logging
+
+    ctx = open_context(town)
+    configure_logging(ctx.town)
+    raise typer.Exit(Mayor(ctx).run())

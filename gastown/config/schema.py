@@ -116,6 +116,7 @@ class WitnessConfig(_Section):
     patrol_interval: Duration = Field(5.0, gt=0)
     spawn_grace: Duration = 180.0
     stall_after: Duration = 900.0
+    idle_after: Duration = 120.0
     max_nudges: int = Field(2, ge=0)
     max_restarts: int = Field(3, ge=0)
     rate_limit_backoff: Duration = 900.0

@@ -176,9 +176,11 @@ def _blocked(ctx: Context, hook: work.Hook, reason: str) -> DoneResult:
     with ctx.ledger.write() as conn:
         if hook.spawn:
             work.update_spawn(conn, hook.spawn, status="done", done_at=ctx.now(), end_reason="blocked")
-        work.delete_hook(conn, hook.issue)
     _schedule_pane_end(ctx, hook.spawn)
-    return DoneResult("blocked", hook.issue, None, None, 0, f"{hook.issue} is blocked ({esc.id}); a person will look at it. Stop now.")
+    return DoneResult(
+        "blocked", hook.issue, None, None, 0,
+        f"{hook.issue} is blocked ({esc.id}); your work stays on {hook.branch} and a person will look at it. Stop now.",
+    )
 
 
 def _already(ctx: Context, me: AgentSelf, worktree: Path) -> DoneResult:
@@ -215,7 +217,7 @@ def _schedule_pane_end(ctx: Context, spawn_id: str | None) -> None:
     from gastown._internal.proc import spawn_detached
 
     spawn_detached(
-        [sys.executable, "-m", "gastown", "_end", spawn_id, "--after", "3", "--town", str(ctx.town.root)],
+        [sys.executable, "-m", "gastown", "_end", spawn_id, "--after", "1", "--town", str(ctx.town.root)],
         log_path=ctx.town.logs_dir / "ender.log",
     )
 

@@ -175,7 +175,7 @@ def attach_argv(ctx: Context, target: str | None) -> list[str]:
 class PolecatView:
     rig: str
     name: str
-    state: str  # idle | working
+    state: str  # idle | working | blocked
     issue: str | None
     branch: str | None
     worktree: str
@@ -197,9 +197,11 @@ def list_polecats(ctx: Context, rig: str | None = None) -> list[PolecatView]:
             branch = wt.current_branch(path) if wt.is_worktree(path) else None
             dirty = len(wt.dirty_paths(path)) if wt.is_worktree(path) else 0
             ahead = wt.commits_ahead(path, "HEAD", target) if wt.is_worktree(path) else 0
-            views.append(
-                PolecatView(rig_name, name, "working" if hook else "idle", hook.issue if hook else None, branch, str(path), dirty, ahead)
-            )
+            state = "idle"
+            if hook is not None:
+                status = conn.execute("SELECT status FROM issues WHERE id = ?", (hook.issue,)).fetchone()
+                state = "blocked" if status and status[0] == "blocked" else "working"
+            views.append(PolecatView(rig_name, name, state, hook.issue if hook else None, branch, str(path), dirty, ahead))
     return views
 
 

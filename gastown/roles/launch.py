@@ -165,8 +165,10 @@ def open_pane(
     identity) is also given to tmux with ``-e`` so it shows on the pane itself.
     """
     if reuse_pane and tmux.pane_exists(reuse_pane):
-        tmux.cmd("pipe-pane", "-t", reuse_pane, check=False)  # close the previous spawn's log
         pane = reuse_pane
+        tmux.cmd("pipe-pane", "-t", pane, check=False)  # close the previous spawn's log
+        if tmux.display(pane, "#{pane_dead}") == "1":
+            tmux.respawn(pane, cwd=cwd, env=ids, argv=list(HOLD_ARGV))  # a dead pane takes no pipe
     else:
         pane = tmux.new_window(session, window, cwd=cwd, env=ids, argv=list(HOLD_ARGV))
     tmux.set_pane_tag(pane, "gt_spawn", spawn_id)

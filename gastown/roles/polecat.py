@@ -87,6 +87,8 @@ def sling(
             raise Conflict(f"issue {issue_id} is closed", hint=f"reopen it first: gt issue reopen {issue_id}")
         hook = work.get_hook(conn, issue_id)
         if hook is not None:
+            if issue.status == IssueStatus.BLOCKED:
+                _unblock(ctx, issue, "slung again")
             return _already_hooked(ctx, hook, want_polecat)
         if issue.status == IssueStatus.IN_REVIEW and kind == "fresh":
             raise Conflict(
@@ -97,7 +99,7 @@ def sling(
         launch.resolve_binary(
             runtime.command[0], _agent_path(ctx), runtime.name
         )  # fail fast, before anything is made
-        if not from_queue and at_capacity(ctx, rig):
+        if not from_queue and (at_capacity(ctx, rig) or runtime_held(ctx, runtime.name)):
             return _enqueue(ctx, issue, rig, want_polecat, agent, kind, start_point, note)
         return _sling_new(ctx, issue, rig, want_polecat, runtime, kind, start_point, note)
 
@@ -135,12 +137,34 @@ def _pane_is_spawns(ctx: Context, spawn: work.Spawn) -> bool:
 
 
 def at_capacity(ctx: Context, rig: str) -> bool:
-    """Whether the rig or the town already has as many hooked polecats as allowed."""
+    """Whether the rig or the town already runs as many agents as allowed.
+
+    An agent counts from its sling until its pane is closed, so one that has run `gt done`
+    but not yet exited still holds its slot; hooks of blocked issues keep their worktree
+    but hold no slot (their agent was stopped).
+    """
     conn = ctx.ledger.connection()
-    town_busy = conn.execute("SELECT COUNT(*) FROM hooks").fetchone()[0]
-    rig_busy = conn.execute("SELECT COUNT(*) FROM hooks WHERE rig = ?", (rig,)).fetchone()[0]
+    working = (
+        "SELECT hooks.rig FROM hooks JOIN issues ON issues.id = hooks.issue WHERE issues.status != 'blocked'"
+        " UNION ALL SELECT rig FROM spawns WHERE status = 'done'"
+    )
+    rows = [row[0] for row in conn.execute(working)]
     rig_cap = ctx.config.rigs[rig].max_polecats or ctx.config.town.max_polecats
-    return town_busy >= ctx.config.town.max_polecats or rig_busy >= rig_cap
+    return len(rows) >= ctx.config.town.max_polecats or rows.count(rig) >= rig_cap
+
+
+def runtime_held(ctx: Context, runtime: str) -> bool:
+    """Whether a rate limit holds dispatch to ``runtime`` right now."""
+    row = ctx.ledger.connection().execute(
+        "SELECT until FROM holds WHERE scope = ?", (f"runtime:{runtime}",)
+    ).fetchone()
+    return row is not None and (row["until"] is None or row["until"] > ctx.now())
+
+
+def _unblock(ctx: Context, issue: Issue, why: str) -> None:
+    with ctx.ledger.write() as conn:
+        set_issue_status(conn, issue.id, IssueStatus.HOOKED, now=ctx.now())
+        record_event(conn, "issue", f"unblocked: {why}", now=ctx.now(), rig=issue.rig, issue=issue.id)
 
 
 def _enqueue(
@@ -386,3 +410,6 @@ def end_spawn(ctx: Context, spawn_id: str, *, reason: str, status: str = "ended"
         if last and not current.last_lines:
             values["last_lines"] = last
         work.update_spawn(conn, spawn_id, **values)
+    from gastown.wake import wake
+
+    wake(ctx.town, "scheduler")  # a slot may have freed up

@@ -49,6 +49,7 @@ def deliver(
     idle_timeout: float = 120.0,
     lock_timeout: float = 600.0,
     still_wanted: Callable[[], bool] | None = None,
+    enter_tries: int = 4,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Delivery:
     """Type ``text`` into ``pane_id`` and submit it, verified.
@@ -77,12 +78,12 @@ def deliver(
         # Give the TUI time to render the paste before Enter (an early Enter is swallowed).
         sleep(min(2.0, 0.35 + len(clean) / 200_000))
         typed = tail(tmux.capture(pane_id))
-        for attempt in range(4):
+        for attempt in range(enter_tries):
             tmux.send_keys(pane_id, "Enter")
             if _screen_changes(tmux, pane_id, typed, within=0.6 * (2**attempt), sleep=sleep):
                 return Delivery(waited=time.monotonic() - started, enters=attempt + 1)
         raise DeliveryFailed(
-            f"the agent in pane {pane_id} did not take the input (Enter sent 4 times, screen unchanged)",
+            f"the agent in pane {pane_id} did not take the input (Enter sent {enter_tries} times, screen unchanged)",
             hint="look at it with `gt peek`; the text may be sitting on its input line",
         )
 

@@ -1,0 +1,264 @@
+"""The Mayor: one process per town hosting the patrol loops as threads.
+
+- one Witness and one Refinery loop per rig, the Deacon and the scheduler;
+- single instance (a file lock; a second Mayor refuses and names the running one);
+- every loop writes a heartbeat row; the Deacon restarts a loop whose heartbeat goes stale;
+- gastown.toml is re-read when it changes: new rigs get loops, removed rigs lose them,
+  new thresholds apply on the next patrol, and an invalid edit is reported and ignored.
+
+It runs under a keeper (``gt _keeper``) in the tmux session ``mayor``, which restarts it
+if it dies; ``gt up --foreground`` runs it in the current terminal instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gastown._internal.locks import try_lock_forever
+from gastown.context import Context
+from gastown.errors import Conflict, GastownError
+from gastown.ledger.events import record_event
+from gastown.town import Town
+from gastown.wake import last_wake
+
+log = logging.getLogger("gastown.mayor")
+
+WAKE_POLL = 0.25
+
+
+def lock_path(town: Town) -> Path:
+    return town.run_dir / "mayor.lock"
+
+
+def pid_path(town: Town) -> Path:
+    return town.run_dir / "mayor.pid"
+
+
+def running_pid(town: Town) -> int | None:
+    """The pid of the town's live Mayor, or None (the lock tells; a pid file alone could lie)."""
+    fd = try_lock_forever(lock_path(town))
+    if fd is not None:
+        os.close(fd)
+        return None
+    try:
+        return int(pid_path(town).read_text().strip())
+    except (OSError, ValueError):
+        return -1
+
+
+class Loop:
+    """A named patrol loop on its own thread: step, heartbeat, wait (or be woken), repeat.
+
+    ``restart()`` abandons the current thread (Python cannot kill a hung thread; it is
+    told to stop and left alone) and starts a fresh one.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        step: Callable[[], Any],
+        interval: Callable[[], float],
+        ctx: Context,
+        wake_topic: str | None = None,
+    ) -> None:
+        self.name = name
+        self.step = step
+        self.interval = interval
+        self.ctx = ctx
+        self.wake_topic = wake_topic
+        self.generation = 0
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.last_beat = 0.0
+        self.cycles = 0
+
+    def start(self) -> None:
+        self.generation += 1
+        self.thread = threading.Thread(target=self._run, args=(self.generation,), name=self.name, daemon=True)
+        self.thread.start()
+
+    def restart(self) -> None:
+        self.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def _beat(self, detail: str) -> None:
+        self.last_beat = time.time()
+        try:
+            with self.ctx.ledger.write() as conn:
+                conn.execute(
+                    "INSERT INTO heartbeats (loop, at, pid, detail) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (loop) DO UPDATE SET at = excluded.at, pid = excluded.pid, detail = excluded.detail",
+                    (self.name, self.ctx.now(), os.getpid(), detail),
+                )
+        except GastownError as exc:
+            log.warning("%s: heartbeat not written: %s", self.name, exc)
+
+    def _run(self, generation: int) -> None:
+        seen_wake = last_wake(self.ctx.town, self.wake_topic) if self.wake_topic else 0.0
+        while not self.stopping.is_set() and generation == self.generation:
+            self._beat("working")
+            try:
+                self.step()
+            except Exception as exc:  # noqa: BLE001 - a loop must survive any one bad cycle
+                log.exception("%s: cycle failed: %s", self.name, exc)
+            self.cycles += 1
+            self._beat("waiting")
+            deadline = time.monotonic() + max(0.05, self.interval())
+            while time.monotonic() < deadline and not self.stopping.is_set():
+                if self.wake_topic:
+                    stamp = last_wake(self.ctx.town, self.wake_topic)
+                    if stamp > seen_wake:
+                        seen_wake = stamp
+                        break
+                self.stopping.wait(min(WAKE_POLL, max(0.0, deadline - time.monotonic())))
+
+
+class Mayor:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.loops: dict[str, Loop] = {}
+        self.stop_event = threading.Event()
+        self.config_mtime = 0.0
+
+    # -- loops --------------------------------------------------------------------------
+
+    def _rig_loops(self, rig: str) -> list[Loop]:
+        from gastown.roles.witness import Witness
+
+        witness = Witness(self.ctx, rig)
+        return [
+            Loop(f"witness:{rig}", witness.patrol, lambda: self.ctx.config.witness.patrol_interval, self.ctx),
+            Loop(f"refinery:{rig}", lambda: self._refine(rig), lambda: 5.0, self.ctx, wake_topic=f"refinery-{rig}"),
+        ]
+
+    def _refine(self, rig: str) -> None:
+        from gastown.refinery.engine import run_until_empty
+
+        if rig in self.ctx.config.rigs:
+            run_until_empty(self.ctx, rig)
+
+    def _town_loops(self) -> list[Loop]:
+        from gastown.roles.deacon import Deacon
+        from gastown.roles.scheduler import dispatch
+
+        deacon = Deacon(self.ctx, stale_loops=self.stale_loops, restart_loop=self.restart_loop)
+        return [
+            Loop("scheduler", lambda: dispatch(self.ctx), lambda: 2.0, self.ctx, wake_topic="scheduler"),
+            Loop("deacon", deacon.patrol, lambda: 15.0, self.ctx),
+        ]
+
+    def add_loops(self, loops: list[Loop]) -> None:
+        for loop in loops:
+            self.loops[loop.name] = loop
+            loop.start()
+
+    def stale_loops(self, now: float) -> list[str]:
+        """Loops whose last heartbeat is older than several of their intervals (or whose thread died)."""
+        stale = []
+        for name, loop in self.loops.items():
+            limit = max(60.0, 10 * loop.interval())
+            if not loop.alive() or (loop.last_beat and time.time() - loop.last_beat > limit):
+                stale.append(name)
+        return stale
+
+    def restart_loop(self, name: str) -> None:
+        loop = self.loops.get(name)
+        if loop is not None:
+            loop.restart()
+
+    def sync_rigs(self) -> None:
+        wanted = set(self.ctx.config.rigs)
+        have = {name.split(":", 1)[1] for name in self.loops if name.startswith("witness:")}
+        for rig in sorted(wanted - have):
+            log.info("rig %s: starting its witness and refinery", rig)
+            self.add_loops(self._rig_loops(rig))
+        for rig in sorted(have - wanted):
+            log.info("rig %s: removed from gastown.toml; stopping its loops", rig)
+            for name in (f"witness:{rig}", f"refinery:{rig}"):
+                loop = self.loops.pop(name, None)
+                if loop is not None:
+                    loop.stop()
+
+    def watch_config(self) -> None:
+        try:
+            mtime = self.ctx.town.config_path.stat().st_mtime
+        except OSError:
+            return
+        if mtime == self.config_mtime:
+            return
+        self.config_mtime = mtime
+        try:
+            self.ctx.reload_config()
+        except GastownError as exc:
+            log.error("gastown.toml changed but is invalid; keeping the previous config: %s", exc)
+            self._event(f"config change rejected, previous config kept: {exc}")
+            return
+        log.info("gastown.toml reloaded")
+        self._event("config reloaded")
+        self.sync_rigs()
+
+    def _event(self, message: str) -> None:
+        try:
+            with self.ctx.ledger.write() as conn:
+                record_event(conn, "mayor", message, now=self.ctx.now())
+        except GastownError:
+            pass
+
+    # -- run ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT/SIGHUP; returns the exit code (0 on a clean stop)."""
+        town = self.ctx.town
+        town.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = try_lock_forever(lock_path(town))
+        if fd is None:
+            pid = running_pid(town)
+            raise Conflict(f"a Mayor is already running for this town (pid {pid})", hint="stop it with `gt down`")
+        pid_path(town).write_text(f"{os.getpid()}\n")
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+        self.config_mtime = town.config_path.stat().st_mtime
+        self.ctx.config  # noqa: B018 - validate before starting anything
+        self.ctx.ledger.connection()
+        log.info("mayor %s up for %s (rigs: %s)", os.getpid(), town.root, ", ".join(sorted(self.ctx.config.rigs)) or "none")
+        self._event(f"Mayor started (pid {os.getpid()})")
+        self.add_loops(self._town_loops())
+        self.sync_rigs()
+        while not self.stop_event.wait(1.0):
+            self.watch_config()
+            for name in [n for n, loop in self.loops.items() if not loop.alive()]:
+                log.warning("%s: thread died; restarting it", name)
+                self.loops[name].restart()
+        log.info("mayor stopping")
+        for loop in self.loops.values():
+            loop.stop()
+        for loop in self.loops.values():
+            if loop.thread is not None:
+                loop.thread.join(timeout=10)
+        self._event(f"Mayor stopped (pid {os.getpid()})")
+        os.close(fd)
+        return 0
+
+
+def configure_logging(town: Town) -> None:
+    """The Mayor logs to stdout (its tmux window) and to .gastown/logs/mayor.log."""
+    town.logs_dir.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(threadName)-16s %(message)s", "%H:%M:%S")
+    root = logging.getLogger("gastown")
+    root.setLevel(logging.INFO)
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(town.logs_dir / "mayor.log")):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)

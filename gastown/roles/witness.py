@@ -1,0 +1,338 @@
+"""The Witness: one patrol of one rig — gather, ``assess``, act.
+
+Gathering costs one ``tmux list-panes -a`` plus a ``stat`` of each agent's log; a pane's
+text is read only when its log grew since it was last read (a screen only changes
+with output), so fifty quiet agents cost no captures at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from gastown._internal.locks import file_lock
+from gastown.context import Context
+from gastown.errors import GastownError
+from gastown.ledger import work
+from gastown.ledger.events import record_event
+from gastown.roles import witness_policy as wp
+from gastown.roles.polecat import end_spawn, start_spawn
+from gastown.runtimes.registry import Runtime, resolve_runtime
+from gastown.screen import Screen, read_screen
+from gastown.tmux.delivery import deliver
+from gastown.tmux.names import PaneInfo
+
+log = logging.getLogger(__name__)
+
+PAUSE_SCOPE = "town:polecats"
+
+
+@dataclass
+class _Seen:
+    log_size: int
+    screen: Screen | None
+    idle_since: float | None
+
+
+@dataclass
+class Witness:
+    """Patrols one rig. Keeps only a cache of what it last saw on each screen; the
+    truth stays in the ledger, tmux and the logs."""
+
+    ctx: Context
+    rig: str
+    seen: dict[str, _Seen] = field(default_factory=dict)
+    limited: dict[str, str] = field(default_factory=dict)  # spawn -> runtime it waits on
+    captures: int = 0
+
+    def policy(self) -> wp.Policy:
+        w = self.ctx.config.witness
+        return wp.Policy(
+            spawn_grace=w.spawn_grace, stall_after=w.stall_after, idle_after=w.idle_after,
+            max_nudges=w.max_nudges, max_restarts=w.max_restarts, rate_limit_backoff=w.rate_limit_backoff,
+        )
+
+    def patrol(self) -> list[wp.Action]:
+        """One cycle: returns the actions it took (for tests and the log)."""
+        now = self.ctx.now()
+        snap = self.gather(now)
+        actions = wp.assess(snap, now, self.policy())
+        for action in actions:
+            try:
+                self.apply(action)
+            except GastownError as exc:
+                log.warning("witness %s: %s failed: %s", self.rig, type(action).__name__, exc)
+        return actions
+
+    # -- gathering ----------------------------------------------------------------------
+
+    def gather(self, now: float, panes: list[PaneInfo] | None = None) -> wp.Snapshot:
+        with self.ctx.ledger.read() as conn:
+            spawns = work.spawns_with_status(conn, work.ACTIVE_STATUSES, self.rig)
+            blocked = {
+                row[0] for row in conn.execute(
+                    "SELECT hooks.issue FROM hooks JOIN issues ON issues.id = hooks.issue"
+                    " WHERE hooks.rig = ? AND issues.status = 'blocked'", (self.rig,)
+                )
+            }
+            all_hooks = work.list_hooks(conn, self.rig)
+            hooks = [h for h in all_hooks if h.issue not in blocked]
+            blocked_spawns = frozenset(h.spawn for h in all_hooks if h.issue in blocked and h.spawn)
+            holds = {
+                row["scope"].split(":", 1)[1]: row["until"]
+                for row in conn.execute("SELECT scope, until FROM holds WHERE scope LIKE 'runtime:%'")
+            }
+            paused = conn.execute("SELECT 1 FROM holds WHERE scope = ?", (PAUSE_SCOPE,)).fetchone() is not None
+        by_pane = {p.pane_id: p for p in (panes if panes is not None else self.ctx.tmux.list_panes())}
+        current = {h.spawn for h in hooks if h.spawn}
+        active_issues = {s.issue for s in spawns if s.status in work.LIVE_STATUSES and s.id in current}
+        agents = []
+        updates: dict[str, dict[str, object]] = {}
+        runtimes: dict[str, Runtime] = {}
+        for spawn in spawns:
+            pane = by_pane.get(spawn.pane_id or "")
+            alive = pane is not None and pane.spawn == spawn.id and not pane.dead
+            size = _size(spawn.log_path)
+            last_output = spawn.last_output_at or spawn.started_at
+            limited = None
+            if size != spawn.log_size:
+                last_output = now
+                updates[spawn.id] = {"log_size": size, "last_output_at": now}
+                runtime = runtimes.get(spawn.agent) or runtimes.setdefault(spawn.agent, self._runtime(spawn.agent))
+                if runtime is not None and size > spawn.log_size:
+                    limited = rate_limit_notice(spawn.log_path, spawn.log_size, size, runtime)
+            screen, idle_since = self._screen(spawn, alive, size, now)
+            agents.append(
+                wp.AgentObs(
+                    spawn=spawn, current=spawn.id in current, pane_alive=alive,
+                    exit_status=pane.dead_status if pane is not None and pane.dead else None,
+                    last_output_at=last_output, screen=screen, idle_since=idle_since, limited=limited,
+                )
+            )
+        if updates:
+            with self.ctx.ledger.write() as conn:
+                for spawn_id, values in updates.items():
+                    work.update_spawn(conn, spawn_id, **values)
+        orphans = tuple(h for h in hooks if h.issue not in active_issues and not _finishing(h, spawns))
+        live_holds = {rt for rt, until in holds.items() if until is None or until > now}
+        for spawn_id in [s for s in self.limited if s not in {a.spawn.id for a in agents}]:
+            del self.limited[spawn_id]
+        wake = frozenset(s for s, rt in self.limited.items() if rt not in live_holds)
+        return wp.Snapshot(
+            rig=self.rig, agents=tuple(agents), orphan_hooks=orphans,
+            restarts={h.issue: h.restarts for h in hooks}, holds=holds, paused=paused, wake_after_hold=wake,
+            blocked=blocked_spawns,
+        )
+
+    def _runtime(self, name: str) -> Runtime | None:
+        try:
+            return resolve_runtime(self.ctx.config, name)
+        except GastownError:
+            return None
+
+    def _screen(self, spawn: work.Spawn, alive: bool, size: int, now: float) -> tuple[Screen | None, float | None]:
+        if not alive or spawn.status == "done":
+            self.seen.pop(spawn.id, None)
+            return None, None
+        cached = self.seen.get(spawn.id)
+        if cached is not None and cached.log_size == size:
+            return cached.screen, cached.idle_since
+        try:
+            runtime = resolve_runtime(self.ctx.config, spawn.agent)
+            text = self.ctx.tmux.capture(spawn.pane_id or "")
+        except GastownError:
+            return None, None
+        self.captures += 1
+        screen = read_screen(text, runtime)
+        idle_since = (cached.idle_since if cached and cached.idle_since else now) if screen.idle else None
+        self.seen[spawn.id] = _Seen(size, screen, idle_since)
+        return screen, idle_since
+
+    # -- acting -------------------------------------------------------------------------
+
+    def apply(self, action: wp.Action) -> None:
+        if isinstance(action, wp.Observe):
+            self._observe(action)
+        elif isinstance(action, wp.Restart):
+            self._restart(action)
+        elif isinstance(action, wp.Block):
+            self._block(action)
+        elif isinstance(action, wp.Nudge):
+            self._nudge(action)
+        elif isinstance(action, wp.AnswerDialog):
+            self._answer(action)
+        elif isinstance(action, wp.Hold):
+            self._hold(action)
+        elif isinstance(action, wp.Release):
+            self._release(action)
+        elif isinstance(action, wp.EndPane):
+            end_spawn(self.ctx, action.spawn, reason=action.reason, grace=2.0)
+
+    def _event(self, kind: str, message: str, spawn: work.Spawn | None = None, issue: str | None = None) -> None:
+        with self.ctx.ledger.write() as conn:
+            record_event(
+                conn, kind, message, now=self.ctx.now(), rig=self.rig,
+                polecat=spawn.polecat if spawn else None, spawn=spawn.id if spawn else None,
+                issue=issue or (spawn.issue if spawn else None),
+            )
+
+    def _observe(self, action: wp.Observe) -> None:
+        conn = self.ctx.ledger.connection()
+        spawn = work.get_spawn(conn, action.spawn)
+        if spawn is not None and spawn.observed != action.state:
+            with self.ctx.ledger.write() as conn:
+                work.update_spawn(conn, action.spawn, observed=action.state)
+                if action.state in ("dead", "stalled"):
+                    record_event(
+                        conn, action.state, f"agent is {action.state}", now=self.ctx.now(), rig=self.rig,
+                        polecat=spawn.polecat, spawn=spawn.id, issue=spawn.issue,
+                    )
+
+    def _recheck(self, issue: str, spawn_id: str | None, why: str) -> work.Hook | None:
+        """The hook, if the situation that called for a restart still holds right now."""
+        conn = self.ctx.ledger.connection()
+        hook = work.get_hook(conn, issue)
+        if hook is None or (hook.spawn != spawn_id and why != "orphan"):
+            return None
+        spawn = work.get_spawn(conn, hook.spawn) if hook.spawn else None
+        if why == "orphan":
+            if spawn is not None and spawn.status in work.ACTIVE_STATUSES:
+                return None
+            return hook
+        assert spawn is not None
+        if spawn.status not in work.LIVE_STATUSES:
+            return None
+        pane = self.ctx.tmux.display(spawn.pane_id or "", "#{pane_dead}\t#{@gt_spawn}")
+        alive = pane == f"0\t{spawn.id}"
+        if why == "dead":
+            return hook if not alive else None
+        if why == "stalled":
+            return hook if _size(spawn.log_path) == spawn.log_size else None
+        return hook  # slow start: still not running
+
+    def _restart(self, action: wp.Restart) -> None:
+        with file_lock(self.ctx.town.locks_dir / f"issue-{action.issue}.lock", timeout=30, what=f"issue {action.issue}"):
+            hook = self._recheck(action.issue, action.spawn, action.why)
+            if hook is None:
+                return
+            conn = self.ctx.ledger.connection()
+            previous = work.get_spawn(conn, hook.spawn) if hook.spawn else None
+            counted = action.why != "orphan" or (previous is not None and previous.status == "failed")
+            if previous is not None and previous.status in work.LIVE_STATUSES and action.why != "dead":
+                end_spawn(self.ctx, previous.id, reason=f"restarted: {action.reason}", grace=2.0)
+            self._event(
+                "restart" if counted else "resume",
+                f"{'restarting' if counted else 'resuming'} {hook.rig}/{hook.polecat}: {action.reason}",
+                previous, hook.issue,
+            )
+            try:
+                start_spawn(self.ctx, hook, kind="resume", reason=action.reason, restarted=counted)
+            except GastownError as exc:
+                self._event("restart", f"restart of {hook.rig}/{hook.polecat} failed: {exc}", previous, hook.issue)
+                if not counted:
+                    with self.ctx.ledger.write() as conn:
+                        work.set_hook_spawn(conn, hook.issue, hook.spawn, restarted=True)
+
+    def _block(self, action: wp.Block) -> None:
+        from gastown.escalations import raise_escalation
+
+        with file_lock(self.ctx.town.locks_dir / f"issue-{action.issue}.lock", timeout=30, what=f"issue {action.issue}"):
+            conn = self.ctx.ledger.connection()
+            hook = work.get_hook(conn, action.issue)
+            if hook is None:
+                return
+            if hook.spawn:
+                end_spawn(self.ctx, hook.spawn, reason=f"given up: {action.reason}", grace=2.0)
+            # The hook stays: the worktree and branch keep the work; reopening resumes it.
+            raise_escalation(
+                self.ctx, f"{hook.rig}/{hook.polecat} on {action.issue}: {action.reason}", severity="high",
+                source="witness", issue=action.issue, polecat=hook.polecat, spawn=hook.spawn, block_issue=True,
+            )
+
+    def _nudge(self, action: wp.Nudge) -> None:
+        self.limited.pop(action.spawn, None)
+        conn = self.ctx.ledger.connection()
+        spawn = work.get_spawn(conn, action.spawn)
+        if spawn is None or not spawn.pane_id or not spawn.live:
+            return
+        runtime = resolve_runtime(self.ctx.config, spawn.agent)
+        with self.ctx.ledger.write() as conn:
+            work.update_spawn(conn, spawn.id, nudges=spawn.nudges + 1, last_nudge_at=self.ctx.now())
+            record_event(
+                conn, "nudge", f"witness nudged {spawn.rig}/{spawn.polecat}: {action.reason}", now=self.ctx.now(),
+                rig=self.rig, polecat=spawn.polecat, spawn=spawn.id, issue=spawn.issue,
+            )
+        deliver(
+            self.ctx.tmux, spawn.pane_id, action.text, runtime=runtime, locks_dir=self.ctx.town.locks_dir,
+            wait_idle=not action.force, idle_timeout=10.0, lock_timeout=15.0, enter_tries=2,
+            still_wanted=lambda: self.ctx.tmux.display(spawn.pane_id or "", "#{@gt_spawn}") == spawn.id,
+        )
+
+    def _answer(self, action: wp.AnswerDialog) -> None:
+        from gastown.roles.starter import answer_dialog
+
+        spawn = work.get_spawn(self.ctx.ledger.connection(), action.spawn)
+        if spawn is not None and spawn.pane_id:
+            self.seen.pop(spawn.id, None)
+            answer_dialog(self.ctx, spawn, action.keys, action.dialog)
+
+    def _hold(self, action: wp.Hold) -> None:
+        from gastown.ledger.timefmt import iso
+
+        self.limited[action.spawn] = action.runtime
+        with self.ctx.ledger.write() as conn:
+            now = self.ctx.now()
+            conn.execute(
+                "INSERT OR IGNORE INTO holds (scope, until, reason, created_at) VALUES (?, ?, ?, ?)",
+                (f"runtime:{action.runtime}", action.until, action.line[:300], now),
+            )
+            spawn = work.get_spawn(conn, action.spawn)
+            record_event(
+                conn, "hold", f"{action.runtime} is rate limited until {iso(action.until)}: {action.line[:160]}",
+                now=now, rig=self.rig, polecat=spawn.polecat if spawn else None, spawn=action.spawn,
+                issue=spawn.issue if spawn else None, data={"runtime": action.runtime, "until": action.until},
+            )
+
+    def _release(self, action: wp.Release) -> None:
+        with self.ctx.ledger.write() as conn:
+            gone = conn.execute(
+                "DELETE FROM holds WHERE scope = ? AND until IS NOT NULL AND until <= ?",
+                (f"runtime:{action.runtime}", self.ctx.now()),
+            ).rowcount
+            if gone:
+                record_event(conn, "resume", f"{action.runtime}: rate limit over, dispatch resumes", now=self.ctx.now(), rig=self.rig)
+        from gastown.wake import wake
+
+        wake(self.ctx.town, "scheduler")
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _finishing(hook: work.Hook, spawns: list[work.Spawn]) -> bool:
+    """A hook whose current spawn is starting, running or finishing has an agent."""
+    return any(s.id == hook.spawn and s.status in work.ACTIVE_STATUSES for s in spawns)
+
+
+def rate_limit_notice(log_path: str, old_size: int, new_size: int, runtime: Runtime) -> str | None:
+    """The first rate-limit line in what the agent printed since ``old_size`` (read from its log)."""
+    from gastown.logtail import plain_lines
+
+    if not runtime.rate_limit_res:
+        return None
+    start = max(old_size, new_size - 65536)
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(start)
+            chunk = handle.read(new_size - start)
+    except OSError:
+        return None
+    for line in plain_lines(chunk.decode("utf-8", "replace")):
+        if any(pattern.search(line) for pattern in runtime.rate_limit_res):
+            return line.strip()
+    return None
