@@ -192,3 +192,28 @@ def test_gt_down_keeps_hooks_and_gt_up_resumes(town: Path, tmux_socket: str) -> 
     up = gt_json("up", cwd=town)
     assert up["resumed"] == 1
     retry_until(lambda: finished(town, i), timeout=40, what="the resumed agent to finish")
+
+
+def test_mayor_reloads_config_and_survives_a_bad_edit(town: Path, upstream: Path) -> None:
+    run_gt("up", cwd=town, check=True)
+    config = town / "gastown.toml"
+    good = config.read_text()
+    config.write_text(good + "\n[rigs.app]\nbatch = 0\n")  # invalid: a duplicate table
+    retry_until(lambda: any("rejected" in e["message"] for e in events(town, None, "mayor")), timeout=15,
+                what="the Mayor to reject the bad edit")
+    pid = int((town / ".gastown" / "run" / "mayor.pid").read_text())
+    os.kill(pid, 0)  # still alive
+    config.write_text(good)
+    run_gt("rig", "add", "web", str(upstream), cwd=town, check=True)
+    retry_until(lambda: ledger_rows(town, "SELECT loop FROM heartbeats WHERE loop = 'witness:web'"), timeout=15,
+                what="a witness for the new rig")
+    assert int((town / ".gastown" / "run" / "mayor.pid").read_text()) == pid
+
+
+def test_second_gt_up_reports_the_running_mayor(town: Path) -> None:
+    first = gt_json("up", cwd=town)
+    second = gt_json("up", cwd=town)
+    assert first["already"] is False and second["already"] is True
+    assert second["mayor_pid"] == first["mayor_pid"]
+    foreground = run_gt("up", "--foreground", cwd=town, timeout=20)
+    assert foreground.returncode == 6 and "already running" in foreground.stderr

@@ -7,6 +7,7 @@ the hub's own heads (the polecat branches and the refinery's target).
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 from gastown.errors import GitError, InvalidInput
@@ -81,9 +82,24 @@ def has_ref(repo: Path, ref: str) -> bool:
     return Git(repo).run("rev-parse", "--verify", "--quiet", ref, check=False).ok
 
 
-def fetch(hub: Path) -> None:
-    """Bring ``refs/remotes/origin/*`` up to date with the upstream."""
+def fetch(hub: Path, *, max_age: float = 0.0) -> None:
+    """Bring ``refs/remotes/origin/*`` up to date with the upstream.
+
+    With ``max_age``, skip the fetch if one finished less than that many seconds ago
+    (a batch of slings shares one fetch).
+    """
+    stamp = hub / "gastown-fetched"
+    if max_age > 0:
+        try:
+            if time.time() - stamp.stat().st_mtime < max_age:
+                return
+        except OSError:
+            pass
     Git(hub).run("fetch", "--quiet", "--prune", "origin", timeout=FETCH_TIMEOUT)
+    try:
+        stamp.touch()
+    except OSError:
+        pass
 
 
 def upstream_url(hub: Path) -> str:

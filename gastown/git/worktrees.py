@@ -76,17 +76,21 @@ def archive(hub: Path, sha: str, label: str) -> str:
 
 
 def create_worktree(hub: Path, path: Path, branch: str, start: str) -> None:
-    """A new worktree at ``path`` on a new ``branch`` from ``start``.
-
-    A leftover branch of that name is archived (if it holds unsafe work) and replaced.
-    """
+    """A new worktree at ``path`` on a new ``branch`` from ``start`` (one git call when the
+    way is clear). A leftover branch of that name is archived (if it holds unsafe work)
+    and replaced; leftover worktree records are pruned."""
     path.parent.mkdir(parents=True, exist_ok=True)
     git = Git(hub)
+    first = git.run("worktree", "add", "-q", "-b", branch, str(path), start, check=False)
+    if first.ok:
+        return
     old = ref_sha(hub, f"refs/heads/{branch}")
+    if old is None and ref_sha(hub, start) is None:
+        raise GitError(f"cannot start {branch}: {start} does not exist in the hub", hint="run `gt rig list` and `gt doctor`")
     if old and old != ref_sha(hub, start):
         archive(hub, old, branch)
     git.run("worktree", "prune")
-    git.run("worktree", "add", "--force", "-B", branch, str(path), start)
+    git.run("worktree", "add", "-q", "--force", "-B", branch, str(path), start)
 
 
 def reset_worktree(hub: Path, path: Path, branch: str, start: str, *, target: str) -> None:

@@ -3,7 +3,8 @@
 - loops whose heartbeat went stale are restarted (through the Mayor);
 - orphans are reaped: gastown-tagged windows with no active spawn, stale launch files,
   worktrees of polecats the ledger no longer knows (archiving unmerged work first);
-- escalations nobody acknowledged are aged (their severity goes up once).
+- escalations nobody acknowledged are aged (their severity goes up once);
+- convoys whose issues are all closed are closed (they "land").
 
 Never touches a window gastown did not tag, a process it did not start, or a commit
 that is neither on the target nor archived.
@@ -47,6 +48,7 @@ class Deacon:
         self.reap_launch_files()
         self.reap_lost_worktrees()
         self.age_escalations(now)
+        self.land_convoys()
 
     def _event(self, kind: str, message: str, **ids: str | None) -> None:
         with self.ctx.ledger.write() as conn:
@@ -100,6 +102,12 @@ class Deacon:
                     continue
                 note = f"; its work is archived at {archived}" if archived else ""
                 self._event("reap", f"removed the worktree of unknown polecat {path.name}{note}", rig=rig, polecat=path.name)
+
+    def land_convoys(self) -> None:
+        """Close convoys whose issues are all closed (cheap: one query when none is due)."""
+        from gastown.convoys import close_finished
+
+        close_finished(self.ctx)
 
     def age_escalations(self, now: float) -> None:
         conn = self.ctx.ledger.connection()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import time
@@ -171,9 +172,14 @@ def open_pane(
             tmux.respawn(pane, cwd=cwd, env=ids, argv=list(HOLD_ARGV))  # a dead pane takes no pipe
     else:
         pane = tmux.new_window(session, window, cwd=cwd, env=ids, argv=list(HOLD_ARGV))
-    tmux.set_pane_tag(pane, "gt_spawn", spawn_id)
-    tmux.pipe_to_file(pane, log_path)
-    tmux.respawn(pane, cwd=cwd, env=ids, argv=trampoline_argv(launch_file))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env_args = [arg for key, value in ids.items() for arg in ("-e", f"{key}={value}")]
+    # One tmux call: tag the pane, pipe it to the log, then start the agent in it.
+    tmux.cmd(
+        "set-option", "-p", "-t", pane, "@gt_spawn", spawn_id, ";",
+        "pipe-pane", "-o", "-t", pane, f"exec cat >> {shlex.quote(str(log_path))}", ";",
+        "respawn-pane", "-k", "-t", pane, "-c", str(cwd), *env_args, "--", *trampoline_argv(launch_file),
+    )
     return pane
 
 

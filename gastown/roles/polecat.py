@@ -30,6 +30,10 @@ from gastown.states import IssueStatus
 from gastown.tmux.names import session_name
 
 
+# A fetch this recent counts as fresh: a batch of slings shares one.
+FETCH_FRESH = 10.0
+
+
 @dataclass(frozen=True)
 class SlingResult:
     status: str  # started | queued | already | resumed
@@ -188,10 +192,8 @@ def _sling_new(
 ) -> SlingResult:
     rig_cfg = ctx.config.rigs[rig]
     hub = ctx.town.hub_path(rig)
-    hubs.fetch(hub)
+    hubs.fetch(hub, max_age=FETCH_FRESH)
     start = start_point or wt.target_ref(rig_cfg.branch)
-    if wt.ref_sha(hub, start) is None:
-        raise NotFound(f"the start point {start} does not exist in the hub of rig {rig}")
     polecat, is_new, hook = _claim_polecat(ctx, issue, rig, want_polecat, runtime.name, kind, note)
     path = ctx.town.polecat_path(rig, polecat)
     try:

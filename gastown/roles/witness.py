@@ -63,7 +63,17 @@ class Witness:
                 self.apply(action)
             except GastownError as exc:
                 log.warning("witness %s: %s failed: %s", self.rig, type(action).__name__, exc)
+        self.announce_mail()
         return actions
+
+    def announce_mail(self) -> None:
+        """Tell idle agents about new mail; a failure here never breaks the patrol."""
+        from gastown.mail import announce_pending
+
+        try:
+            announce_pending(self.ctx, self.rig)
+        except Exception as exc:  # noqa: BLE001 - mail notices are best effort; the mail itself is safe
+            log.warning("witness %s: announcing mail failed: %s", self.rig, exc)
 
     # -- gathering ----------------------------------------------------------------------
 

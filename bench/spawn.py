@@ -1,0 +1,119 @@
+"""Time from `gt sling` to the agent process running in its pane, against a floor measured
+in the same run: `git worktree add` + `tmux new-window` + the process starting.
+
+Run: .venv/bin/python bench/spawn.py        (target: in-process sling ≤ 2× the floor)
+
+The agent is a one-line runtime that touches a marker file as its first act, so "running"
+is observed from outside without polling tmux. Three figures are printed:
+- floor: the bare git + tmux + process start, nothing else;
+- sling(): gastown's spawn path as the Mayor's scheduler runs it (ledger, name pool,
+  fresh-fetch check, worktree, prompt, tagged and piped window, exec trampoline);
+- `gt sling`: the same from a shell, which adds the CLI's interpreter start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _town import bench_town, git, machine  # noqa: E402
+
+TRIALS = 8
+RUNTIME = """
+[agents.marker]
+command = ["sh", "-c", "touch \\"$GT_TOWN/started-$GT_SPAWN\\"; exec sleep 600"]
+prompt = "paste"
+ready_delay = "1h"
+"""
+
+
+def wait_for(path: Path, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {path}")
+        time.sleep(0.0005)
+
+
+def floor(town: Path, socket: str) -> list[float]:
+    hub = town / "app" / "hub.git"
+    subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", "floor", "--", "sleep", "600"], check=True)
+    times = []
+    for n in range(TRIALS):
+        marker = town / f"floor-{n}"
+        started = time.perf_counter()
+        git(hub, "worktree", "add", "-q", "-b", f"floor/{n}", str(town / "floor" / str(n)), "refs/remotes/origin/main")
+        subprocess.run(
+            ["tmux", "-L", socket, "new-window", "-d", "-t", "=floor:", "-c", str(town / "floor" / str(n)),
+             "--", "sh", "-c", f"touch {marker}; exec sleep 600"],
+            check=True,
+        )
+        wait_for(marker)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def in_process(town: Path) -> list[float]:
+    from gastown import tracker
+    from gastown.context import Context
+    from gastown.roles.polecat import sling
+    from gastown.town import Town
+
+    ctx = Context(Town(town))
+    ids = [tracker.create(ctx, title=f"bench {n}", body="", rig="app", priority=2).id for n in range(TRIALS + 1)]
+    sling(ctx, ids[0], agent="marker")  # warm: imports, first fetch, tmux session
+    times = []
+    for issue in ids[1:]:
+        started = time.time()
+        result = sling(ctx, issue, agent="marker")
+        marker = town / f"started-{result.spawn}"
+        wait_for(marker)
+        # sling() returns only after its start-up check; the marker's mtime says when the agent ran.
+        times.append(marker.stat().st_mtime - started)
+        time.sleep(0.5)  # let the detached starter settle so runs do not overlap
+    return times
+
+
+def from_cli(town: Path) -> list[float]:
+    from gastown import tracker
+    from gastown.context import Context
+    from gastown.town import Town
+
+    ctx = Context(Town(town))
+    times = []
+    for n in range(TRIALS):
+        issue = tracker.create(ctx, title=f"cli {n}", body="", rig="app", priority=2).id
+        before = set(town.glob("started-*"))
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "gastown", "sling", issue, "--agent", "marker"], cwd=town,
+                                stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while not (set(town.glob("started-*")) - before):
+            if time.monotonic() > deadline:
+                raise SystemExit("gt sling never started its agent")
+            time.sleep(0.0005)
+        times.append(time.perf_counter() - started)
+        proc.wait()
+        time.sleep(0.5)
+    return times
+
+
+def main() -> None:
+    with bench_town(RUNTIME) as town:
+        socket = os.environ["GT_TMUX_SOCKET"]
+        base = statistics.median(floor(town, socket))
+        inproc = statistics.median(in_process(town))
+        cli = statistics.median(from_cli(town))
+    print(f"machine: {machine()}; median of {TRIALS} spawns each")
+    print(f"floor (worktree add + new-window + start) {base * 1000:7.1f} ms   1.00x")
+    print(f"sling() to agent running                  {inproc * 1000:7.1f} ms   {inproc / base:4.2f}x   target <= 2x")
+    print(f"`gt sling` to agent running               {cli * 1000:7.1f} ms   {cli / base:4.2f}x   (adds CLI start-up)")
+
+
+if __name__ == "__main__":
+    main()
