@@ -14,6 +14,9 @@ import pytest
 
 from tests.helpers import make_upstream, run_gt
 
+# Helper programs the tests run as agents; not test modules (importing them would run them).
+collect_ignore = ["agents"]
+
 AGENT_VARS = ("GT_TOWN", "GT_RIG", "GT_POLECAT", "GT_ISSUE", "GT_SPAWN", "GT_ROLE", "TMUX", "TMUX_PANE", "GT_DEBUG")
 
 

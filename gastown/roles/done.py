@@ -18,6 +18,7 @@ from gastown.context import Context
 from gastown.errors import Conflict, InvalidInput, NotFound
 from gastown.git import worktrees as wt
 from gastown.git.cmd import Git
+from gastown.git.merge import pin_mr_commit
 from gastown.ledger import work
 from gastown.ledger.events import record_event
 from gastown.ledger.issues import get_issue, set_issue_status
@@ -109,9 +110,10 @@ def done(ctx: Context, me: AgentSelf, *, blocked: str | None = None) -> DoneResu
     hub = ctx.town.hub_path(me.rig)
     if wt.ref_sha(hub, f"refs/heads/{hook.branch}") != head:
         raise Conflict(f"the hub does not hold {hook.branch} at {head[:12]}", hint="run gt done again")
-    # The commit is pinned in the hub before the MR exists, so the refinery can always reach it.
-    Git(hub).run("update-ref", f"refs/gastown/submitted/{hook.issue}/{head}", head)
+    # The commit is in the hub already (the worktree shares its refs); once recorded, its MR
+    # pins it so a later reset of the branch can never make it unreachable.
     mr, created = _record(ctx, hook, head)
+    pin_mr_commit(hub, mr, head)
     wake(ctx.town, f"refinery-{me.rig}")
     _schedule_pane_end(ctx, hook.spawn)
     note = f" (and saved {saved} uncommitted file(s) first)" if saved else ""

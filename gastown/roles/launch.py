@@ -191,6 +191,10 @@ def check_started(tmux: Tmux, pane: str, *, checks: tuple[float, ...] = (0.05, 0
         if status is None:
             raise LaunchFailed("the agent's tmux window vanished right after start")
         dead, _, code = status.partition("\t")
+        if dead == "1" and not code:
+            # tmux may not have reaped the child yet; any other child exit makes it do so.
+            tmux.cmd("run-shell", "true", check=False)
+            code = (tmux.display(pane, "#{pane_dead_status}") or "").strip()
         if dead == "1":
             said = [
                 line.strip() for line in tmux.capture(pane, 30).splitlines()

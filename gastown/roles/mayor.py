@@ -132,6 +132,7 @@ class Mayor:
         self.loops: dict[str, Loop] = {}
         self.stop_event = threading.Event()
         self.config_mtime = 0.0
+        self.recovered: set[str] = set()
 
     # -- loops --------------------------------------------------------------------------
 
@@ -145,10 +146,14 @@ class Mayor:
         ]
 
     def _refine(self, rig: str) -> None:
-        from gastown.refinery.engine import run_until_empty
+        from gastown.refinery.engine import recover, run_until_empty
 
-        if rig in self.ctx.config.rigs:
-            run_until_empty(self.ctx, rig)
+        if rig not in self.ctx.config.rigs:
+            return
+        if rig not in self.recovered:
+            recover(self.ctx, rig)  # a round cut short by a crash is settled before anything new
+            self.recovered.add(rig)
+        run_until_empty(self.ctx, rig)
 
     def _town_loops(self) -> list[Loop]:
         from gastown.roles.deacon import Deacon

@@ -1,0 +1,92 @@
+"""`gt mq list/show/retry/reject`: the merge queue."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, say
+from gastown.states import MRState
+
+app = typer.Typer(help="The merge queue: list, show, retry and reject merge requests.", no_args_is_help=True)
+
+MrArg = Annotated[str, typer.Argument(metavar="MR", help="Merge request id, e.g. mr-k3x9q2.")]
+
+
+@app.command("list")
+def list_(
+    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig's merge requests.")] = None,
+    state: Annotated[list[MRState] | None, typer.Option("--state", "-s", help="Only these states (repeatable).")] = None,
+    all_: Annotated[bool, typer.Option("--all", "-a", help="Include merged and rejected ones.")] = False,
+    town: TownOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List merge requests: testing, then queued in merge order, then the rest."""
+    from gastown.ledger.timefmt import iso
+    from gastown.refinery import queue
+
+    ctx = open_context(town)
+    mrs = queue.listing(ctx, rig=rig, states=state, include_done=all_)
+    if json_out:
+        print_json([m.to_json() for m in mrs])
+        return
+    print_table(
+        ["MR", "STATE", "P", "ISSUE", "POLECAT", "COMMIT", "UPDATED", "DETAIL"],
+        [[m.id, str(m.state), str(m.priority), m.issue, f"{m.rig}/{m.polecat}" if m.polecat else m.rig,
+          m.commit_sha[:10], (iso(m.updated_at) or "")[:19].replace("T", " "), one_line(m.detail or "", 50)]
+         for m in mrs],
+        empty="the merge queue is empty" + ("" if all_ else " (--all shows merged and rejected ones)"),
+    )
+
+
+@app.command("show")
+def show(mr_id: MrArg, town: TownOpt = None, json_out: JsonOpt = False) -> None:
+    """Show one merge request, with its conflict or gate output."""
+    from gastown.refinery import queue
+
+    mr = queue.show(open_context(town), mr_id)
+    if json_out:
+        print_json(mr.to_json())
+        return
+    say(f"{mr.id}  [{mr.state}]  priority {mr.priority}  rig {mr.rig}  issue {mr.issue}")
+    say(f"branch: {mr.branch} at {mr.commit_sha}  -> {mr.target}")
+    if mr.polecat:
+        say(f"polecat: {mr.polecat}" + (f"  spawn {mr.spawn}" if mr.spawn else ""))
+    say(f"fix cycle: {mr.fix_cycle}  rounds taken into: {mr.attempts}")
+    if mr.merged_sha:
+        say(f"merged as: {mr.merged_sha}")
+    if mr.gate_log:
+        say(f"gate log: {mr.gate_log}")
+    if mr.detail:
+        say("")
+        say(mr.detail)
+
+
+@app.command("retry")
+def retry(mr_id: MrArg, town: TownOpt = None, json_out: JsonOpt = False) -> None:
+    """Queue a conflicted, failed or rejected merge request again."""
+    from gastown.refinery import queue
+
+    mr = queue.retry(open_context(town), mr_id)
+    if json_out:
+        print_json(mr.to_json())
+    else:
+        say(f"{mr.id} is {mr.state}")
+
+
+@app.command("reject")
+def reject(
+    mr_id: MrArg,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why it must not merge.")] = None,
+    town: TownOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Take a merge request out of the queue (it can be retried later)."""
+    from gastown.refinery import queue
+
+    mr = queue.reject(open_context(town), mr_id, reason=reason)
+    if json_out:
+        print_json(mr.to_json())
+    else:
+        say(f"rejected {mr.id}")
