@@ -15,14 +15,6 @@ from gastown.errors import ExitCode, GastownError
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.command("doctor")(doctor)
-    app.command("demo")(demo)
-
-
-def demo() -> None:
-    """Run a complete demo town in a temp dir (arrives with the demo issue)."""
-    from gastown.errors import GastownError
-
-    raise GastownError("`gt demo` is not built yet", hint="follow the progress in the issues; `gt init` works today")
 
 
 def init(

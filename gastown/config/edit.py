@@ -61,3 +61,17 @@ def _parse(text: str) -> tomlkit.TOMLDocument:
         return tomlkit.parse(text)
     except TOMLKitError as exc:
         raise ConfigError(f"gastown.toml cannot be edited: {exc}", hint="fix the TOML syntax first") from None
+
+
+def set_values(text: str, section: str, values: dict[str, Any]) -> str:
+    """Return ``text`` with ``values`` set in table ``section`` ("witness", "rigs.app"),
+    creating the table if needed and keeping everything else as written."""
+    doc = _parse(text)
+    table: Any = doc
+    for part in section.split("."):
+        if part not in table:
+            table.add(part, tomlkit.table())
+        table = table[part]
+    for key, value in values.items():
+        table[key] = value
+    return tomlkit.dumps(doc)

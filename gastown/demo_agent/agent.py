@@ -255,6 +255,8 @@ class DemoAgent:
                 self._say(f"demo: usage limit reached · resets in {int(step.seconds)}s")
                 self._pending = run
                 return
+            elif step.command == "rebase":
+                self._say(self._rebase())
             elif step.command == "nocommit":
                 run.commit = False
             elif step.command == "nodone":
@@ -316,6 +318,19 @@ class DemoAgent:
             return f"  ✎ appended to {shown} (+{lines} line{plural})"
         except OSError as exc:
             return f"  ! {step.command} {shown} failed: {exc.strerror or exc}"
+
+    def _rebase(self) -> str:
+        """Bring the branch onto the merge target, keeping this agent's side of any conflict
+        (what a fix cycle after a merge conflict asks for)."""
+        from gastown.git.cmd import Git
+
+        target = f"origin/{self._env.get('GT_TARGET') or 'main'}"
+        git = Git(self._cwd)
+        result = git.run("-c", "core.editor=true", "rebase", "-X", "theirs", target, check=False, timeout=GIT_TIMEOUT)
+        if result.ok:
+            return f"demo: rebased onto {target}"
+        git.run("rebase", "--abort", check=False, timeout=GIT_TIMEOUT)
+        return f"demo: rebase onto {target} failed and was undone: {(result.stderr or result.stdout).strip()[-200:]}"
 
     def _commit(self, message: str) -> str:
         from gastown.git.cmd import Git

@@ -22,7 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 TASK_PREFIX = "[gastown]"
-COMMANDS = ("write", "append", "delete", "think", "crash", "hang", "ratelimit", "nocommit", "nodone", "blocked")
+COMMANDS = (
+    "write", "append", "delete", "think", "crash", "hang", "ratelimit", "nocommit", "nodone", "blocked", "rebase",
+)
 CONDITIONS = ("first", "retry", "fix")
 DEFAULT_CRASH_CODE = 3
 DEFAULT_RATELIMIT_SECONDS = 8

@@ -1,0 +1,196 @@
+"""Run the demo: build a town around the sample project, sling its issues to demo agents,
+run the Mayor, show the work landing, and end with a summary and where to look."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gastown.context import Context
+from gastown.demo.project import FILES, GATE, ISSUES
+from gastown.errors import GastownError
+from gastown.town import Town
+
+DEMO_IDENTITY = {
+    "GIT_AUTHOR_NAME": "gastown demo",
+    "GIT_AUTHOR_EMAIL": "demo@gastown.invalid",
+    "GIT_COMMITTER_NAME": "gastown demo",
+    "GIT_COMMITTER_EMAIL": "demo@gastown.invalid",
+}
+
+
+@dataclass
+class DemoSummary:
+    town: str
+    upstream: str
+    issues: int
+    merged: int
+    fix_cycles: int
+    conflicts: int
+    red_gates: int
+    gate_runs: int
+    seconds: float
+    upstream_commits: int
+    upstream_tests_green: bool
+    kept: bool
+    socket: str
+    problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _git(cwd: Path, *args: str) -> str:
+    from gastown.git.cmd import Git
+
+    return Git(cwd).out(*args)
+
+
+def make_upstream(root: Path) -> Path:
+    """A bare upstream holding the sample project, one commit on main."""
+    work, bare = root / "calc-work", root / "calc.git"
+    work.mkdir(parents=True)
+    for name, text in FILES.items():
+        path = work / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    _git(root, "init", "-q", "-b", "main", str(work))
+    _git(work, "add", "-A")
+    _git(work, "commit", "-q", "-m", "calc: a tiny calculator")
+    _git(root, "init", "-q", "--bare", "-b", "main", str(bare))
+    _git(work, "push", "-q", str(bare), "HEAD:main")
+    shutil.rmtree(work)
+    return bare
+
+
+def build_town(root: Path, *, think: float) -> Context:
+    from gastown.config.edit import rewrite_config, set_values
+    from gastown.rigs import add_rig, init_town
+
+    upstream = make_upstream(root)
+    town = init_town(root / "town").town
+    ctx = Context(town)
+    add_rig(ctx, "calc", str(upstream), branch="main", prefix="calc", agent="demo", cwd=root)
+    gate = f"{shlex.quote(sys.executable)} {GATE}"
+    text = town.config_path.read_text(encoding="utf-8")
+    text = set_values(text, "witness", {"patrol_interval": "1s", "spawn_grace": "60s"})
+    text = set_values(text, "rigs.calc", {"gates": [gate], "gate_timeout": "2m", "batch": 4})
+    rewrite_config(town.config_path, text)
+    ctx.reload_config()
+    os.environ.setdefault("GT_DEMO_THINK", str(think))
+    return ctx
+
+
+def git_identity_missing() -> bool:
+    from gastown._internal.proc import run
+
+    return any(not run(["git", "var", v], timeout=10).ok for v in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"))
+
+
+def run_demo(
+    *,
+    keep: bool,
+    think: float = 2.0,
+    timeout: float = 300.0,
+    show: Callable[[Context, list[str], float], None] | None = None,
+    base_dir: Path | None = None,
+) -> DemoSummary:
+    """Build, run and (unless ``keep``) clean up a demo town. ``show`` is called about
+    twice a second with the progress to draw."""
+    from gastown import tracker
+    from gastown.roles import lifecycle
+    from gastown.roles.polecat import sling
+
+    root = Path(tempfile.mkdtemp(prefix="gastown-demo-", dir=base_dir))
+    os.environ.pop("GT_TMUX_SOCKET", None)  # the demo town's own socket, derived from its path
+    if git_identity_missing():
+        os.environ.update(DEMO_IDENTITY)
+    started = time.monotonic()
+    ctx = build_town(root, think=think)
+    summary_problems: list[str] = []
+    try:
+        ids = [tracker.create(ctx, title=i.title, body=i.body, rig="calc", priority=i.priority).id for i in ISSUES]
+        _convoy(ctx, ids)
+        lifecycle.up(ctx)
+        for issue in ids:
+            sling(ctx, issue)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if show is not None:
+                show(ctx, ids, time.monotonic() - started)
+            if _settled(ctx, ids):
+                break
+            time.sleep(0.5)
+        else:
+            summary_problems.append(f"not everything landed within {int(timeout)}s")
+        if show is not None:
+            show(ctx, ids, time.monotonic() - started)
+        summary = summarize(ctx, ids, time.monotonic() - started, keep=keep)
+        summary.problems += summary_problems
+        return summary
+    finally:
+        if not keep:
+            try:
+                lifecycle.down(ctx, timeout=2.0)
+            except GastownError:
+                pass
+            ctx.tmux.kill_server()
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _convoy(ctx: Context, ids: list[str]) -> None:
+    try:
+        from gastown.convoys import create_convoy  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    try:
+        create_convoy(ctx, "demo", ids)
+    except (GastownError, TypeError):
+        pass
+
+
+def _settled(ctx: Context, ids: list[str]) -> bool:
+    rows = ctx.ledger.connection().execute(
+        f"SELECT status FROM issues WHERE id IN ({','.join('?' * len(ids))})", ids
+    ).fetchall()
+    return all(row[0] in ("closed", "blocked") for row in rows)
+
+
+def summarize(ctx: Context, ids: list[str], seconds: float, *, keep: bool) -> DemoSummary:
+    conn = ctx.ledger.connection()
+    marks = ",".join("?" * len(ids))
+    merged = conn.execute(f"SELECT COUNT(*) FROM issues WHERE status = 'closed' AND id IN ({marks})", ids).fetchone()[0]
+    conflicts = conn.execute("SELECT COUNT(*) FROM mrs WHERE state = 'conflict'").fetchone()[0]
+    red = conn.execute("SELECT COUNT(*) FROM mrs WHERE state = 'failed'").fetchone()[0]
+    gate_runs = conn.execute("SELECT COALESCE(SUM(gate_runs), 0) FROM refinery_rounds").fetchone()[0]
+    upstream = Path(ctx.config.rigs["calc"].repo)
+    commits = int(_git(upstream, "rev-list", "--count", "main"))
+    return DemoSummary(
+        town=str(ctx.town.root), upstream=str(upstream), issues=len(ids), merged=int(merged),
+        fix_cycles=int(conflicts + red), conflicts=int(conflicts), red_gates=int(red), gate_runs=int(gate_runs),
+        seconds=round(seconds, 1), upstream_commits=commits, upstream_tests_green=upstream_green(upstream),
+        kept=keep, socket=ctx.tmux.socket,
+    )
+
+
+def upstream_green(upstream: Path) -> bool:
+    """Clone the upstream's main and run its tests: the proof that main only moved to green."""
+    with tempfile.TemporaryDirectory(prefix="gastown-demo-check-") as tmp:
+        _git(Path(tmp), "clone", "-q", str(upstream), "calc")
+        result = subprocess.run(
+            [sys.executable, *shlex.split(GATE)], cwd=Path(tmp) / "calc", capture_output=True, timeout=120
+        )
+        return result.returncode == 0
+
+
+def town_of(summary: DemoSummary) -> Town:
+    return Town(Path(summary.town))
