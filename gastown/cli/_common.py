@@ -6,12 +6,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gastown.context import Context
 from gastown.town import find_town
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 TownOpt = Annotated[
     Path | None,
@@ -40,7 +43,7 @@ def print_json(document: Any) -> None:
     sys.stdout.flush()
 
 
-def console():  # type: ignore[no-untyped-def]
+def console() -> Console:
     """The one stdout console (rich is imported only by commands that print tables)."""
     from rich.console import Console
 

@@ -43,15 +43,21 @@ def pid_path(town: Town) -> Path:
 
 
 def running_pid(town: Town) -> int | None:
-    """The pid of the town's live Mayor, or None (the lock tells; a pid file alone could lie)."""
-    fd = try_lock_forever(lock_path(town))
-    if fd is not None:
-        os.close(fd)
+    """The pid of the town's live Mayor, or None.
+
+    Read from the pid file the Mayor writes once it holds its lock, and checked against
+    the process table; never by trying the lock (that could make a starting Mayor think
+    another one runs).
+    """
+    try:
+        pid = int(pid_path(town).read_text().strip())
+    except (OSError, ValueError):
         return None
     try:
-        return int(pid_path(town).read_text().strip())
-    except (OSError, ValueError):
-        return -1
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return None
+    return pid if b"gastown" in cmdline and (b"_mayor" in cmdline or b"--foreground" in cmdline) else None
 
 
 class Loop:
@@ -231,7 +237,9 @@ class Mayor:
         fd = try_lock_forever(lock_path(town))
         if fd is None:
             pid = running_pid(town)
-            raise Conflict(f"a Mayor is already running for this town (pid {pid})", hint="stop it with `gt down`")
+            raise Conflict(
+                f"a Mayor is already running for this town (pid {pid or 'unknown'})", hint="stop it with `gt down`"
+            )
         pid_path(town).write_text(f"{os.getpid()}\n")
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, lambda *_: self.stop_event.set())
@@ -254,6 +262,7 @@ class Mayor:
             if loop.thread is not None:
                 loop.thread.join(timeout=10)
         self._event(f"Mayor stopped (pid {os.getpid()})")
+        pid_path(town).unlink(missing_ok=True)
         os.close(fd)
         return 0
 

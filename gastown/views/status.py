@@ -1,0 +1,397 @@
+"""The town at a glance: one ``TownStatus`` snapshot, for `gt status` and `gt feed`.
+
+Cost of ``collect_status``: short indexed ledger reads, ONE ``tmux list-panes -a``
+(inside ``fleet.list_agents``), a stat and a 64 KiB tail read of each agent's log, and a
+try of the Mayor's lock file. Never a pane capture and never a write, so the feed can
+take one every couple of seconds without slowing the Mayor down.
+
+Every dataclass here has ``to_json()``; the fields are documented in
+``docs/status-and-feed.md``. Times are ISO 8601 UTC strings, durations are seconds
+(``*_s``, rounded to 0.1) measured from the snapshot's ``at``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gastown.context import Context
+from gastown.ledger.escalations import Escalation, list_escalations
+from gastown.ledger.issues import count_by_status
+from gastown.ledger.mrs import MR, list_mrs, queue_order
+from gastown.ledger.timefmt import iso
+from gastown.refinery import rounds
+from gastown.refinery.queue import RigStatus
+from gastown.refinery.queue import status as queue_status
+from gastown.roles.fleet import AgentView
+from gastown.roles.scheduler import Queued
+from gastown.roles.scheduler import queued as sling_queue
+from gastown.states import AgentState, MRState
+
+# Problems first, so a list cut short for space keeps what needs a person.
+AGENT_STATE_ORDER: tuple[str, ...] = (
+    AgentState.DEAD, AgentState.STALLED, AgentState.SPAWNING, AgentState.WORKING, AgentState.IDLE, AgentState.DONE,
+)
+# A loop heartbeat older than this is flagged stale (the Deacon's own minimum threshold).
+STALE_BEAT_S = 60.0
+PAUSE_SCOPE = "town:polecats"
+
+
+def _secs(value: float | None) -> float | None:
+    return None if value is None else round(max(0.0, value), 1)
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    """One agent (an active spawn) as ``gt agents`` sees it, plus its issue's title and ages."""
+
+    agent: AgentView
+    title: str | None
+    age_s: float
+    quiet_s: float | None
+
+    @property
+    def state(self) -> str:
+        return self.agent.state
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.agent.to_json(), "title": self.title, "age_s": _secs(self.age_s), "quiet_s": _secs(self.quiet_s)}
+
+
+@dataclass(frozen=True)
+class QueuedSling:
+    """A sling waiting for capacity (or for its runtime's rate limit to lift)."""
+
+    item: Queued
+    title: str | None
+    waited_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.item.to_json(), "title": self.title, "waited_s": _secs(self.waited_s)}
+
+
+@dataclass(frozen=True)
+class InFlightMR:
+    """A merge request being tested or waiting its turn."""
+
+    mr: MR
+    title: str | None
+    waited_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        mr = self.mr
+        return {
+            "id": mr.id, "issue": mr.issue, "title": self.title, "polecat": mr.polecat, "state": str(mr.state),
+            "priority": mr.priority, "fix_cycle": mr.fix_cycle, "attempts": mr.attempts,
+            "created_at": iso(mr.created_at), "waited_s": _secs(self.waited_s),
+        }
+
+
+@dataclass(frozen=True)
+class MergeQueue:
+    """One rig's merge queue: counts by state, the MRs in flight, the last round, the hold."""
+
+    rig: str
+    target: str
+    batch: int
+    counts: dict[str, int]
+    in_flight: list[InFlightMR]
+    running_round: int | None
+    last_round: rounds.Round | None
+    hold: rounds.Hold | None
+
+    @property
+    def sent_back(self) -> int:
+        return self.counts.get(MRState.CONFLICT, 0) + self.counts.get(MRState.FAILED, 0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rig": self.rig,
+            "target": self.target,
+            "batch": self.batch,
+            "queued": self.counts.get(MRState.QUEUED, 0),
+            "testing": self.counts.get(MRState.TESTING, 0),
+            "sent_back": self.sent_back,
+            "states": dict(self.counts),
+            "in_flight": [m.to_json() for m in self.in_flight],
+            "running_round": self.running_round,
+            "last_round": self.last_round.to_json() if self.last_round else None,
+            "hold": self.hold.to_json() if self.hold else None,
+        }
+
+
+@dataclass(frozen=True)
+class HoldStatus:
+    """A row of the ``holds`` table: a runtime's rate limit, a rig's refinery hold, or the
+    ``town:polecats`` pause of `gt down --polecats`."""
+
+    scope: str
+    kind: str  # runtime | refinery | pause | other
+    subject: str
+    reason: str
+    since: float
+    until: float | None
+    active: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope, "kind": self.kind, "subject": self.subject, "reason": self.reason,
+            "since": iso(self.since), "until": iso(self.until), "active": self.active,
+        }
+
+
+@dataclass(frozen=True)
+class LoopBeat:
+    """The last heartbeat of one Mayor loop."""
+
+    loop: str
+    at: float
+    age_s: float
+    pid: int
+    detail: str | None
+
+    @property
+    def stale(self) -> bool:
+        return self.age_s > STALE_BEAT_S
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "loop": self.loop, "at": iso(self.at), "age_s": _secs(self.age_s), "pid": self.pid,
+            "detail": self.detail, "stale": self.stale,
+        }
+
+
+@dataclass(frozen=True)
+class MayorStatus:
+    """Whether the Mayor holds its lock, and its loops' heartbeats.
+
+    ``pid`` is None when no Mayor runs and -1 when one runs but its pid file is unreadable.
+    """
+
+    pid: int | None
+    loops: list[LoopBeat]
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "running": self.running,
+            "pid": self.pid if self.pid is not None and self.pid > 0 else None,
+            "loops": [beat.to_json() for beat in self.loops],
+        }
+
+
+@dataclass(frozen=True)
+class RigSummary:
+    name: str
+    branch: str
+    agent: str
+    max_polecats: int
+    agents: dict[str, int]
+    queued: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "branch": self.branch, "agent": self.agent, "max_polecats": self.max_polecats,
+            "agents": dict(self.agents), "queued": self.queued,
+        }
+
+
+@dataclass(frozen=True)
+class BlockedIssue:
+    id: str
+    rig: str
+    title: str
+    reason: str | None
+    since: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "rig": self.rig, "title": self.title, "reason": self.reason, "since": iso(self.since)}
+
+
+@dataclass(frozen=True)
+class EscalationStatus:
+    escalation: Escalation
+    age_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.escalation.to_json(), "age_s": _secs(self.age_s)}
+
+
+@dataclass(frozen=True)
+class TownStatus:
+    """Everything `gt status` shows, taken at ``at`` (unix seconds)."""
+
+    root: str
+    name: str | None
+    max_polecats: int
+    at: float
+    mayor: MayorStatus
+    rigs: list[RigSummary]
+    agents: list[AgentStatus]
+    queued: list[QueuedSling]
+    merge_queues: list[MergeQueue]
+    holds: list[HoldStatus]
+    escalations: list[EscalationStatus]
+    issues: dict[str, int]
+    blocked: list[BlockedIssue]
+    # Token costs per rig/agent will land here; until then always None (JSON null).
+    costs: dict[str, Any] | None = field(default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "town": {"root": self.root, "name": self.name, "max_polecats": self.max_polecats},
+            "at": iso(self.at),
+            "mayor": self.mayor.to_json(),
+            "rigs": [r.to_json() for r in self.rigs],
+            "agents": [a.to_json() for a in self.agents],
+            "queued": [q.to_json() for q in self.queued],
+            "merge_queue": [m.to_json() for m in self.merge_queues],
+            "holds": [h.to_json() for h in self.holds],
+            "escalations": [e.to_json() for e in self.escalations],
+            "issues": dict(self.issues),
+            "blocked": [b.to_json() for b in self.blocked],
+            "costs": self.costs,
+        }
+
+
+# -- gathering ---------------------------------------------------------------------------
+
+
+def collect_status(ctx: Context) -> TownStatus:
+    """Take a snapshot of the town. Reads only; raises ``ToolMissing`` without tmux.
+
+    The agents come first (their one tmux query runs outside any ledger transaction);
+    everything else is read in one consistent ledger snapshot.
+    """
+    from gastown.roles.fleet import list_agents
+    from gastown.roles.mayor import running_pid
+
+    views = list_agents(ctx)
+    mayor_pid = running_pid(ctx.town)
+    now = ctx.now()
+    config = ctx.config
+    with ctx.ledger.read() as conn:
+        queued_items = sling_queue(ctx)
+        merge_rows = _merge_queues(ctx, now)
+        wanted = [v.issue for v in views] + [q.issue for q in queued_items]
+        wanted += [m.issue for rig_rows in merge_rows for m in rig_rows[1]]
+        titles = issue_titles(conn, wanted)
+        holds = _holds(conn, now)
+        beats = _beats(conn, now)
+        escalations = [EscalationStatus(e, now - e.created_at) for e in list_escalations(conn, open_only=True)]
+        issues = count_by_status(conn)
+        blocked = _blocked(conn)
+
+    agents = sort_agents(
+        AgentStatus(v, titles.get(v.issue), now - v.started_at,
+                    None if v.last_activity is None else now - v.last_activity)
+        for v in views
+    )
+    queued = [QueuedSling(q, titles.get(q.issue), now - q.enqueued_at) for q in queued_items]
+    merge_queues = [
+        MergeQueue(
+            rig=status.rig, target=status.settings.target, batch=status.settings.batch, counts=status.counts,
+            in_flight=[InFlightMR(m, titles.get(m.issue), now - m.created_at) for m in mrs],
+            running_round=status.running, last_round=status.last_round, hold=status.hold,
+        )
+        for status, mrs in merge_rows
+    ]
+    rigs = [
+        RigSummary(
+            name=name,
+            branch=rig.branch,
+            agent=rig.agent or config.town.default_agent,
+            max_polecats=min(rig.max_polecats or config.town.max_polecats, config.town.max_polecats),
+            agents=count_states(a.state for a in agents if a.agent.rig == name),
+            queued=sum(1 for q in queued if q.item.rig == name),
+        )
+        for name, rig in sorted(config.rigs.items())
+    ]
+    return TownStatus(
+        root=str(ctx.town.root), name=config.town.name, max_polecats=config.town.max_polecats, at=now,
+        mayor=MayorStatus(mayor_pid, beats), rigs=rigs, agents=agents, queued=queued, merge_queues=merge_queues,
+        holds=holds, escalations=escalations, issues=issues, blocked=blocked,
+    )
+
+
+def sort_agents(agents: Iterable[AgentStatus]) -> list[AgentStatus]:
+    """By rig, then problems first (``AGENT_STATE_ORDER``), then polecat name. Pure."""
+    rank = {state: i for i, state in enumerate(AGENT_STATE_ORDER)}
+    return sorted(agents, key=lambda a: (a.agent.rig, rank.get(a.state, len(rank)), a.agent.polecat))
+
+
+def count_states(states: Iterable[str]) -> dict[str, int]:
+    """Every agent state with its count (zeros included), in ``AgentState`` order. Pure.
+
+    >>> count_states(["idle", "working", "idle"])["idle"]
+    2
+    """
+    counts = {str(s): 0 for s in AgentState}
+    for state in states:
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def issue_titles(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, str]:
+    """Titles of the given issues, in chunks small enough for SQLite's variable limit."""
+    wanted = sorted(set(ids))
+    titles: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        rows = conn.execute(f"SELECT id, title FROM issues WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        titles.update((row["id"], row["title"]) for row in rows)
+    return titles
+
+
+def _merge_queues(ctx: Context, now: float) -> list[tuple[RigStatus, list[MR]]]:
+    """Each rig's queue status with its MRs in flight: testing, then queued in take order."""
+    conn = ctx.ledger.connection()
+    result = []
+    for status in queue_status(ctx):
+        mrs = list_mrs(conn, status.rig, [MRState.TESTING, MRState.QUEUED])
+        testing = [m for m in mrs if m.state == MRState.TESTING]
+        result.append((status, testing + queue_order([m for m in mrs if m.state == MRState.QUEUED], now)))
+    return result
+
+
+def hold_kind(scope: str) -> tuple[str, str]:
+    """``(kind, subject)`` of a hold scope. Pure.
+
+    >>> hold_kind("runtime:claude"), hold_kind("refinery:app"), hold_kind("town:polecats")
+    (('runtime', 'claude'), ('refinery', 'app'), ('pause', 'polecats'))
+    """
+    if scope == PAUSE_SCOPE:
+        return "pause", "polecats"
+    head, sep, tail = scope.partition(":")
+    if sep and head in ("runtime", "refinery"):
+        return head, tail
+    return "other", scope
+
+
+def _holds(conn: sqlite3.Connection, now: float) -> list[HoldStatus]:
+    holds = []
+    for row in conn.execute("SELECT * FROM holds ORDER BY scope"):
+        kind, subject = hold_kind(row["scope"])
+        until = row["until"]
+        holds.append(HoldStatus(
+            scope=row["scope"], kind=kind, subject=subject, reason=row["reason"], since=row["created_at"],
+            until=until, active=until is None or until > now,
+        ))
+    return holds
+
+
+def _beats(conn: sqlite3.Connection, now: float) -> list[LoopBeat]:
+    rows = conn.execute("SELECT loop, at, pid, detail FROM heartbeats ORDER BY loop")
+    return [LoopBeat(row["loop"], row["at"], now - row["at"], row["pid"], row["detail"]) for row in rows]
+
+
+def _blocked(conn: sqlite3.Connection) -> list[BlockedIssue]:
+    rows = conn.execute(
+        "SELECT id, rig, title, close_reason, updated_at FROM issues WHERE status = 'blocked' ORDER BY updated_at, id"
+    )
+    return [BlockedIssue(r["id"], r["rig"], r["title"], r["close_reason"], r["updated_at"]) for r in rows]
