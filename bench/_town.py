@@ -45,7 +45,9 @@ def bench_town(extra_toml: str = "") -> Iterator[Path]:
         try:
             yield town
         finally:
-            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+            from gastown.tmux.driver import Tmux
+
+            Tmux(socket).kill_server()
 
 
 def machine() -> str:

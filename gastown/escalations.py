@@ -14,6 +14,7 @@ from gastown.errors import InvalidInput, NotFound
 from gastown.ledger.escalations import SEVERITIES, Escalation, insert_escalation
 from gastown.ledger.events import record_event
 from gastown.ledger.issues import get_issue, set_issue_status
+from gastown.ledger.mail import insert_mail
 from gastown.states import IssueStatus
 
 
@@ -29,7 +30,8 @@ def raise_escalation(
     spawn: str | None = None,
     block_issue: bool = False,
 ) -> Escalation:
-    """Record an escalation (and block ``issue`` if ``block_issue``), in one transaction."""
+    """Record an escalation (and block ``issue`` if ``block_issue``) and mail it to ``human``,
+    in one transaction."""
     if severity not in SEVERITIES:
         raise InvalidInput(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
     with ctx.ledger.write() as conn:
@@ -47,7 +49,20 @@ def raise_escalation(
             conn, "escalation", f"[{severity}] {message}", now=now, rig=rig, polecat=polecat, spawn=spawn,
             issue=issue, data={"escalation": esc.id, "source": source},
         )
+        insert_mail(
+            conn, sender=source, recipient="human", subject=f"[{severity}] escalation {esc.id}",
+            body=escalation_mail_body(esc), now=now,
+        )
     return esc
+
+
+def escalation_mail_body(esc: Escalation) -> str:
+    """``Key: value`` lines, a blank line, the message as raised, and how to acknowledge. Pure."""
+    agent = f"{esc.rig}/{esc.polecat}" if esc.rig and esc.polecat else None
+    lines = [f"Escalation: {esc.id}", f"Severity: {esc.severity}", f"From: {esc.source}"]
+    lines += [f"Issue: {esc.issue}"] if esc.issue else []
+    lines += [f"Agent: {agent}"] if agent else []
+    return "\n".join(lines) + f"\n\n{esc.message}\n\nAcknowledge it with: gt escalate ack {esc.id}\n"
 
 
 def escalate_from(

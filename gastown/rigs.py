@@ -136,12 +136,16 @@ def add_rig(
     return next(info for info in list_rigs(ctx) if info.name == name)
 
 
-def remove_rig(ctx: Context, name: str, *, keep_files: bool) -> None:
-    """Drop ``[rigs.<name>]`` from the config; delete the rig's directory unless ``keep_files``.
+def remove_rig(ctx: Context, name: str, *, keep_files: bool) -> Path | None:
+    """Drop ``[rigs.<name>]`` from the config and move ``<town>/<name>`` (hub, worktrees,
+    refinery) aside to ``.gastown/removed/<name>-<time>``; returns where it went.
 
-    Refuses while the rig has live work (hooked issues) or polecat worktrees with commits
-    that are neither merged nor archived.
+    Nothing is deleted: the hub holds every branch, archive and MR pin, so removing a rig
+    can never lose work (delete the moved directory yourself once you are sure). Refuses
+    while the rig has issues on a polecat's hook or merge requests waiting.
     """
+    import time
+
     from gastown._internal.locks import file_lock
     from gastown.config.edit import remove_rig_table, rewrite_config
 
@@ -153,18 +157,29 @@ def remove_rig(ctx: Context, name: str, *, keep_files: bool) -> None:
         text = ctx.town.config_path.read_text(encoding="utf-8")
         rewrite_config(ctx.town.config_path, remove_rig_table(text, name))
         ctx.reload_config()
-    if not keep_files:
-        shutil.rmtree(ctx.town.rig_dir(name), ignore_errors=True)
+    rig_dir = ctx.town.rig_dir(name)
+    if keep_files or not rig_dir.exists():
+        return None
+    dest = ctx.town.state_dir / "removed" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(rig_dir), dest)
+    return dest
 
 
 def _refuse_if_busy(ctx: Context, name: str) -> None:
     conn = ctx.ledger.connection()
-    row = conn.execute(
-        "SELECT COUNT(*) FROM issues WHERE rig = ? AND status = 'hooked'", (name,)
-    ).fetchone()
-    if row[0]:
+    hooked = conn.execute("SELECT COUNT(*) FROM hooks WHERE rig = ?", (name,)).fetchone()[0]
+    if hooked:
         raise Conflict(
-            f"rig {name!r} has {row[0]} issue(s) on a polecat's hook",
-            hint="let them finish, or `gt down --polecats` and close them first",
+            f"rig {name!r} has {hooked} issue(s) on a polecat's hook",
+            hint="let them finish (or close them and `gt down --polecats`) first",
+        )
+    waiting = conn.execute(
+        "SELECT COUNT(*) FROM mrs WHERE rig = ? AND state IN ('queued', 'testing')", (name,)
+    ).fetchone()[0]
+    if waiting:
+        raise Conflict(
+            f"rig {name!r} has {waiting} merge request(s) waiting in its queue",
+            hint="let the refinery finish (`gt refinery run`), or `gt mq reject` them first",
         )
 

@@ -126,10 +126,12 @@ def test_close_reopen_and_list_filters(rig_town: Path) -> None:
     assert bad.returncode == 2
 
 
-def test_rig_remove_drops_config_and_files(rig_town: Path) -> None:
-    run_gt("rig", "remove", "app", cwd=rig_town, check=True)
+def test_rig_remove_drops_config_and_moves_files_aside(rig_town: Path) -> None:
+    out = run_gt("rig", "remove", "app", cwd=rig_town, check=True).stdout
     assert "\n[rigs.app]" not in (rig_town / "gastown.toml").read_text()
     assert not (rig_town / "app").exists()
+    [moved] = (rig_town / ".gastown" / "removed").iterdir()
+    assert (moved / "hub.git" / "HEAD").is_file() and str(moved) in out
     assert gt_json("rig", "list", cwd=rig_town) == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -308,3 +309,52 @@ def test_polecat_remove_refuses_unmerged_work_unless_forced(bot_town: Path) -> N
     assert git(hub, "merge-base", "--is-ancestor", sha, tip) == ""
     assert git(hub, "show", f"{tip}:uncommitted.txt") == "more"
     assert gt_json("polecat", "list", cwd=bot_town) == []
+
+
+def test_prime_prints_the_current_instructions(bot_town: Path) -> None:
+    issue = gt_json("issue", "create", "prime me", cwd=bot_town)["id"]
+    slung = gt_json("sling", issue, "--agent", "argbot", cwd=bot_town)
+    worktree = bot_town / "app" / "polecats" / slung["polecat"]
+    primed = run_gt("prime", cwd=worktree, env=agent_env_for(bot_town, slung), check=True).stdout
+    prompt = (bot_town / ".gastown" / "prompts" / f"{slung['spawn']}.md").read_text()
+    assert primed.rstrip("\n") == prompt.rstrip("\n")
+    assert "gt done" in primed and issue in primed
+
+
+def test_a_rig_prompt_template_replaces_the_default(bot_town: Path) -> None:
+    (bot_town / "prompts").mkdir()
+    (bot_town / "prompts" / "app.md").write_text("Custom! {{issue_id}} {{title}} on {{branch}} {{unknown}}\n")
+    from tests.helpers import set_config
+
+    set_config(bot_town, "rigs.app", {"prompt_template": "prompts/app.md"})
+    issue = gt_json("issue", "create", "{{branch}} in a title", cwd=bot_town)["id"]
+    slung = gt_json("sling", issue, "--agent", "argbot", cwd=bot_town)
+    prompt = (bot_town / ".gastown" / "prompts" / f"{slung['spawn']}.md").read_text()
+    assert prompt == f"Custom! {issue} {{{{branch}}}} in a title on {slung['branch']} {{{{unknown}}}}\n"
+
+
+@pytest.mark.parametrize("inside_tmux", [False, True], ids=["outside-tmux", "inside-other-tmux"])
+def test_attach_puts_a_terminal_on_the_agents_pane(bot_town: Path, tmux_socket: str, inside_tmux: bool) -> None:
+    issue = gt_json("issue", "create", "watch me", cwd=bot_town)["id"]
+    slung = gt_json("sling", issue, "--agent", "argbot", cwd=bot_town)
+    outer = f"{tmux_socket}-outer"
+    try:
+        # A terminal for `gt attach`: a pane of a separate tmux server (a user's own tmux, say).
+        env_prefix = [] if inside_tmux else ["env", "-u", "TMUX", "-u", "TMUX_PANE"]
+        subprocess.run(
+            ["tmux", "-L", outer, "-f", "/dev/null", "new-session", "-d", "-x", "120", "-y", "40", "--",
+             *env_prefix, sys.executable, "-m", "gastown", "attach", f"app/{slung['polecat']}", "--town", str(bot_town)],
+            check=True, env={**os.environ, "GT_TMUX_SOCKET": tmux_socket},
+        )
+
+        def clients() -> list[str]:
+            out = subprocess.run(["tmux", "-L", tmux_socket, "list-clients", "-F", "#{client_session}"],
+                                 capture_output=True, text=True).stdout
+            return out.split()
+
+        assert retry_until(clients, timeout=15, what="a client attached to the town's server") == ["app"]
+        active = subprocess.run(["tmux", "-L", tmux_socket, "display", "-p", "-t", "=app:", "#{pane_id}"],
+                                capture_output=True, text=True).stdout.strip()
+        assert active == slung["pane"]
+    finally:
+        subprocess.run(["tmux", "-L", outer, "kill-server"], capture_output=True)

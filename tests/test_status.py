@@ -136,11 +136,13 @@ def test_status_render_is_pure_and_width_safe_when_narrow() -> None:
     assert output(render.render_status(status)) == output(render.render_status(status))
 
 
-def test_costs_hook_is_empty_until_costs_arrive() -> None:
-    status = synthetic_status(3)
-    assert status.to_json()["costs"] is None
+def test_costs_render_today_total_and_budgets() -> None:
     assert render.render_costs(None) is None
-    assert "12.5" in output(render.render_costs({"app": 12.5}))
+    costs = {"today_usd": 1.25, "total_usd": 12.5, "today_tokens": 1200, "total_tokens": 98765,
+             "unpriced_spawns": 1, "budget_usd": 20.0, "rig_budgets": {"app": {"budget_usd": 5.0, "today_usd": 0.5}}}
+    text = output(render.render_costs(costs))
+    assert "$1.25 of $20.00 budget" in text and "$12.50" in text and "98,765" in text
+    assert "rig app today" in text and "unpriced runs" in text
 
 
 def test_status_json_document_has_every_section() -> None:
@@ -209,7 +211,7 @@ def test_gt_status_json_shows_agents_queue_counts_and_escalations(rig_town: Path
     assert doc["mayor"] == {"running": False, "pid": None, "loops": []}
     assert doc["merge_queue"][0]["rig"] == "app" and doc["merge_queue"][0]["queued"] == 0
     assert [e["message"] for e in doc["escalations"]] == ["the build server is on fire"]
-    assert doc["escalations"][0]["severity"] == "high" and doc["costs"] is None
+    assert doc["escalations"][0]["severity"] == "high" and doc["costs"]["total_usd"] == 0
 
     text = run_gt("status", cwd=rig_town, check=True).stdout
     assert "[bold]first[/]" in text and "the build server is on fire" in text and ids[2] in text

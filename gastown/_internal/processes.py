@@ -78,3 +78,52 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def processes_referencing(marker: str) -> list[int]:
+    """Live processes whose command line or environment mentions ``marker`` (a spawn's
+    private home path): exactly what one agent run started, including daemons that
+    re-parented to PID 1 (codex's app-server) or outlived their pane (gemini).
+
+    Never this process or its ancestors.
+    """
+    if not marker or not Path("/proc").is_dir():
+        return []
+    needle = marker.encode()
+    spared = _ancestors(os.getpid())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in spared:
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes() or needle in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def sweep(marker: str, *, grace: float = 2.0) -> int:
+    """Stop every process that references ``marker`` (see above); returns how many there were."""
+    victims = [p for p in processes_referencing(marker) if alive(p)]
+    for pid in victims:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(alive(p) for p in victims):
+        time.sleep(0.05)
+    for pid in victims:
+        if alive(pid):
+            _signal(pid, signal.SIGKILL)
+    return len(victims)
+
+
+def _ancestors(pid: int) -> set[int]:
+    chain = {pid}
+    while pid > 1:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat[stat.rfind(")") + 2 :].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        chain.add(pid)
+    return chain

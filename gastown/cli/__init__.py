@@ -16,7 +16,24 @@ from typing import Annotated
 import typer
 
 from gastown import __version__
-from gastown.cli import agents, internal, issue, polecat, rig, town, work
+from gastown.cli import (  # one module per command group
+    agents,
+    convoy,
+    costs,
+    demo,
+    escalate,
+    internal,
+    issue,
+    mail,
+    mq,
+    polecat,
+    refinery,
+    rig,
+    status,
+    town,
+    town_ops,
+    work,
+)
 from gastown.cli._common import set_root_town
 from gastown.errors import ConfigError, ExitCode, GastownError
 
@@ -48,12 +65,22 @@ def _root(
 
 
 town.register(app)
+costs.register(app)
+demo.register(app)
 app.add_typer(rig.app, name="rig")
 app.add_typer(issue.app, name="issue")
+app.add_typer(mq.app, name="mq")
+app.add_typer(refinery.app, name="refinery")
 work.register(app)
+town_ops.register(app)
 agents.register(app)
+status.register(app)
+app.add_typer(escalate.app, name="escalate")
 app.add_typer(polecat.app, name="polecat")
+app.add_typer(convoy.app, name="convoy")
+app.add_typer(mail.app, name="mail")
 internal.register(app)
+internal.register_daemons(app)
 
 
 def run(args: list[str]) -> int:

@@ -52,11 +52,11 @@ def list_(town: TownOpt = None, json_out: JsonOpt = False) -> None:
 @app.command("remove")
 def remove(
     name: Annotated[str, typer.Argument(help="The rig to remove.")],
-    keep_files: Annotated[bool, typer.Option("--keep-files", help="Keep <town>/NAME on disk.")] = False,
+    keep_files: Annotated[bool, typer.Option("--keep-files", help="Leave <town>/NAME where it is.")] = False,
     town: TownOpt = None,
 ) -> None:
-    """Remove a rig from gastown.toml and delete its hub and worktrees (refuses with live or unmerged work)."""
+    """Remove a rig from gastown.toml; its hub and worktrees are moved aside, never deleted."""
     from gastown.rigs import remove_rig
 
-    remove_rig(open_context(town), name, keep_files=keep_files)
-    say(f"removed rig {name}")
+    moved = remove_rig(open_context(town), name, keep_files=keep_files)
+    say(f"removed rig {name}" + (f"; its files (hub, worktrees, archived work) are in {moved}" if moved else ""))

@@ -20,10 +20,15 @@ def register(app: typer.Typer) -> None:
 def sling(
     issues: Annotated[list[str], typer.Argument(metavar="ISSUE... [RIG|RIG/POLECAT]", help="Issue id(s), then optionally where.")],
     agent: Annotated[str | None, typer.Option("--agent", "-a", help="Runtime to use instead of the rig's.")] = None,
+    convoy: Annotated[str | None, typer.Option("--convoy", help="Put the issues in a new convoy with this name.")] = None,
+    no_convoy: Annotated[bool, typer.Option("--no-convoy", help="Several issues: make no convoy for them.")] = False,
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Hook issues onto polecats and start their agents (queued when at capacity)."""
+    """Hook issues onto polecats and start their agents (queued when at capacity).
+
+    Several issues at once go into a convoy named after the first one's title."""
+    from gastown.convoys import for_sling
     from gastown.ledger.ids import ISSUE_ID_RE
     from gastown.roles.polecat import sling as do_sling
 
@@ -34,10 +39,14 @@ def sling(
         issues = issues[:-1]
     elif len(issues) == 1 and not ISSUE_ID_RE.match(issues[0]) and "/" in issues[0]:
         raise typer.BadParameter("give an issue id before the target", param_hint="ISSUE")
+    grouped = for_sling(ctx, issues, name=convoy, no_convoy=no_convoy)
     results = [do_sling(ctx, issue, target, agent=agent) for issue in issues]
     if json_out:
-        print_json([r.to_json() for r in results] if len(results) > 1 else results[0].to_json())
+        docs = [{**r.to_json(), "convoy": grouped.convoy.id if grouped else None} for r in results]
+        print_json(docs if len(docs) > 1 else docs[0])
         return
+    if grouped is not None:
+        say(f"convoy {grouped.convoy.id} ({grouped.total} issues); follow it with gt convoy show {grouped.convoy.id}")
     for r in results:
         if r.status == "queued":
             say(f"{r.issue}: queued for rig {r.rig} (at capacity); it starts when a polecat frees up")

@@ -60,10 +60,37 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+class EndpointConfig(_Section):
+    """Where a model lives: a base URL, the NAME of the variable holding its key, a model."""
+
+    base_url: str | None = None
+    api_key_env: str | None = None
+    model: str | None = None
+
+
+class ModelConfig(EndpointConfig):
+    """``[town.model]``: one endpoint for every runtime (a gateway), refined per provider."""
+
+    anthropic: EndpointConfig | None = None
+    openai: EndpointConfig | None = None
+    gemini: EndpointConfig | None = None
+
+
 class TownSection(_Section):
     name: str | None = None
     default_agent: str = "claude"
     max_polecats: int = Field(12, ge=1)
+    budget: float | None = Field(None, gt=0)
+    model: ModelConfig | None = None
+
+
+class Price(_Section):
+    """US dollars per million tokens."""
+
+    input: float = Field(0.0, ge=0)
+    output: float = Field(0.0, ge=0)
+    cache_read: float | None = Field(None, ge=0)
+    cache_write: float | None = Field(None, ge=0)
 
 
 class Dialog(_Section):
@@ -89,6 +116,10 @@ class AgentConfig(_Section):
     env: dict[str, str] = Field(default_factory=dict)
     dialogs: list[Dialog] | None = None
     rate_limit: list[Regex] | None = None
+    mode: Literal["tui", "headless"] | None = None
+    headless: Argv | None = None
+    submit: Literal["agent", "gastown"] | None = None
+    model: EndpointConfig | None = None
 
 
 class RigConfig(_Section):
@@ -104,6 +135,8 @@ class RigConfig(_Section):
     max_fix_cycles: int | None = Field(None, ge=0)
     prompt_template: str | None = None
     names: list[str] | None = None
+    mode: Literal["tui", "headless"] | None = None
+    budget: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _check_prefix(self) -> RigConfig:
@@ -139,6 +172,7 @@ class TownConfig(_Section):
     rigs: dict[str, RigConfig] = Field(default_factory=dict)
     witness: WitnessConfig = Field(default_factory=WitnessConfig)
     refinery: RefineryConfig = Field(default_factory=RefineryConfig)
+    prices: dict[str, Price] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_names(self) -> TownConfig:

@@ -18,6 +18,7 @@ import shutil
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ class Options:
     nudge_think: float = 0.3
     record: Path | None = None
     ask_trust: bool = False
+    task_file: Path | None = None
 
 
 def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> Options:
@@ -83,6 +85,12 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> Options
         action="store_true",
         help="ask 'Do you trust this folder? [y/n]' first (also: GT_DEMO_ASK_TRUST=1)",
     )
+    parser.add_argument(
+        "--task-file",
+        type=Path,
+        metavar="FILE",
+        help="headless: run the task in FILE once, then exit (as `claude -p` would)",
+    )
     args = parser.parse_args(argv)
     record = args.record or (Path(env["GT_DEMO_RECORD"]) if env.get("GT_DEMO_RECORD") else None)
     return Options(
@@ -90,6 +98,7 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> Options
         nudge_think=args.nudge_think if args.nudge_think is not None else _env_seconds(env, "GT_DEMO_NUDGE_THINK", 0.3),
         record=record,
         ask_trust=args.ask_trust or env.get("GT_DEMO_ASK_TRUST", "").strip().lower() in ("1", "true", "yes"),
+        task_file=args.task_file,
     )
 
 
@@ -195,6 +204,22 @@ class DemoAgent:
                 raise
             self._handle(text)
 
+    def _count_tokens(self, kind: str, text: str) -> None:
+        """Like a real CLI, log what this "model call" cost: a line in $GT_AGENT_HOME/usage.jsonl.
+
+        Deterministic: a quarter token per input character, 50 output tokens per task, 10 per message.
+        """
+        home = self._env.get("GT_AGENT_HOME")
+        if not home:
+            return
+        record = {"id": uuid.uuid4().hex, "model": "demo", "input": max(1, len(text) // 4),
+                  "output": 50 if kind == "task" else 10}
+        try:
+            with open(Path(home) / "usage.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError:
+            pass
+
     def _banner(self) -> None:
         write = self._terminal.write
         write("╭ demo agent · no model, deterministic edits\n")
@@ -203,8 +228,14 @@ class DemoAgent:
             write(f"│ issue  {printable(self._issue)}\n")
         write("╰ paste a [gastown] task to run its ~~~demo blocks; anything else is a message; Ctrl-D quits\n\n")
 
+    def run_once(self, text: str) -> None:
+        """Headless: handle one input (the task) and return."""
+        self._banner()
+        self._handle(text)
+
     def _handle(self, text: str) -> None:
         kind = "task" if is_task(text) else "message"
+        self._count_tokens(kind, text)
         problem = self._recorder.record(kind, text)
         if problem:
             self._say(f"demo: {problem}")
@@ -398,7 +429,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     terminal = Terminal()
     try:
         with terminal:
-            DemoAgent(options, terminal, env=os.environ, cwd=Path.cwd()).run()
+            agent = DemoAgent(options, terminal, env=os.environ, cwd=Path.cwd())
+            if options.task_file is not None:
+                agent.run_once(options.task_file.read_text(encoding="utf-8"))
+            else:
+                agent.run()
     except Quit as quit_:
         return quit_.code
     except KeyboardInterrupt:

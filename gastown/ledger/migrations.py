@@ -184,6 +184,66 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        3,
+        "convoys and mail",
+        """
+        CREATE TABLE convoys (
+            id          TEXT PRIMARY KEY,
+            name        TEXT NOT NULL,
+            status      TEXT NOT NULL DEFAULT 'open',
+            created_at  REAL NOT NULL,
+            updated_at  REAL NOT NULL,
+            closed_at   REAL
+        );
+        CREATE INDEX convoys_status ON convoys (status);
+
+        CREATE TABLE convoy_issues (
+            convoy      TEXT NOT NULL REFERENCES convoys (id),
+            issue       TEXT NOT NULL REFERENCES issues (id),
+            added_at    REAL NOT NULL,
+            PRIMARY KEY (convoy, issue)
+        );
+        CREATE INDEX convoy_issues_issue ON convoy_issues (issue);
+
+        CREATE TABLE mail (
+            id           TEXT PRIMARY KEY,
+            sender       TEXT NOT NULL,
+            recipient    TEXT NOT NULL,
+            subject      TEXT NOT NULL,
+            body         TEXT NOT NULL DEFAULT '',
+            created_at   REAL NOT NULL,
+            read_at      REAL,
+            announced_at REAL
+        );
+        CREATE INDEX mail_recipient ON mail (recipient, read_at);
+        CREATE INDEX mail_unannounced ON mail (announced_at, read_at)
+        """,
+    ),
+    Migration(
+        4,
+        "token usage and cost per spawn",
+        """
+        CREATE TABLE usage (
+            spawn       TEXT PRIMARY KEY,
+            issue       TEXT NOT NULL,
+            rig         TEXT NOT NULL,
+            polecat     TEXT NOT NULL,
+            agent       TEXT NOT NULL,
+            day         TEXT NOT NULL,
+            input       INTEGER NOT NULL DEFAULT 0,
+            output      INTEGER NOT NULL DEFAULT 0,
+            cache_read  INTEGER NOT NULL DEFAULT 0,
+            cache_write INTEGER NOT NULL DEFAULT 0,
+            cost        REAL NOT NULL DEFAULT 0,
+            priced      INTEGER NOT NULL DEFAULT 1,
+            models      TEXT NOT NULL DEFAULT '',
+            final       INTEGER NOT NULL DEFAULT 0,
+            updated_at  REAL NOT NULL
+        );
+        CREATE INDEX usage_day ON usage (day, rig)
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

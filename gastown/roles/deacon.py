@@ -45,7 +45,9 @@ class Deacon:
             self._event("mayor", f"restarted loop {name}: its heartbeat went stale")
             self.restart_loop(name)
         self.reap_windows()
+        self.reap_finished(now)
         self.reap_launch_files()
+        self.reap_homes()
         self.reap_lost_worktrees()
         self.age_escalations(now)
         self.land_convoys()
@@ -69,6 +71,23 @@ class Deacon:
             launch.stop_pane(self.ctx.tmux, pane.pane_id, grace=2.0)
             self.reaped.append(pane.pane_id)
             self._event("reap", f"closed window {pane.session}:{pane.window} of finished run {pane.spawn}", spawn=pane.spawn)
+
+    def reap_finished(self, now: float) -> None:
+        """End agents that finished (`gt done`) but still sit in their pane past
+        ``idle_reap_after`` (the Witness normally ends them within seconds)."""
+        from gastown.roles.polecat import end_spawn
+
+        cutoff = now - self.ctx.config.witness.idle_reap_after
+        for spawn in work.spawns_with_status(self.ctx.ledger.connection(), ("done",)):
+            if spawn.done_at is not None and spawn.done_at < cutoff:
+                end_spawn(self.ctx, spawn.id, reason="finished and idle too long", grace=2.0)
+                self._event("reap", f"ended {spawn.rig}/{spawn.polecat}: finished and idle", spawn=spawn.id)
+
+    def reap_homes(self) -> None:
+        """Private homes of finished runs hold copied credentials: removed once their usage is read."""
+        from gastown.costs import reap_homes
+
+        reap_homes(self.ctx)
 
     def reap_launch_files(self) -> None:
         launch_dir = self.ctx.town.run_dir / "launch"

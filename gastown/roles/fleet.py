@@ -16,7 +16,7 @@ from gastown.ledger.events import record_event
 from gastown.ledger.timefmt import iso
 from gastown.logtail import last_lines
 from gastown.roles.polecat import end_spawn, parse_target
-from gastown.runtimes.registry import resolve_runtime
+from gastown.runtimes.registry import spawn_runtime
 from gastown.tmux.delivery import Delivery, deliver
 from gastown.tmux.names import PaneInfo
 
@@ -137,7 +137,7 @@ def nudge(ctx: Context, target: str, message: str, *, now: bool, source: str = "
     spawn = find_spawn(ctx, target)
     if not spawn.live or not spawn.pane_id:
         raise NotRunning(f"the agent {target} is not running ({spawn.status})", hint="see `gt agents`")
-    runtime = resolve_runtime(ctx.config, spawn.agent)
+    runtime = spawn_runtime(ctx.config, spawn.rig, spawn.agent)
     result = deliver(
         ctx.tmux, spawn.pane_id, message, runtime=runtime, locks_dir=ctx.town.locks_dir, wait_idle=not now,
         still_wanted=lambda: ctx.tmux.display(spawn.pane_id or "", "#{@gt_spawn}") == spawn.id,

@@ -18,12 +18,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from gastown.errors import GastownError, ToolMissing
 from gastown.prompts import MAX_ARGV_PROMPT, short_prompt_for_argv
 from gastown.runtimes.registry import Runtime
 from gastown.screen import tail
 from gastown.tmux.driver import Tmux
 from gastown.town import Town
+
+if TYPE_CHECKING:
+    from gastown.config.schema import TownConfig
+    from gastown.runtimes.homes import HomePlan, ModelEndpoint
 
 HOLD_ARGV = ("sleep", "3600")
 # Inherited variables that break agents: tmux's own, and Claude Code's "nested session" marker.
@@ -230,3 +236,81 @@ def stop_pane(tmux: Tmux, pane: str, *, grace: float = 5.0) -> str | None:
         terminate_tree(pid, grace=grace)
     tmux.kill_window(pane)
     return last
+
+
+# Which provider table of [town.model] a CLI reads, and the API family it speaks there.
+PROVIDERS = {
+    "claude": ("anthropic", "anthropic"),
+    "codex": ("openai", "openai-responses"),
+    "gemini": ("gemini", "gemini"),
+    "aider": ("openai", "openai-chat"),
+    "opencode": ("openai", "openai-chat"),
+    "copilot": ("openai", "openai-chat"),
+}
+
+
+def model_endpoint(config: TownConfig, runtime: Runtime) -> ModelEndpoint | None:
+    """The endpoint a runtime's CLI talks to, from ``[town.model]``, its provider table and
+    ``[agents.<name>].model`` (most specific wins per key); None: the CLI's own login."""
+    from gastown.errors import ConfigError
+    from gastown.runtimes.homes import ModelEndpoint
+
+    if runtime.cli not in PROVIDERS:
+        return None
+    provider, family = PROVIDERS[runtime.cli]
+    town = config.town.model
+    layers = [town, getattr(town, provider, None) if town else None, runtime.model]
+    merged: dict[str, str] = {}
+    for layer in layers:
+        if layer is None:
+            continue
+        for key in ("base_url", "api_key_env", "model"):
+            value = getattr(layer, key)
+            if value is not None:
+                merged[key] = value
+    if "base_url" not in merged:
+        return None
+    missing = [key for key in ("api_key_env", "model") if key not in merged]
+    if missing:
+        raise ConfigError(
+            f"town.model: {missing[0]} is required once base_url is set (runtime {runtime.name!r}, provider {provider})",
+            hint=f"set town.model.{missing[0]} or town.model.{provider}.{missing[0]} (or agents.{runtime.name}.model)",
+        )
+    return ModelEndpoint(family, merged["base_url"], merged["model"], merged["api_key_env"])  # type: ignore[arg-type]
+
+
+def git_identity(worktree: Path, environ: Mapping[str, str]) -> tuple[str, str]:
+    """Who an agent's commits are by: git's own idea in the worktree, else a gastown default."""
+    from gastown.git.cmd import Git
+
+    git = Git(worktree)
+    name = environ.get("GIT_AUTHOR_NAME") or git.run("config", "user.name", check=False).stdout.strip()
+    email = environ.get("GIT_AUTHOR_EMAIL") or git.run("config", "user.email", check=False).stdout.strip()
+    return name or "gastown polecat", email or "polecat@gastown.invalid"
+
+
+def home_path(town: Town, spawn_id: str) -> Path:
+    return town.state_dir / "homes" / spawn_id
+
+
+def prepare_home(
+    town: Town, config: TownConfig, runtime: Runtime, spawn_id: str, worktree: Path, environ: Mapping[str, str]
+) -> HomePlan | None:
+    """Write the spawn's private home for its CLI (docs/runtimes.md); None for runtimes
+    without one. The user's real home is only read."""
+    from gastown.runtimes.homes import plan_home, write_home
+
+    if runtime.cli is None:
+        return None
+    plan = plan_home(
+        runtime.cli,  # type: ignore[arg-type]
+        home_path(town, spawn_id),
+        worktree,
+        Path(environ.get("HOME") or os.path.expanduser("~")),
+        model_endpoint(config, runtime),
+        as_root=os.geteuid() == 0,
+        shared_cache=town.state_dir / "cache",
+        git_identity=git_identity(worktree, environ),
+    )
+    write_home(plan)
+    return plan

@@ -25,7 +25,7 @@ from gastown.ledger.issues import Issue, get_issue, set_issue_status
 from gastown.prompts import PromptFacts, render
 from gastown.roles import launch
 from gastown.roles.pool import choose_name, theme_for
-from gastown.runtimes.registry import Runtime, require_runtime, rig_runtime_name
+from gastown.runtimes.registry import Runtime, runtime_for
 from gastown.states import IssueStatus
 from gastown.tmux.names import session_name
 
@@ -99,11 +99,11 @@ def sling(
                 f"issue {issue_id} is in review: its work waits in the merge queue",
                 hint="see `gt mq list`; reject the merge request first to redo the work",
             )
-        runtime = require_runtime(ctx.config, rig_runtime_name(ctx.config, rig, agent))
+        runtime = runtime_for(ctx.config, rig, agent)
         launch.resolve_binary(
             runtime.command[0], _agent_path(ctx), runtime.name
         )  # fail fast, before anything is made
-        if not from_queue and (at_capacity(ctx, rig) or runtime_held(ctx, runtime.name)):
+        if not from_queue and (at_capacity(ctx, rig) or runtime_held(ctx, runtime.name) or _over_budget(ctx, rig)):
             return _enqueue(ctx, issue, rig, want_polecat, agent, kind, start_point, note)
         return _sling_new(ctx, issue, rig, want_polecat, runtime, kind, start_point, note)
 
@@ -163,6 +163,12 @@ def runtime_held(ctx: Context, runtime: str) -> bool:
         "SELECT until FROM holds WHERE scope = ?", (f"runtime:{runtime}",)
     ).fetchone()
     return row is not None and (row["until"] is None or row["until"] > ctx.now())
+
+
+def _over_budget(ctx: Context, rig: str) -> bool:
+    from gastown.costs import budget_block
+
+    return budget_block(ctx, rig) is not None
 
 
 def _unblock(ctx: Context, issue: Issue, why: str) -> None:
@@ -286,7 +292,7 @@ def start_spawn(ctx: Context, hook: work.Hook, *, kind: str, reason: str, restar
     fails the row is marked ``failed`` and ``LaunchFailed`` (or the cause) is raised."""
     cfg = ctx.config
     rig_cfg = cfg.rigs[hook.rig]
-    runtime = require_runtime(cfg, hook.agent)
+    runtime = runtime_for(cfg, hook.rig, hook.agent)
     conn = ctx.ledger.connection()
     issue = get_issue(conn, hook.issue)
     previous = work.get_spawn(conn, hook.spawn) if hook.spawn else None
@@ -308,6 +314,14 @@ def start_spawn(ctx: Context, hook: work.Hook, *, kind: str, reason: str, restar
     who = launch.AgentIdentity(hook.rig, hook.polecat, hook.issue, spawn_id, attempt, kind, hook.branch, rig_cfg.branch)
     env = launch.agent_env(ctx.town, who, runtime, socket=ctx.tmux.socket, prompt_path=prompt_path, base_env=ctx.environ)
     argv = launch.agent_argv(runtime, prompt=prompt, prompt_file=prompt_path, path=env["PATH"])
+    if previous is not None:
+        _sweep(ctx, previous.id)  # whatever the last run left behind (daemons, stragglers)
+    plan = launch.prepare_home(ctx.town, cfg, runtime, spawn_id, worktree, env)
+    if plan is not None:
+        from gastown.runtimes.homes import spawn_env
+
+        env = spawn_env(plan, env)
+        argv += list(plan.args)
     launch_file = launch.write_launch_file(ctx.town.run_dir, spawn_id, argv, env)
     ids = {k: v for k, v in env.items() if k.startswith("GT_")}
     with ctx.ledger.write() as conn:
@@ -341,6 +355,27 @@ def start_spawn(ctx: Context, hook: work.Hook, *, kind: str, reason: str, restar
         fresh = work.get_spawn(conn, spawn_id)
     assert fresh is not None
     return fresh
+
+
+def _final_usage(ctx: Context, spawn_id: str) -> None:
+    """Read the run's token usage a last time, now that it has ended."""
+    from gastown.costs import collect
+
+    spawn = work.get_spawn(ctx.ledger.connection(), spawn_id)
+    if spawn is not None:
+        try:
+            collect(ctx, spawns=[spawn])
+        except GastownError:
+            pass
+
+
+def _sweep(ctx: Context, spawn_id: str) -> None:
+    """Stop every process of a finished run that is still around (found by its private home)."""
+    from gastown._internal.processes import sweep
+
+    home = launch.home_path(ctx.town, spawn_id)
+    if home.exists():
+        sweep(str(home))
 
 
 def _pane_belongs(ctx: Context, pane: str, hook: work.Hook) -> bool:
@@ -401,6 +436,7 @@ def end_spawn(ctx: Context, spawn_id: str, *, reason: str, status: str = "ended"
     last = None
     if spawn.pane_id and ctx.tmux.display(spawn.pane_id, "#{@gt_spawn}") == spawn_id:
         last = launch.stop_pane(ctx.tmux, spawn.pane_id, grace=grace)
+    _sweep(ctx, spawn_id)
     with ctx.ledger.write() as conn:
         now = ctx.now()
         current = work.get_spawn(conn, spawn_id)
@@ -412,6 +448,7 @@ def end_spawn(ctx: Context, spawn_id: str, *, reason: str, status: str = "ended"
         if last and not current.last_lines:
             values["last_lines"] = last
         work.update_spawn(conn, spawn_id, **values)
+    _final_usage(ctx, spawn_id)
     from gastown.wake import wake
 
     wake(ctx.town, "scheduler")  # a slot may have freed up

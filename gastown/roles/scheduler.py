@@ -49,7 +49,15 @@ def queued(ctx: Context) -> list[Queued]:
 
 
 def dispatch(ctx: Context) -> list[SlingResult]:
-    """Start as many queued slings as the caps and holds allow; returns what started."""
+    """Start as many queued slings as the caps, holds and budgets allow; returns what started.
+
+    Also refreshes the token usage of running agents and the budget holds first, so a
+    budget reached mid-run stops the next start.
+    """
+    from gastown.costs import budget_block, check_budgets, collect
+
+    collect(ctx)
+    check_budgets(ctx)
     started = []
     for item in queued(ctx):
         status = ctx.ledger.connection().execute("SELECT status FROM issues WHERE id = ?", (item.issue,)).fetchone()
@@ -60,7 +68,7 @@ def dispatch(ctx: Context) -> list[SlingResult]:
         if item.rig not in ctx.config.rigs:
             continue
         runtime = rig_runtime_name(ctx.config, item.rig, item.agent)
-        if runtime_held(ctx, runtime) or at_capacity(ctx, item.rig):
+        if runtime_held(ctx, runtime) or at_capacity(ctx, item.rig) or budget_block(ctx, item.rig):
             continue
         try:
             result = sling(

@@ -14,7 +14,7 @@ from gastown.context import Context
 from gastown.errors import GastownError
 from gastown.ledger import work
 from gastown.ledger.events import record_event
-from gastown.runtimes.registry import resolve_runtime
+from gastown.runtimes.registry import spawn_runtime
 from gastown.screen import read_screen
 from gastown.tmux.delivery import deliver
 
@@ -49,7 +49,7 @@ def bring_up(ctx: Context, spawn_id: str, *, timeout: float | None = None) -> bo
     spawn = work.get_spawn(conn, spawn_id)
     if spawn is None or spawn.status != "starting" or not spawn.pane_id:
         return False
-    runtime = resolve_runtime(ctx.config, spawn.agent)
+    runtime = spawn_runtime(ctx.config, spawn.rig, spawn.agent)
     deadline = time.monotonic() + (timeout if timeout is not None else ctx.config.witness.spawn_grace)
     started = time.monotonic()
     while time.monotonic() < deadline:

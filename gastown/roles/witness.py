@@ -18,7 +18,7 @@ from gastown.ledger import work
 from gastown.ledger.events import record_event
 from gastown.roles import witness_policy as wp
 from gastown.roles.polecat import end_spawn, start_spawn
-from gastown.runtimes.registry import Runtime, resolve_runtime
+from gastown.runtimes.registry import Runtime, spawn_runtime
 from gastown.screen import Screen, read_screen
 from gastown.tmux.delivery import deliver
 from gastown.tmux.names import PaneInfo
@@ -113,11 +113,17 @@ class Witness:
                 if runtime is not None and size > spawn.log_size:
                     limited = rate_limit_notice(spawn.log_path, spawn.log_size, size, runtime)
             screen, idle_since = self._screen(spawn, alive, size, now)
+            exit_status = pane.dead_status if pane is not None and pane.dead else None
+            runtime = runtimes.get(spawn.agent) or runtimes.setdefault(spawn.agent, self._runtime(spawn.agent))
+            submits = runtime is not None and runtime.submit == "gastown"
+            # Reading git costs a process: only when a submit could follow.
+            maybe_done = (not alive and exit_status == 0) or (submits and screen is not None and screen.idle)
             agents.append(
                 wp.AgentObs(
-                    spawn=spawn, current=spawn.id in current, pane_alive=alive,
-                    exit_status=pane.dead_status if pane is not None and pane.dead else None,
+                    spawn=spawn, current=spawn.id in current, pane_alive=alive, exit_status=exit_status,
                     last_output_at=last_output, screen=screen, idle_since=idle_since, limited=limited,
+                    new_work=maybe_done and spawn.status == "running" and self._new_work(spawn),
+                    gastown_submits=submits,
                 )
             )
         if updates:
@@ -135,9 +141,20 @@ class Witness:
             blocked=blocked_spawns,
         )
 
+    def _new_work(self, spawn: work.Spawn) -> bool:
+        """Commits made (or files changed) in the worktree since this run started."""
+        from gastown.git.cmd import Git
+
+        path = self.ctx.town.polecat_path(spawn.rig, spawn.polecat)
+        git = Git(path)
+        stamp = git.run("log", "-1", "--format=%ct", "HEAD", check=False).stdout.strip()
+        if stamp.isdigit() and int(stamp) >= int(spawn.started_at):
+            return True
+        return bool(git.run("status", "--porcelain", check=False).stdout.strip())
+
     def _runtime(self, name: str) -> Runtime | None:
         try:
-            return resolve_runtime(self.ctx.config, name)
+            return spawn_runtime(self.ctx.config, self.rig, name)
         except GastownError:
             return None
 
@@ -149,7 +166,7 @@ class Witness:
         if cached is not None and cached.log_size == size:
             return cached.screen, cached.idle_since
         try:
-            runtime = resolve_runtime(self.ctx.config, spawn.agent)
+            runtime = spawn_runtime(self.ctx.config, spawn.rig, spawn.agent)
             text = self.ctx.tmux.capture(spawn.pane_id or "")
         except GastownError:
             return None, None
@@ -178,6 +195,8 @@ class Witness:
             self._release(action)
         elif isinstance(action, wp.EndPane):
             end_spawn(self.ctx, action.spawn, reason=action.reason, grace=2.0)
+        elif isinstance(action, wp.Submit):
+            self._submit(action)
 
     def _event(self, kind: str, message: str, spawn: work.Spawn | None = None, issue: str | None = None) -> None:
         with self.ctx.ledger.write() as conn:
@@ -266,7 +285,7 @@ class Witness:
         spawn = work.get_spawn(conn, action.spawn)
         if spawn is None or not spawn.pane_id or not spawn.live:
             return
-        runtime = resolve_runtime(self.ctx.config, spawn.agent)
+        runtime = spawn_runtime(self.ctx.config, spawn.rig, spawn.agent)
         with self.ctx.ledger.write() as conn:
             work.update_spawn(conn, spawn.id, nudges=spawn.nudges + 1, last_nudge_at=self.ctx.now())
             record_event(
@@ -278,6 +297,21 @@ class Witness:
             wait_idle=not action.force, idle_timeout=10.0, lock_timeout=15.0, enter_tries=2,
             still_wanted=lambda: self.ctx.tmux.display(spawn.pane_id or "", "#{@gt_spawn}") == spawn.id,
         )
+
+    def _submit(self, action: wp.Submit) -> None:
+        """`gt done` on the agent's behalf: its leftovers saved, its commits queued."""
+        from gastown.roles.done import AgentSelf, done
+
+        conn = self.ctx.ledger.connection()
+        spawn = work.get_spawn(conn, action.spawn)
+        if spawn is None or spawn.status != "running":
+            return
+        with file_lock(self.ctx.town.locks_dir / f"issue-{spawn.issue}.lock", timeout=30, what=f"issue {spawn.issue}"):
+            hook = work.get_hook(self.ctx.ledger.connection(), spawn.issue)
+            if hook is None or hook.spawn != spawn.id:
+                return
+            self._event("done", f"submitting for {spawn.rig}/{spawn.polecat}: {action.reason}", spawn)
+            done(self.ctx, AgentSelf(self.ctx.town, spawn.rig, spawn.polecat, spawn.issue, spawn.id))
 
     def _answer(self, action: wp.AnswerDialog) -> None:
         from gastown.roles.starter import answer_dialog

@@ -50,6 +50,8 @@ class AgentObs:
     screen: Screen | None  # None when the screen was not read
     idle_since: float | None  # first time it was seen idle, continuously since
     limited: str | None  # a rate-limit notice in the output it printed since the last patrol
+    new_work: bool = False  # commits (or changes) made since this run started; read only when it matters
+    gastown_submits: bool = False  # its CLI cannot run `gt done`: gastown submits for it
 
 
 @dataclass(frozen=True)
@@ -117,12 +119,23 @@ class Release:
 
 
 @dataclass(frozen=True)
+class Submit:
+    """Run `gt done` on the agent's behalf (it exited, or cannot run commands, after working)."""
+
+    spawn: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class EndPane:
     spawn: str
     reason: str
 
 
-Action = Observe | Restart | Block | Nudge | AnswerDialog | Hold | Release | EndPane
+Action = Observe | Restart | Block | Nudge | AnswerDialog | Hold | Release | EndPane | Submit
+
+# An agent gastown submits for must sit idle this long after working before it is submitted.
+SUBMIT_SETTLE = 5.0
 
 
 def assess(snap: Snapshot, now: float, policy: Policy) -> list[Action]:
@@ -152,6 +165,8 @@ def assess_agent(obs: AgentObs, snap: Snapshot, now: float, policy: Policy, held
     if not obs.current:
         return [EndPane(spawn.id, "replaced by a newer run")]
     if not obs.pane_alive:
+        if obs.exit_status == 0 and obs.new_work and spawn.status == "running":
+            return [Observe(spawn.id, "done"), Submit(spawn.id, "it exited after working without running gt done")]
         if snap.paused:
             return [Observe(spawn.id, "dead")]
         status = f" with status {obs.exit_status}" if obs.exit_status is not None else ""
@@ -189,6 +204,8 @@ def assess_agent(obs: AgentObs, snap: Snapshot, now: float, policy: Policy, held
             _restart_or_block(spawn.issue, spawn.id, snap, policy, f"no output for {int(quiet_for)}s after {spawn.nudges} nudge(s)", "stalled"),
         ]
     if screen is not None and screen.idle and obs.idle_since is not None:
+        if obs.gastown_submits and obs.new_work and now - obs.idle_since >= SUBMIT_SETTLE:
+            return [Observe(spawn.id, "idle"), Submit(spawn.id, "its CLI cannot run gt done; it went idle after working")]
         idle_for = now - max(obs.idle_since, spawn.last_nudge_at or 0.0)
         if idle_for >= policy.idle_after:
             if spawn.nudges < policy.max_nudges:

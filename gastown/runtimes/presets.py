@@ -32,6 +32,12 @@ class Preset:
     rate_limit: tuple[str, ...] = ()
     # Escape cancels the running turn in these CLIs, so it is never sent to them.
     escape_cancels: bool = False
+    # Which per-spawn home layout it gets (gastown/runtimes/homes.py); None: none.
+    cli: str | None = None
+    # argv for mode = "headless": runs the task and exits ({prompt} as in `command`).
+    headless: tuple[str, ...] = ()
+    # "gastown": the CLI cannot run `gt done` itself, gastown submits its commits for it.
+    submit: str = "agent"
 
 
 _TRUST_FILES = DialogSpec(r"Do you trust the files in this folder\?", ("Enter",))
@@ -54,6 +60,8 @@ PRESETS: dict[str, Preset] = {
             r"limit reached\W+resets",
             r"API Error: 429",
         ),
+        cli="claude",
+        headless=("claude", "--dangerously-skip-permissions", "-p", "{prompt}"),
     ),
     "codex": Preset(
         command=("codex", "--dangerously-bypass-approvals-and-sandbox"),
@@ -66,6 +74,8 @@ PRESETS: dict[str, Preset] = {
             DialogSpec(r"Do you trust the contents of this directory\?", ("Enter",)),
         ),
         rate_limit=(r"You've hit your usage limit", r"Rate limit reached", r"exceeded retry limit, last status: 429"),
+        cli="codex",
+        headless=("codex", "exec", "--dangerously-bypass-approvals-and-sandbox", "{prompt}"),
     ),
     "gemini": Preset(
         command=("gemini", "--approval-mode", "yolo"),
@@ -76,6 +86,8 @@ PRESETS: dict[str, Preset] = {
         dialogs=(_TRUST_FILES,),
         rate_limit=(r"Quota exceeded", r"RESOURCE_EXHAUSTED", r"Rate limit exceeded"),
         escape_cancels=True,
+        cli="gemini",
+        headless=("gemini", "--approval-mode", "yolo", "-p", "{prompt}"),
     ),
     "aider": Preset(
         command=(
@@ -94,25 +106,37 @@ PRESETS: dict[str, Preset] = {
         ready_delay=5.0,
         env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"},
         rate_limit=(r"RateLimitError", r"rate_limit_exceeded"),
+        cli="aider",
+        headless=(
+            "aider", "--yes-always", "--no-show-model-warnings", "--no-check-update", "--analytics-disable",
+            "--no-show-release-notes", "--no-pretty", "--no-fancy-input", "--message", "{prompt}",
+        ),
+        # aider refuses shell commands its model proposes, `gt done` included.
+        submit="gastown",
     ),
     "opencode": Preset(
         command=("opencode",),
         prompt="paste",
-        ready=r"Ask anything",
+        # "Ask anything" shows only on the home screen; the footer hint shows in every view.
+        ready=r"ctrl\+p commands",
         busy=r"esc interrupt",
         ready_delay=8.0,
         env={"OPENCODE_PERMISSION": '{"*":"allow"}', "OPENCODE_DISABLE_AUTOUPDATE": "1"},
         rate_limit=(r"Rate limit exceeded", r"rate_limit_error"),
+        cli="opencode",
+        headless=("opencode", "run", "{prompt}"),
     ),
     "copilot": Preset(
         command=("copilot", "--yolo", "--no-ask-user"),
         prompt="paste",
         ready=r"^❯\s*$",
-        busy=r"◎ Working|Working \(",
+        busy=r"[◎●] Working",
         ready_delay=5.0,
         dialogs=(_TRUST_FILES,),
         rate_limit=(r"rate limit", r"quota exceeded"),
         escape_cancels=True,
+        cli="copilot",
+        headless=("copilot", "--yolo", "--no-ask-user", "-p", "{prompt}"),
     ),
     "demo": Preset(
         command=(sys.executable, "-m", "gastown.demo_agent"),
@@ -122,5 +146,7 @@ PRESETS: dict[str, Preset] = {
         ready_delay=1.0,
         dialogs=(DialogSpec(r"Do you trust this folder\? \[y/n\]", ("y", "Enter")),),
         rate_limit=(r"^demo: usage limit reached",),
+        cli="demo",
+        headless=(sys.executable, "-m", "gastown.demo_agent", "--task-file", "{prompt_file}"),
     ),
 }

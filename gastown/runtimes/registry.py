@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from gastown.config.schema import AgentConfig, TownConfig
+from gastown.config.schema import AgentConfig, EndpointConfig, TownConfig
 from gastown.errors import ConfigError, NotFound
 from gastown.runtimes.presets import PRESETS, DialogSpec, Preset, PromptMode
 
@@ -23,6 +23,11 @@ class Runtime:
     dialogs: tuple[DialogSpec, ...] = ()
     rate_limit: tuple[str, ...] = ()
     escape_cancels: bool = False
+    cli: str | None = None
+    mode: str = "tui"
+    headless: tuple[str, ...] = ()
+    submit: str = "agent"
+    model: EndpointConfig | None = None
 
     @cached_property
     def ready_re(self) -> re.Pattern[str] | None:
@@ -82,6 +87,7 @@ def resolve_runtime(config: TownConfig, name: str) -> Runtime:
     rate_limit = (
         tuple(user.rate_limit) if user and user.rate_limit is not None else (base.rate_limit if base else ())
     )
+    headless = tuple(user.headless) if user and user.headless else (base.headless if base else ())
     return Runtime(
         name=name,
         command=command,
@@ -93,8 +99,43 @@ def resolve_runtime(config: TownConfig, name: str) -> Runtime:
         dialogs=dialogs,
         rate_limit=rate_limit,
         escape_cancels=base.escape_cancels if base else False,
+        cli=base.cli if base else None,
+        mode=(user.mode if user and user.mode else "tui"),
+        headless=headless,
+        submit=(user.submit if user and user.submit else (base.submit if base else "agent")),
+        model=user.model if user else None,
+    )
+
+
+def runtime_for(config: TownConfig, rig: str, agent: str | None = None) -> Runtime:
+    """The runtime a rig's polecat runs, with the rig's ``mode`` applied.
+
+    In headless mode the CLI gets the prompt in argv, runs the task and exits; there is
+    no screen to wait on, so readiness is immediate.
+    """
+    from dataclasses import replace
+
+    runtime = require_runtime(config, rig_runtime_name(config, rig, agent))
+    mode = config.rigs[rig].mode or runtime.mode
+    if mode != "headless":
+        return runtime
+    if not runtime.headless:
+        raise ConfigError(
+            f"runtime {runtime.name!r} has no headless command",
+            hint=f"set [agents.{runtime.name}].headless, or use mode = \"tui\"",
+        )
+    return replace(
+        runtime, mode="headless", command=runtime.headless, prompt="arg", ready=None, busy=None, ready_delay=0.0,
+        dialogs=(),
     )
 
 
 def rig_runtime_name(config: TownConfig, rig: str, override: str | None = None) -> str:
     return override or config.rigs[rig].agent or config.town.default_agent
+
+
+def spawn_runtime(config: TownConfig, rig: str, agent: str) -> Runtime:
+    """The runtime of a spawn (its rig's mode applied), even if the rig left the config."""
+    if rig in config.rigs:
+        return runtime_for(config, rig, agent)
+    return resolve_runtime(config, agent)

@@ -101,7 +101,13 @@ class Tmux:
         self.cmd("kill-session", "-t", f"={name}", check=False)
 
     def kill_server(self) -> None:
+        """Stop this town's server and remove its socket file (never any other server)."""
         self.cmd("kill-server", check=False)
+        tmpdir = self._env.get("TMUX_TMPDIR") or "/tmp"
+        try:
+            (Path(tmpdir) / f"tmux-{os.getuid()}" / self.socket).unlink()
+        except OSError:
+            pass
 
     def list_panes(self) -> list[PaneInfo]:
         """Every pane on the server in ONE call; empty when the server is not running."""

@@ -162,12 +162,18 @@ def render_status(status: TownStatus) -> RenderableType:
 
 
 def render_costs(costs: dict[str, Any] | None) -> RenderableType | None:
-    """Where token costs will be shown; nothing until the snapshot carries them."""
+    """Token costs today and in all, with the budgets; nothing when unknown."""
     if not costs:
         return None
-    table = _table("WHAT", "COST")
-    for key, value in sorted(costs.items()):
-        table.add_row(lit(key), lit(str(value)))
+    table = _table("WHAT", "TOKENS", "COST")
+    budget = costs.get("budget_usd")
+    today = f"${costs['today_usd']:.2f}" + (f" of ${budget:.2f} budget" if budget else "")
+    table.add_row(lit("today"), lit(f"{costs['today_tokens']:,}"), lit(today))
+    table.add_row(lit("in all"), lit(f"{costs['total_tokens']:,}"), lit(f"${costs['total_usd']:.2f}"))
+    for rig, rig_cost in costs.get("rig_budgets", {}).items():
+        table.add_row(lit(f"rig {rig} today"), lit(""), lit(f"${rig_cost['today_usd']:.2f} of ${rig_cost['budget_usd']:.2f}"))
+    if costs.get("unpriced_spawns"):
+        table.add_row(lit("unpriced runs"), lit(str(costs["unpriced_spawns"])), lit("add [prices] for their model"))
     return table
 
 
@@ -380,6 +386,8 @@ def feed_header(status: TownStatus, *, problems: bool = False, now: float | None
     line.append(f" · mq {queued} queued, {testing} testing")
     if status.escalations:
         line.append(f" · {len(status.escalations)} escalations", style="bold red")
+    if status.costs:
+        line.append(f" · ${status.costs['today_usd']:.2f} today")
     active_holds = [h for h in status.holds if h.active]
     if active_holds:
         line.append(f" · {len(active_holds)} holds", style="yellow")

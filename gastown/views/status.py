@@ -239,7 +239,7 @@ class TownStatus:
     escalations: list[EscalationStatus]
     issues: dict[str, int]
     blocked: list[BlockedIssue]
-    # Token costs per rig/agent will land here; until then always None (JSON null).
+    # Token costs (gastown.costs): today, all time, budgets; None only in synthetic tests.
     costs: dict[str, Any] | None = field(default=None)
 
     def to_json(self) -> dict[str, Any]:
@@ -315,8 +315,29 @@ def collect_status(ctx: Context) -> TownStatus:
     return TownStatus(
         root=str(ctx.town.root), name=config.town.name, max_polecats=config.town.max_polecats, at=now,
         mayor=MayorStatus(mayor_pid, beats), rigs=rigs, agents=agents, queued=queued, merge_queues=merge_queues,
-        holds=holds, escalations=escalations, issues=issues, blocked=blocked,
+        holds=holds, escalations=escalations, issues=issues, blocked=blocked, costs=cost_summary(ctx),
     )
+
+
+def cost_summary(ctx: Context) -> dict[str, Any]:
+    """Today's and all-time token costs, and the budgets (what `gt costs` details)."""
+    from gastown.costs import grand_total, local_day, spent, totals
+
+    today = local_day(ctx.now())
+    all_time = grand_total(totals(ctx, "rig"))
+    todays = grand_total(totals(ctx, "rig", since_day=today))
+    return {
+        "today_usd": round(todays.cost, 4),
+        "total_usd": round(all_time.cost, 4),
+        "today_tokens": todays.input + todays.output + todays.cache_read + todays.cache_write,
+        "total_tokens": all_time.input + all_time.output + all_time.cache_read + all_time.cache_write,
+        "unpriced_spawns": all_time.unpriced,
+        "budget_usd": ctx.config.town.budget,
+        "rig_budgets": {
+            rig: {"budget_usd": cfg.budget, "today_usd": round(spent(ctx, rig=rig), 4)}
+            for rig, cfg in sorted(ctx.config.rigs.items()) if cfg.budget is not None
+        },
+    }
 
 
 def sort_agents(agents: Iterable[AgentStatus]) -> list[AgentStatus]:

@@ -1,0 +1,44 @@
+"""`gt costs`: token usage and what it cost, from each agent CLI's own records."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from gastown.cli._common import JsonOpt, TownOpt, open_context, print_json, print_table, say
+
+
+def register(app: typer.Typer) -> None:
+    app.command("costs")(costs)
+
+
+def costs(
+    by: Annotated[str, typer.Option("--by", help="Group by rig, day, issue, agent (rig/polecat), runtime or convoy.")] = "rig",
+    town: TownOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Tokens and dollars per rig, day, issue, agent, runtime or convoy (read from the CLIs' own usage logs)."""
+    from gastown.costs import collect, grand_total, local_day, spent, totals
+
+    ctx = open_context(town)
+    collect(ctx)
+    rows = totals(ctx, by)
+    total = grand_total(rows)
+    if json_out:
+        print_json({
+            "by": by, "rows": [r.to_json() for r in rows], "total": total.to_json(),
+            "today_usd": round(spent(ctx), 6), "budget_usd": ctx.config.town.budget, "day": local_day(ctx.now()),
+        })
+        return
+    print_table(
+        [by.upper(), "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "COST", "RUNS"],
+        [[r.key, f"{r.input:,}", f"{r.output:,}", f"{r.cache_read:,}", f"{r.cache_write:,}",
+          f"${r.cost:.4f}" + (" *" if r.unpriced else ""), str(r.spawns)] for r in rows + ([total] if rows else [])],
+        empty="no token usage recorded yet",
+    )
+    if total.unpriced:
+        say("* some runs used a model with no price: add it under [prices] in gastown.toml")
+    budget = ctx.config.town.budget
+    if budget is not None:
+        say(f"today: ${spent(ctx):.2f} of the ${budget:.2f} daily budget")
