@@ -80,17 +80,17 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         pass
 
 
-def processes_referencing(marker: str) -> list[int]:
+def processes_referencing(marker: str, spare: set[int] | frozenset[int] = frozenset()) -> list[int]:
     """Live processes whose command line or environment mentions ``marker`` (a spawn's
     private home path): exactly what one agent run started, including daemons that
     re-parented to PID 1 (codex's app-server) or outlived their pane (gemini).
 
-    Never this process or its ancestors.
+    Never this process, its ancestors, or the pids in ``spare`` (the tmux server).
     """
     if not marker or not Path("/proc").is_dir():
         return []
     needle = marker.encode()
-    spared = _ancestors(os.getpid())
+    spared = _ancestors(os.getpid()) | set(spare)
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in spared:
@@ -103,9 +103,9 @@ def processes_referencing(marker: str) -> list[int]:
     return found
 
 
-def sweep(marker: str, *, grace: float = 2.0) -> int:
+def sweep(marker: str, *, grace: float = 2.0, spare: set[int] | frozenset[int] = frozenset()) -> int:
     """Stop every process that references ``marker`` (see above); returns how many there were."""
-    victims = [p for p in processes_referencing(marker) if alive(p)]
+    victims = [p for p in processes_referencing(marker, spare) if alive(p)]
     for pid in victims:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace

@@ -122,6 +122,7 @@ def _print_summary(summary: Any) -> None:
     say(f"gastown demo: {summary.merged} of {summary.issues} issues merged in {summary.seconds:.0f}s")
     say(f"  fix cycles   {summary.fix_cycles} ({summary.conflicts} merge conflict(s), {summary.red_gates} red gate(s))")
     say(f"  gate runs    {summary.gate_runs}")
+    say(f"  tokens       {summary.tokens:,} (demo agents cost nothing; `gt costs` shows real ones)")
     say(f"  upstream     {summary.upstream_commits} commits on main, its tests {tests}")
     for problem in summary.problems:
         say(f"  problem      {problem}")

@@ -41,6 +41,7 @@ class DemoSummary:
     seconds: float
     upstream_commits: int
     upstream_tests_green: bool
+    tokens: int
     kept: bool
     socket: str
     problems: list[str] = field(default_factory=list)
@@ -174,11 +175,15 @@ def summarize(ctx: Context, ids: list[str], seconds: float, *, keep: bool) -> De
     gate_runs = conn.execute("SELECT COALESCE(SUM(gate_runs), 0) FROM refinery_rounds").fetchone()[0]
     upstream = Path(ctx.config.rigs["calc"].repo)
     commits = int(_git(upstream, "rev-list", "--count", "main"))
+    from gastown.costs import collect
+
+    collect(ctx)
+    tokens = conn.execute("SELECT COALESCE(SUM(input + output + cache_read + cache_write), 0) FROM usage").fetchone()[0]
     return DemoSummary(
         town=str(ctx.town.root), upstream=str(upstream), issues=len(ids), merged=int(merged),
         fix_cycles=int(conflicts + red), conflicts=int(conflicts), red_gates=int(red), gate_runs=int(gate_runs),
         seconds=round(seconds, 1), upstream_commits=commits, upstream_tests_green=upstream_green(upstream),
-        kept=keep, socket=ctx.tmux.socket,
+        tokens=int(tokens), kept=keep, socket=ctx.tmux.socket,
     )
 
 

@@ -217,7 +217,8 @@ def stop_mayor(ctx: Context, grace: float) -> bool:
 def stop_agents(ctx: Context, grace: float) -> tuple[int, int]:
     """Stop every active agent: SIGTERM all process trees at once, SIGKILL what is left
     after ``grace``, close the windows. Spawns end as "stopped"; hooks stay."""
-    from gastown.roles.launch import pane_pid
+    from gastown._internal.processes import sweep
+    from gastown.roles.launch import home_path, pane_pid
     from gastown.screen import tail
 
     conn = ctx.ledger.connection()
@@ -250,6 +251,11 @@ def stop_agents(ctx: Context, grace: float) -> tuple[int, int]:
     for spawn in spawns:
         if spawn.pane_id and tmux.display(spawn.pane_id, "#{@gt_spawn}") == spawn.id:
             tmux.kill_window(spawn.pane_id)
+    server = tmux.cmd("display-message", "-p", "#{pid}", check=False).stdout.strip()
+    for spawn in spawns:
+        home = home_path(ctx.town, spawn.id)
+        if home.exists():  # leftovers such as codex's app-server daemon
+            sweep(str(home), grace=1.0, spare={int(server)} if server.isdigit() else set())
     with ctx.ledger.write() as conn:
         now = ctx.now()
         for spawn in spawns:

@@ -30,6 +30,9 @@ from gastown.states import IssueStatus
 from gastown.tmux.names import session_name
 
 
+# What a pane shows tmux about its agent (`-e`); everything else only the agent's process gets.
+IDENTITY_VARS = ("GT_TOWN", "GT_RIG", "GT_POLECAT", "GT_ISSUE", "GT_SPAWN", "GT_ROLE", "GT_AGENT")
+
 # A fetch this recent counts as fresh: a batch of slings shares one.
 FETCH_FRESH = 10.0
 
@@ -323,7 +326,7 @@ def start_spawn(ctx: Context, hook: work.Hook, *, kind: str, reason: str, restar
         env = spawn_env(plan, env)
         argv += list(plan.args)
     launch_file = launch.write_launch_file(ctx.town.run_dir, spawn_id, argv, env)
-    ids = {k: v for k, v in env.items() if k.startswith("GT_")}
+    ids = {k: env[k] for k in IDENTITY_VARS if k in env}
     with ctx.ledger.write() as conn:
         now = ctx.now()
         spawn = work.insert_spawn(
@@ -375,7 +378,8 @@ def _sweep(ctx: Context, spawn_id: str) -> None:
 
     home = launch.home_path(ctx.town, spawn_id)
     if home.exists():
-        sweep(str(home))
+        server = ctx.tmux.cmd("display-message", "-p", "#{pid}", check=False).stdout.strip()
+        sweep(str(home), spare={int(server)} if server.isdigit() else set())
 
 
 def _pane_belongs(ctx: Context, pane: str, hook: work.Hook) -> bool:

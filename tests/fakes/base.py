@@ -7,7 +7,10 @@ real CLIs' requests make possible:
   plain text, or JSON filled from the schema when structured output is asked for;
 - otherwise the number of tool results already in the conversation says which step of
   the script comes next: step *n* is sent as a tool call, and once every step has a
-  result the *final* text answer is sent.
+  result the *final* text answer is sent;
+- with ``Script.wait_for`` set, a request that does not hold that marker anywhere gets
+  a plain *wait* answer instead (the agent goes idle without finishing): the script
+  only starts once a nudge carrying the marker is in the conversation.
 
 The server binds 127.0.0.1 on port 0 (the OS picks a free port; ``port``/``base_url``
 report it), serves each request in its own thread, and is a context manager::
@@ -30,12 +33,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
-Kind = Literal["tool", "final", "side"]
+Kind = Literal["tool", "final", "side", "wait"]
 
 # Tool names the CLIs give their shell tool (claude, opencode/copilot, gemini, codex).
 SHELL_TOOLS = ("Bash", "bash", "run_shell_command", "exec_command", "shell_command", "shell")
@@ -101,7 +104,12 @@ class Script:
     ``usage(kind, index)`` gives the numbers of the *index*-th response of that kind
     (0-based, counted per server), so tests can assert exact accounting from the log.
     ``delay`` holds every non-side response that long before the first byte (to watch
-    busy markers); a stopping server cuts it short.
+    busy markers); ``delays(kind, index)``, when given, says it per response instead. A
+    stopping server cuts a delay short.
+
+    ``wait_for``: until a request holds this text (anywhere in its body), every
+    non-side request gets ``wait_text`` as a plain answer (kind ``"wait"``) and no step
+    of the script runs. Used to prove that a nudge reached the agent and its model.
     """
 
     steps: tuple[Step, ...]
@@ -111,6 +119,15 @@ class Script:
     usage: Callable[[Kind, int], Usage] = default_usage
     # For CLIs that edit by reply text instead of tools (aider's "whole" edit format).
     aider_whole: bool = False
+    wait_for: str | None = None
+    wait_text: str = "I have read the task. I will start once you say go."
+    delays: Callable[[Kind, int], float] | None = None
+
+    def delay_of(self, kind: Kind, index: int) -> float:
+        """How long the *index*-th response of ``kind`` is held before its first byte."""
+        if self.delays is not None:
+            return self.delays(kind, index)
+        return 0.0 if kind == "side" else self.delay
 
     @classmethod
     def edit(cls, path: str, content: str, **kwargs: Any) -> Script:
@@ -152,6 +169,8 @@ class Turn:
     json_schema: dict[str, Any] | None = None
     # The text of the last user message (aider's commit-message call is recognised by it).
     last_user: str = ""
+    # The whole request body as JSON (filled in only when the script waits for a marker).
+    raw: str = ""
 
 
 @dataclass(frozen=True)
@@ -211,6 +230,8 @@ def decide(script: Script, turn: Turn, call_id: str) -> tuple[Kind, Action]:
         if turn.json_schema is not None:
             return "side", Text(json.dumps(fill_schema(turn.json_schema)))
         return "side", Text(script.side_text)
+    if _waiting(script, turn):
+        return "wait", Text(script.wait_text)
     if turn.tool_results >= len(script.steps):
         return "final", Text(script.final_text)
     step = script.steps[turn.tool_results]
@@ -221,12 +242,18 @@ def _decide_aider(script: Script, turn: Turn) -> tuple[Kind, Action]:
     # aider sends no tools; its commit-message request says so in its system prompt.
     if "commit message" in turn.system.lower():
         return "side", Text(script.side_text)
+    if _waiting(script, turn):
+        return "wait", Text(script.wait_text)
     blocks = []
     for step in script.steps:
         if isinstance(step, WriteFile):
             body = step.content if step.content.endswith("\n") else step.content + "\n"
             blocks.append(f"{step.path}\n```\n{body}```\n")
     return "tool", Text("Here is the change.\n\n" + "\n".join(blocks))
+
+
+def _waiting(script: Script, turn: Turn) -> bool:
+    return script.wait_for is not None and script.wait_for not in turn.raw
 
 
 def _tool_call(step: Step, turn: Turn, call_id: str) -> ToolCall:
@@ -264,7 +291,7 @@ class FakeServer:
         self.model = model or self.model_name
         self.log: list[Record] = []
         self._lock = threading.Lock()
-        self._counts: dict[str, int] = {"tool": 0, "final": 0, "side": 0}
+        self._counts: dict[str, int] = {"tool": 0, "final": 0, "side": 0, "wait": 0}
         self._calls = 0
         self._in_flight = 0
         self._stopping = threading.Event()
@@ -369,6 +396,8 @@ class FakeServer:
             self._record(method, raw_path, None, "", None, (), "other", headers, body)
             return
         turn = self.parse_turn(raw_path, body if isinstance(body, dict) else {})
+        if self.script.wait_for is not None:
+            turn = replace(turn, raw=json.dumps(body, ensure_ascii=False))
         with self._lock:
             self._calls += 1
             call_id = f"call_{self._calls:04d}"
@@ -380,7 +409,8 @@ class FakeServer:
         with self._lock:
             self._in_flight += 1
         try:
-            if kind != "side" and self.script.delay > 0 and not self.wait_idle_for(self.script.delay):
+            delay = self.script.delay_of(kind, index)
+            if delay > 0 and not self.wait_idle_for(delay):
                 out.abort()
                 return
             label = f"tool {action.name}" if isinstance(action, ToolCall) else "text"

@@ -53,7 +53,7 @@ def usage_for(cli: str) -> Callable[[str, int], Usage]:
     def usage(kind: str, index: int) -> Usage:
         if kind == "side":
             return Usage(input=7 + index, output=3)
-        base = 1000 if kind == "tool" else 1500
+        base = {"tool": 1000, "final": 1500, "wait": 2000}[kind]
         return Usage(input=base + 100 * index, output=40 + 10 * index + (5 if kind == "final" else 0),
                      cache_read=(200 + index) if reads else 0, cache_write=(30 + index) if writes else 0)
 
