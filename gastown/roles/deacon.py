@@ -94,7 +94,7 @@ class Deacon:
         if not launch_dir.is_dir():
             return
         cutoff = time.time() - LAUNCH_FILE_AGE
-        for path in launch_dir.glob("*.json"):
+        for path in launch_dir.glob("*.json*"):
             try:
                 if path.stat().st_mtime < cutoff:
                     path.unlink()

@@ -137,19 +137,48 @@ def agent_argv(runtime: Runtime, *, prompt: str, prompt_file: Path, path: str) -
     return [resolve_binary(filled[0], path, runtime.name), *filled[1:]]
 
 
-def write_launch_file(run_dir: Path, spawn_id: str, argv: list[str], env: Mapping[str, str]) -> Path:
-    """The trampoline's instructions (owner-only: the env may hold keys); deleted when read."""
-    launch_dir = run_dir / "launch"
-    launch_dir.mkdir(parents=True, exist_ok=True)
-    path = launch_dir / f"{spawn_id}.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def launch_file_path(run_dir: Path, spawn_id: str) -> Path:
+    return run_dir / "launch" / f"{spawn_id}.json"
+
+
+def write_launch_file(
+    run_dir: Path, spawn_id: str, argv: list[str], env: Mapping[str, str], cwd: Path
+) -> Path:
+    """The trampoline's instructions (owner-only: the env may hold keys; deleted when read).
+
+    Written under a ``.pending`` name; the trampoline waits until ``release_launch_file``
+    renames it, i.e. until the pane is tagged and piped to its log.
+    """
+    path = launch_file_path(run_dir, spawn_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(_pending(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump({"argv": argv, "env": dict(env)}, handle, ensure_ascii=False)
+        json.dump({"argv": argv, "env": dict(env), "cwd": str(cwd)}, handle, ensure_ascii=False)
     return path
+
+
+def _pending(path: Path) -> Path:
+    return path.with_name(path.name + ".pending")
+
+
+def release_launch_file(path: Path) -> None:
+    os.replace(_pending(path), path)
+
+
+def discard_launch_file(path: Path) -> None:
+    for candidate in (path, _pending(path)):
+        candidate.unlink(missing_ok=True)
 
 
 def trampoline_argv(launch_file: Path) -> list[str]:
     return [sys.executable, "-S", "-E", str(TRAMPOLINE), str(launch_file)]
+
+
+def prestart_window(
+    tmux: Tmux, *, session: str, window: str, cwd: Path, launch_file: Path, ids: Mapping[str, str]
+) -> str:
+    """Open the agent's window now, its trampoline waiting for ``launch_file``; returns the pane id."""
+    return tmux.new_window(session, window, cwd=cwd, env=ids, argv=trampoline_argv(launch_file))
 
 
 def open_pane(
@@ -163,29 +192,33 @@ def open_pane(
     log_path: Path,
     spawn_id: str,
     reuse_pane: str | None = None,
+    prestarted: str | None = None,
 ) -> str:
     """Start the agent in its own window (or respawn it in ``reuse_pane``); returns the pane id.
 
-    The window first runs a silent placeholder so the log pipe and the spawn tag are in
-    place before the agent prints its first byte; then the trampoline replaces it and
-    execs the agent with the environment from ``launch_file``. ``ids`` (the ``GT_*``
-    identity) is also given to tmux with ``-e`` so it shows on the pane itself.
+    A new window starts the trampoline at once, which waits for its launch file while the
+    pane is tagged and piped to the log (one tmux call); releasing the file lets it exec the
+    agent, so no byte of output misses the log. A reused pane is re-piped, then respawned.
+    ``ids`` (the ``GT_*`` identity) is also given to tmux with ``-e`` so it shows on the pane.
     """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    pipe = f"exec cat >> {shlex.quote(str(log_path))}"
     if reuse_pane and tmux.pane_exists(reuse_pane):
         pane = reuse_pane
         tmux.cmd("pipe-pane", "-t", pane, check=False)  # close the previous spawn's log
         if tmux.display(pane, "#{pane_dead}") == "1":
             tmux.respawn(pane, cwd=cwd, env=ids, argv=list(HOLD_ARGV))  # a dead pane takes no pipe
-    else:
-        pane = tmux.new_window(session, window, cwd=cwd, env=ids, argv=list(HOLD_ARGV))
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env_args = [arg for key, value in ids.items() for arg in ("-e", f"{key}={value}")]
-    # One tmux call: tag the pane, pipe it to the log, then start the agent in it.
-    tmux.cmd(
-        "set-option", "-p", "-t", pane, "@gt_spawn", spawn_id, ";",
-        "pipe-pane", "-o", "-t", pane, f"exec cat >> {shlex.quote(str(log_path))}", ";",
-        "respawn-pane", "-k", "-t", pane, "-c", str(cwd), *env_args, "--", *trampoline_argv(launch_file),
-    )
+        release_launch_file(launch_file)
+        env_args = [arg for key, value in ids.items() for arg in ("-e", f"{key}={value}")]
+        tmux.cmd(
+            "set-option", "-p", "-t", pane, "@gt_spawn", spawn_id, ";",
+            "pipe-pane", "-o", "-t", pane, pipe, ";",
+            "respawn-pane", "-k", "-t", pane, "-c", str(cwd), *env_args, "--", *trampoline_argv(launch_file),
+        )
+        return pane
+    pane = prestarted or tmux.new_window(session, window, cwd=cwd, env=ids, argv=trampoline_argv(launch_file))
+    tmux.cmd("set-option", "-p", "-t", pane, "@gt_spawn", spawn_id, ";", "pipe-pane", "-o", "-t", pane, pipe)
+    release_launch_file(launch_file)
     return pane
 
 

@@ -205,13 +205,23 @@ def _sling_new(
     start = start_point or wt.target_ref(rig_cfg.branch)
     polecat, is_new, hook = _claim_polecat(ctx, issue, rig, want_polecat, runtime.name, kind, note)
     path = ctx.town.polecat_path(rig, polecat)
+    spawn_id = new_id("sp")
+    # The agent's window (and its interpreter) starts now, waiting for its launch file,
+    # while the worktree is being made: the two overlap instead of adding up.
+    pane = launch.prestart_window(
+        ctx.tmux, session=session_name(rig), window=polecat, cwd=ctx.town.root,
+        launch_file=launch.launch_file_path(ctx.town.run_dir, spawn_id),
+        ids={"GT_TOWN": str(ctx.town.root), "GT_RIG": rig, "GT_POLECAT": polecat, "GT_ISSUE": issue.id,
+             "GT_SPAWN": spawn_id, "GT_ROLE": "polecat", "GT_AGENT": runtime.name},
+    )
     try:
         if is_new or not wt.is_worktree(path):
             wt.create_worktree(hub, path, hook.branch, start)
         else:
             wt.reset_worktree(hub, path, hook.branch, start, target=rig_cfg.branch)
-        spawn = start_spawn(ctx, hook, kind=kind, reason="slung")
+        spawn = start_spawn(ctx, hook, kind=kind, reason="slung", spawn_id=spawn_id, prestarted=pane)
     except BaseException as exc:
+        ctx.tmux.kill_window(pane)
         _roll_back_claim(ctx, issue, hook, is_new, path, hub, rig_cfg.branch, exc)
         raise
     with ctx.ledger.write() as conn:
@@ -289,7 +299,16 @@ def _agent_path(ctx: Context) -> str:
     return ctx.environ.get("PATH", os.defpath)
 
 
-def start_spawn(ctx: Context, hook: work.Hook, *, kind: str, reason: str, restarted: bool = False) -> work.Spawn:
+def start_spawn(
+    ctx: Context,
+    hook: work.Hook,
+    *,
+    kind: str,
+    reason: str,
+    restarted: bool = False,
+    spawn_id: str | None = None,
+    prestarted: str | None = None,
+) -> work.Spawn:
     """Start a new spawn for ``hook`` in its polecat's worktree (a fresh window, or the old
     pane respawned). The spawn row is written before the agent starts; if the start
     fails the row is marked ``failed`` and ``LaunchFailed`` (or the cause) is raised."""
@@ -299,7 +318,7 @@ def start_spawn(ctx: Context, hook: work.Hook, *, kind: str, reason: str, restar
     conn = ctx.ledger.connection()
     issue = get_issue(conn, hook.issue)
     previous = work.get_spawn(conn, hook.spawn) if hook.spawn else None
-    spawn_id = new_id("sp")
+    spawn_id = spawn_id or new_id("sp")
     attempt = work.attempts_for(conn, hook.issue) + 1
     worktree = ctx.town.polecat_path(hook.rig, hook.polecat)
     prompt_path = ctx.town.prompt_path(spawn_id)
@@ -325,7 +344,7 @@ def start_spawn(ctx: Context, hook: work.Hook, *, kind: str, reason: str, restar
 
         env = spawn_env(plan, env)
         argv += list(plan.args)
-    launch_file = launch.write_launch_file(ctx.town.run_dir, spawn_id, argv, env)
+    launch_file = launch.write_launch_file(ctx.town.run_dir, spawn_id, argv, env, worktree)
     ids = {k: env[k] for k in IDENTITY_VARS if k in env}
     with ctx.ledger.write() as conn:
         now = ctx.now()
@@ -344,13 +363,14 @@ def start_spawn(ctx: Context, hook: work.Hook, *, kind: str, reason: str, restar
     try:
         pane = launch.open_pane(
             ctx.tmux, session=session_name(hook.rig), window=hook.polecat, cwd=worktree, launch_file=launch_file,
-            ids=ids, log_path=log_path, spawn_id=spawn_id, reuse_pane=reuse if reuse and _pane_belongs(ctx, reuse, hook) else None,
+            ids=ids, log_path=log_path, spawn_id=spawn_id, prestarted=prestarted,
+            reuse_pane=reuse if reuse and _pane_belongs(ctx, reuse, hook) else None,
         )
         with ctx.ledger.write() as conn:
             work.update_spawn(conn, spawn_id, pane_id=pane, pid=launch.pane_pid(ctx.tmux, pane))
         launch.check_started(ctx.tmux, pane)
     except BaseException as exc:
-        launch_file.unlink(missing_ok=True)
+        launch.discard_launch_file(launch_file)
         _fail_spawn(ctx, spawn_id, exc)
         raise
     _start_starter(ctx, spawn_id)
