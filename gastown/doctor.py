@@ -75,6 +75,8 @@ def check_town(town_root: Path) -> list[Check]:
         return [Check("config", False, exc.message, exc.hint)]
     checks = [Check("config", True, f"{ctx.town.config_path} is valid")]
     checks += check_runtimes(ctx)
+    checks += check_identity_and_user(town_root)
+    checks += check_orphans(ctx)
     for name, rig in sorted(cfg.rigs.items()):
         hub = ctx.town.hub_path(name)
         if not (hub / "HEAD").is_file():
@@ -116,4 +118,56 @@ def check_runtimes(ctx: Any) -> list[Check]:
             )
         else:
             checks.append(Check(f"runtime {name}", True, f"{binary} found"))
+    return checks
+
+
+def check_identity_and_user(town_root: Path) -> list[Check]:
+    """Commits need a git identity; agents running as root bypass permissions as root."""
+    import os
+
+    from gastown._internal.proc import run
+
+    checks = []
+    missing = [v for v in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT") if not run(["git", "var", v], cwd=town_root, timeout=10).ok]
+    if missing:
+        checks.append(Check(
+            "git identity", False, "git has no user.name/user.email: agents' and the refinery's commits would fail",
+            'git config --global user.name "Your Name" && git config --global user.email you@example.com',
+        ))
+    else:
+        checks.append(Check("git identity", True, "set"))
+    if os.geteuid() == 0:
+        checks.append(Check(
+            "user", True, "running as root: agents run with bypassed permissions as root (a container is safer)",
+        ))
+    return checks
+
+
+def check_orphans(ctx: Any) -> list[Check]:
+    """Hooked work with no agent while no Mayor runs, and gastown windows of finished runs."""
+    from gastown.ledger import work
+    from gastown.roles.mayor import running_pid
+
+    conn = ctx.ledger.connection()
+    hooks = work.list_hooks(conn)
+    live = {s.id for s in work.spawns_with_status(conn, work.LIVE_STATUSES)}
+    idle_hooks = [h for h in hooks if h.spawn not in live]
+    checks = []
+    if idle_hooks and running_pid(ctx.town) is None:
+        checks.append(Check(
+            "hooked work", False, f"{len(idle_hooks)} issue(s) on hooks have no agent and no Mayor is running",
+            "run `gt up`: it resumes them in their worktrees",
+        ))
+    stray = []
+    for pane in ctx.tmux.list_panes():
+        spawn = work.get_spawn(conn, pane.spawn) if pane.spawn and pane.spawn not in live else None
+        if spawn is not None and spawn.status != "done":
+            stray.append(pane)
+    if stray:
+        checks.append(Check(
+            "windows", False, f"{len(stray)} gastown window(s) belong to runs that are over",
+            "`gt up` (the Deacon closes them), or close them by hand",
+        ))
+    if not checks:
+        checks.append(Check("orphans", True, f"{len(hooks)} hooked issue(s), nothing left over"))
     return checks
