@@ -210,8 +210,8 @@ def check_budgets(ctx: Context) -> None:
     conn = ctx.ledger.connection()
     held = {row[0] for row in conn.execute("SELECT scope FROM holds WHERE scope LIKE 'budget:%'")}
     for scope, (budget, used) in scopes.items():
-        who = "the town" if scope == "budget:town" else f"rig {scope.split(':', 1)[1]}"
-        rig = None if scope == "budget:town" else scope.split(":", 1)[1]
+        scope_rig: str | None = None if scope == "budget:town" else scope.split(":", 1)[1]
+        who = "the town" if scope_rig is None else f"rig {scope_rig}"
         if budget is not None and used >= budget and scope not in held:
             message = f"{who} reached its daily budget (${used:.2f} of ${budget:.2f}): no new agents start today"
             with ctx.ledger.write() as conn:
@@ -219,15 +219,15 @@ def check_budgets(ctx: Context) -> None:
                     "INSERT OR IGNORE INTO holds (scope, until, reason, created_at) VALUES (?, NULL, ?, ?)",
                     (scope, message, ctx.now()),
                 )
-                record_event(conn, "hold", message, now=ctx.now(), rig=rig, data={"budget": budget, "spent": used})
-            raise_escalation(ctx, message + "; raise the budget to go on", severity="high", source="budget", rig=rig)
+                record_event(conn, "hold", message, now=ctx.now(), rig=scope_rig, data={"budget": budget, "spent": used})
+            raise_escalation(ctx, message + "; raise the budget to go on", severity="high", source="budget", rig=scope_rig)
         elif scope in held and (budget is None or used < budget):
             message = f"{who} has budget again (${used:.2f} spent of ${budget or 0:.2f}): dispatch resumes"
             if budget is None:
                 message = f"{who} has no budget any more: dispatch resumes"
             with ctx.ledger.write() as conn:
                 conn.execute("DELETE FROM holds WHERE scope = ?", (scope,))
-                record_event(conn, "resume", message, now=ctx.now(), rig=rig)
+                record_event(conn, "resume", message, now=ctx.now(), rig=scope_rig)
     for scope in held - set(scopes):
         with ctx.ledger.write() as conn:
             conn.execute("DELETE FROM holds WHERE scope = ?", (scope,))

@@ -113,7 +113,7 @@ def check_runtimes(ctx: Any) -> list[Check]:
                     f"runtime {name}",
                     False,
                     f"{binary} is not installed (used by runtime {name!r})",
-                    f"install it, or set another agent with `agent = ...` in gastown.toml (docs/runtimes.md)",
+                    "install it, or set another agent with `agent = ...` in gastown.toml (docs/runtimes.md)",
                 )
             )
         else:

@@ -63,7 +63,7 @@ def no_overlapping_spawns(town: Path) -> None:
             town, "SELECT started_at, ended_at FROM spawns WHERE issue = ? AND status != 'failed' ORDER BY started_at",
             row["issue"],
         )
-        for earlier, later in zip(runs, runs[1:]):
+        for earlier, later in zip(runs, runs[1:], strict=False):
             assert earlier["ended_at"] is not None and earlier["ended_at"] <= later["started_at"] + 0.001, row
 
 

@@ -27,7 +27,7 @@ def add_rig_table(text: str, name: str, values: dict[str, Any]) -> str:
     for key, value in values.items():
         if value is not None:
             table.add(key, value)
-    doc["rigs"].add(name, table)  # type: ignore[union-attr]
+    doc["rigs"].add(name, table)
     return tomlkit.dumps(doc)
 
 

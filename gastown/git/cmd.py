@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gastown.errors import GitError, ToolMissing
 
@@ -84,7 +85,7 @@ def _text(value: object) -> str:
     return str(value or "")
 
 
-def _stdin(text: str | None):  # type: ignore[no-untyped-def]
+def _stdin(text: str | None) -> Any:
     if text is None:
         return None
     import tempfile

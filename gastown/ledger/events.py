@@ -88,7 +88,8 @@ def list_events(
     limit: int | None = None,
     newest_first: bool = False,
 ) -> list[Event]:
-    where, args = ["id > ?"], [after_id]
+    where: list[str] = ["id > ?"]
+    args: list[Any] = [after_id]
     if since is not None:
         where.append("at >= ?")
         args.append(since)

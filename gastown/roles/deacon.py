@@ -52,9 +52,11 @@ class Deacon:
         self.age_escalations(now)
         self.land_convoys()
 
-    def _event(self, kind: str, message: str, **ids: str | None) -> None:
+    def _event(
+        self, kind: str, message: str, *, rig: str | None = None, polecat: str | None = None, spawn: str | None = None
+    ) -> None:
         with self.ctx.ledger.write() as conn:
-            record_event(conn, kind, message, now=self.ctx.now(), **ids)
+            record_event(conn, kind, message, now=self.ctx.now(), rig=rig, polecat=polecat, spawn=spawn)
 
     def reap_windows(self) -> None:
         """Close gastown-tagged windows whose spawn is over (or unknown)."""

@@ -348,7 +348,7 @@ def start_spawn(
     ids = {k: env[k] for k in IDENTITY_VARS if k in env}
     with ctx.ledger.write() as conn:
         now = ctx.now()
-        spawn = work.insert_spawn(
+        work.insert_spawn(
             conn, spawn_id=spawn_id, issue=hook.issue, rig=hook.rig, polecat=hook.polecat, agent=runtime.name,
             attempt=attempt, kind=kind, log_path=str(log_path), prompt_path=str(prompt_path), now=now,
         )

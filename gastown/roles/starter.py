@@ -14,7 +14,7 @@ from gastown.context import Context
 from gastown.errors import GastownError
 from gastown.ledger import work
 from gastown.ledger.events import record_event
-from gastown.runtimes.registry import spawn_runtime
+from gastown.runtimes.registry import Runtime, spawn_runtime
 from gastown.screen import read_screen
 from gastown.tmux.delivery import deliver
 
@@ -71,7 +71,7 @@ def bring_up(ctx: Context, spawn_id: str, *, timeout: float | None = None) -> bo
     return False
 
 
-def _go(ctx: Context, spawn: work.Spawn, runtime) -> bool:  # type: ignore[no-untyped-def]
+def _go(ctx: Context, spawn: work.Spawn, runtime: Runtime) -> bool:
     assert spawn.pane_id
     now = ctx.now()
     with ctx.ledger.write() as conn:

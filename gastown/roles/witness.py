@@ -99,7 +99,7 @@ class Witness:
         active_issues = {s.issue for s in spawns if s.status in work.LIVE_STATUSES and s.id in current}
         agents = []
         updates: dict[str, dict[str, object]] = {}
-        runtimes: dict[str, Runtime] = {}
+        runtimes: dict[str, Runtime | None] = {}
         for spawn in spawns:
             pane = by_pane.get(spawn.pane_id or "")
             alive = pane is not None and pane.spawn == spawn.id and not pane.dead
