@@ -62,16 +62,17 @@ def terminate_tree(pid: int, *, grace: float = 5.0) -> None:
     """SIGTERM ``pid`` and its descendants (deepest first), wait up to ``grace``, then SIGKILL."""
     victims = [*descendants(pid), pid]
     for victim in victims:
-        _signal(victim, signal.SIGTERM)
+        send_signal(victim, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(alive(v) for v in victims):
         time.sleep(0.05)
     for victim in [*descendants(pid), *victims]:
         if alive(victim):
-            _signal(victim, signal.SIGKILL)
+            send_signal(victim, signal.SIGKILL)
 
 
-def _signal(pid: int, sig: signal.Signals) -> None:
+def send_signal(pid: int, sig: signal.Signals) -> None:
+    """Signal ``pid`` if it still exists; never pid 0/1 or this process."""
     if pid <= 1 or pid == os.getpid():
         return
     try:
@@ -107,13 +108,13 @@ def sweep(marker: str, *, grace: float = 2.0, spare: set[int] | frozenset[int] =
     """Stop every process that references ``marker`` (see above); returns how many there were."""
     victims = [p for p in processes_referencing(marker, spare) if alive(p)]
     for pid in victims:
-        _signal(pid, signal.SIGTERM)
+        send_signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(alive(p) for p in victims):
         time.sleep(0.05)
     for pid in victims:
         if alive(pid):
-            _signal(pid, signal.SIGKILL)
+            send_signal(pid, signal.SIGKILL)
     return len(victims)
 
 

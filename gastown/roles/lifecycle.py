@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gastown._internal.processes import alive, descendants
+from gastown._internal.processes import alive, descendants, send_signal
 from gastown.context import Context
 from gastown.errors import GastownError, NotRunning, ToolMissing
 from gastown.ledger import work
@@ -203,13 +203,13 @@ def stop_mayor(ctx: Context, grace: float) -> bool:
     keeper = _read_pid(keeper_pid_path(town))
     targets = [p for p in (keeper, pid) if p and p > 0 and alive(p)]
     for target in targets:
-        _signal(target, signal.SIGTERM)
+        send_signal(target, signal.SIGTERM)
     deadline = time.monotonic() + max(grace, 5.0)
     while time.monotonic() < deadline and running_pid(town) is not None:
         time.sleep(0.1)
     if running_pid(town) is not None:
         for target in targets:
-            _signal(target, signal.SIGKILL)
+            send_signal(target, signal.SIGKILL)
         time.sleep(0.2)
     return pid is not None
 
@@ -238,7 +238,7 @@ def stop_agents(ctx: Context, grace: float) -> tuple[int, int]:
             trees[spawn.id] = [*descendants(pid), pid]
     for pids in trees.values():
         for pid in pids:
-            _signal(pid, signal.SIGTERM)
+            send_signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(alive(p) for pids in trees.values() for p in pids):
         time.sleep(0.05)
@@ -247,7 +247,7 @@ def stop_agents(ctx: Context, grace: float) -> tuple[int, int]:
         survivors = [p for p in pids if alive(p)]
         forced += bool(survivors)
         for pid in survivors:
-            _signal(pid, signal.SIGKILL)
+            send_signal(pid, signal.SIGKILL)
     for spawn in spawns:
         if spawn.pane_id and tmux.display(spawn.pane_id, "#{@gt_spawn}") == spawn.id:
             tmux.kill_window(spawn.pane_id)
@@ -274,11 +274,3 @@ def _read_pid(path: os.PathLike[str]) -> int | None:
     except (OSError, ValueError):
         return None
 
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    if pid <= 1 or pid == os.getpid():
-        return
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
