@@ -47,7 +47,9 @@ def console() -> Console:
     """The one stdout console (rich is imported only by commands that print tables)."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    # Piped (to less, grep, a file): do not cut lines at 80 columns.
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 200)
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 def say(text: str) -> None:
@@ -78,8 +80,12 @@ def print_table(columns: list[str], rows: list[list[str]], *, empty: str = "noth
     from rich.text import Text
 
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="ellipsis", no_wrap=True)
+    for index, column in enumerate(columns):
+        # Every column but the last keeps room for its header and short values; the last
+        # (titles, details) gives way first when the terminal is narrow.
+        widest = max([len(column), *(len(row[index]) for row in rows)])
+        last = index == len(columns) - 1
+        table.add_column(column, overflow="ellipsis", no_wrap=True, min_width=None if last else min(widest, 24))
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
     console().print(table)
