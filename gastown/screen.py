@@ -18,14 +18,13 @@ TAIL_LINES = 15
 
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
-    """The last ``lines`` lines, trailing blank lines dropped (a TUI pads the screen).
+    """The last ``lines`` non-blank lines (a TUI pads its screen with blank rows, above and
+    below its input box).
 
-    >>> tail("a\\nb\\nc\\n\\n\\n", 2)
+    >>> tail("a\\n\\nb\\nc\\n\\n\\n", 2)
     'b\\nc'
     """
-    rows = text.rstrip("\n").split("\n")
-    while rows and not rows[-1].strip():
-        rows.pop()
+    rows = [row for row in text.split("\n") if row.strip()]
     return "\n".join(rows[-lines:])
 
 

@@ -34,6 +34,7 @@ ENDPOINTS = {
     "aider": ModelEndpoint("openai-chat", "http://127.0.0.1:9", "m-1", KEY_ENV),
     "opencode": ModelEndpoint("openai-chat", "http://127.0.0.1:9/v1", "m-1", KEY_ENV),
     "copilot": ModelEndpoint("openai-chat", "http://127.0.0.1:9/v1", "m-1", KEY_ENV),
+    "demo": None,  # the demo agent has no model: its home only holds its usage log
 }
 
 # cli -> (env that must be set, the variable the key lands in, argv that must be added)

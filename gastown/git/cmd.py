@@ -43,9 +43,10 @@ class Git:
 
         runner = git.Git(str(self.cwd))
         env = {**os.environ, **self._env}
-        env.pop("GIT_DIR", None)
-        env.pop("GIT_WORK_TREE", None)
-        env.pop("GIT_INDEX_FILE", None)
+        # An agent CLI's own git settings (copilot passes safe.bareRepository=explicit to
+        # its shell commands) must not reach gastown's git calls on the bare hub.
+        for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS"):
+            env.pop(var, None)
         try:
             status, out, err = runner.execute(
                 ["git", *args],

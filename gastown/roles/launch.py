@@ -46,10 +46,14 @@ def ensure_gt_shim(town: Town) -> Path:
     """``<town>/.gastown/bin/gt``: runs this installation's gastown with this interpreter.
 
     Put first on the agents' PATH so `gt done` reaches the same gastown and town
-    without also putting gastown's virtualenv (and its python) on their PATH.
+    without also putting gastown's virtualenv (and its python) on their PATH. It drops
+    the git config an agent CLI passes to its shell commands in the environment.
     """
     shim = town.bin_dir / "gt"
-    text = f'#!/bin/sh\nexec "{sys.executable}" -m gastown "$@"\n'
+    # Agent CLIs hand their shell commands git config through the environment (copilot:
+    # safe.bareRepository=explicit, which makes every git call on the bare hub fail);
+    # that config is meant for the agent's own git use, not for gastown's.
+    text = f'#!/bin/sh\nunset GIT_CONFIG_COUNT GIT_CONFIG_PARAMETERS\nexec "{sys.executable}" -m gastown "$@"\n'
     if not shim.exists() or shim.read_text() != text:
         town.bin_dir.mkdir(parents=True, exist_ok=True)
         tmp = shim.with_suffix(".tmp")

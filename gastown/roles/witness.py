@@ -142,15 +142,20 @@ class Witness:
         )
 
     def _new_work(self, spawn: work.Spawn) -> bool:
-        """Commits made (or files changed) in the worktree since this run started."""
+        """Commits made (or files changed) in the worktree since this run started.
+
+        Files the agent CLIs leave for themselves (aider's tag cache, ...) are not work.
+        """
         from gastown.git.cmd import Git
+        from gastown.roles.done import TOOL_DROPPINGS
 
         path = self.ctx.town.polecat_path(spawn.rig, spawn.polecat)
         git = Git(path)
         stamp = git.run("log", "-1", "--format=%ct", "HEAD", check=False).stdout.strip()
         if stamp.isdigit() and int(stamp) >= int(spawn.started_at):
             return True
-        return bool(git.run("status", "--porcelain", check=False).stdout.strip())
+        excludes = [f":(exclude){pattern}" for pattern in TOOL_DROPPINGS]
+        return bool(git.run("status", "--porcelain", "--", ".", *excludes, check=False).stdout.strip())
 
     def _runtime(self, name: str) -> Runtime | None:
         try:
@@ -311,7 +316,16 @@ class Witness:
             if hook is None or hook.spawn != spawn.id:
                 return
             self._event("done", f"submitting for {spawn.rig}/{spawn.polecat}: {action.reason}", spawn)
-            done(self.ctx, AgentSelf(self.ctx.town, spawn.rig, spawn.polecat, spawn.issue, spawn.id))
+            try:
+                done(self.ctx, AgentSelf(self.ctx.town, spawn.rig, spawn.polecat, spawn.issue, spawn.id))
+            except GastownError as exc:
+                # Counted as a nudge: after max_nudges the agent is restarted, not retried forever.
+                with self.ctx.ledger.write() as conn:
+                    work.update_spawn(conn, spawn.id, nudges=spawn.nudges + 1, last_nudge_at=self.ctx.now())
+                    record_event(
+                        conn, "done", f"could not submit for {spawn.rig}/{spawn.polecat}: {exc}", now=self.ctx.now(),
+                        rig=self.rig, polecat=spawn.polecat, spawn=spawn.id, issue=spawn.issue,
+                    )
 
     def _answer(self, action: wp.AnswerDialog) -> None:
         from gastown.roles.starter import answer_dialog

@@ -40,6 +40,25 @@ class Preset:
     submit: str = "agent"
 
 
+def frame_paste(cli: str | None, text: str, tag: str = "gastown") -> str:
+    """``text`` framed so the CLI takes it as ONE message when it is pasted at its prompt.
+
+    aider's plain prompt (``--no-fancy-input``) does not take bracketed pastes: every
+    pasted line is sent to the model as a message of its own. It reads the lines
+    between ``{tag`` and ``tag}`` as one message (``tag``: letters and digits; pick
+    one that is not a line of the text). Other CLIs take the text as it is.
+
+    >>> frame_paste("aider", "a\\nb", "t1")
+    '{t1\\na\\nb\\nt1}'
+    >>> frame_paste("aider", "one line"), frame_paste("claude", "a\\nb")
+    ('one line', 'a\\nb')
+    """
+    body = text.strip("\n")
+    if cli != "aider" or "\n" not in body:
+        return text
+    return f"{{{tag}\n{body}\n{tag}}}"
+
+
 _TRUST_FILES = DialogSpec(r"Do you trust the files in this folder\?", ("Enter",))
 
 PRESETS: dict[str, Preset] = {
@@ -115,8 +134,11 @@ PRESETS: dict[str, Preset] = {
         submit="gastown",
     ),
     "opencode": Preset(
-        command=("opencode",),
-        prompt="paste",
+        # The prompt goes in argv: opencode submits it at start and goes straight to its
+        # session view. Its home screen centres the input box with ~20 blank rows below,
+        # so no marker of it is within the bottom lines gastown reads: never "ready".
+        command=("opencode", "--prompt={prompt}"),
+        prompt="arg",
         # "Ask anything" shows only on the home screen; the footer hint shows in every view.
         ready=r"ctrl\+p commands",
         busy=r"esc interrupt",

@@ -4,7 +4,8 @@ Protocol (see docs/architecture.md, "Typing into agents"):
 
 1. take the pane's lock, shared by every gt process, so two messages never interleave;
 2. by default wait until the agent is idle (ready marker, no busy marker, twice in a row);
-3. leave copy-mode, strip escape and control characters;
+3. leave copy-mode, strip escape and control characters (and frame multi-line text for a
+   CLI that would take each pasted line as a message: aider);
 4. paste the text as one bracketed paste (or type a short single line literally);
 5. pause, then send Enter on its own;
 6. verify the screen changed after Enter; resend Enter with back-off a few times;
@@ -13,6 +14,7 @@ Protocol (see docs/architecture.md, "Typing into agents"):
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from gastown._internal.locks import file_lock
 from gastown.errors import DeliveryFailed, InvalidInput, NotRunning
+from gastown.runtimes.presets import frame_paste
 from gastown.runtimes.registry import Runtime
 from gastown.screen import read_screen, sanitize, tail
 from gastown.tmux.driver import Tmux
@@ -63,6 +66,7 @@ def deliver(
     clean = sanitize(text).strip("\n")
     if not clean.strip():
         raise InvalidInput("the message is empty once control characters are removed")
+    clean = frame_paste(runtime.cli, clean, "gt" + secrets.token_hex(6))
     started = time.monotonic()
     with file_lock(pane_lock_path(locks_dir, tmux.socket, pane_id), timeout=lock_timeout, what=f"pane {pane_id}"):
         _require_live(tmux, pane_id)

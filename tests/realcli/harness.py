@@ -101,8 +101,9 @@ class Rig:
     real_home_before: dict[str, str] = field(default_factory=dict)
 
     def preset_argv(self) -> list[str]:
-        """The preset's command with the installed binary and the plan's extra args (no prompt)."""
-        command = [a for a in PRESETS[self.cli].command if a != "{prompt}"]
+        """The preset's command with the installed binary and the plan's extra args (no prompt:
+        arguments carrying ``{prompt}``, such as opencode's ``--prompt={prompt}``, are left out)."""
+        command = [a for a in PRESETS[self.cli].command if "{prompt" not in a]
         return [str(self.binary), *command[1:], *self.plan.args]
 
 

@@ -16,6 +16,7 @@ broke (that is a real regression worth seeing). Run as a script to pre-install::
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import os
@@ -23,6 +24,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,8 +99,14 @@ def installed_stamp(name: str, cache: Path | None = None) -> dict[str, object] |
     return data if isinstance(data, dict) else None
 
 
-def install(name: str, *, cache: Path | None = None, timeout: float = INSTALL_TIMEOUT) -> Path:
+def install(
+    name: str, *, cache: Path | None = None, timeout: float = INSTALL_TIMEOUT,
+    environ: dict[str, str] | None = None, nice: int = 0,
+) -> Path:
     """Install CLI ``name`` at its pinned version (idempotent) and return its absolute binary.
+
+    ``environ`` is the environment the installer runs in (default: this process's);
+    ``nice`` lowers its CPU priority (background installs).
 
     Raises ``RegistryUnreachable`` when the registry cannot be reached, ``InstallFailed``
     when it was reached but the result is unusable, ``KeyError`` for an unknown name.
@@ -115,8 +124,8 @@ def install(name: str, *, cache: Path | None = None, timeout: float = INSTALL_TI
             shutil.rmtree(prefix)
         prefix.mkdir(parents=True)
         started = time.monotonic()
-        for argv, env in _install_steps(pkg, prefix, root):
-            _run_step(argv, env, timeout, pkg)
+        for argv, env in _install_steps(pkg, prefix, root, environ):
+            _run_step(argv, env, timeout, pkg, nice)
         seconds = round(time.monotonic() - started, 1)
         if not binary.exists():
             raise InstallFailed(f"{pkg.package}@{pkg.version} installed but {binary} is missing")
@@ -132,6 +141,9 @@ def ensure_cli(name: str) -> Path:
 
     if name in PACKAGES and PACKAGES[name].kind == "npm" and shutil.which("npm") is None:
         pytest.skip("npm is not installed")
+    unreachable = _PREFETCH_UNREACHABLE.get(name)
+    if unreachable is not None:
+        pytest.skip(f"cannot install {name}: registry unreachable ({unreachable})")
     try:
         return install(name)
     except RegistryUnreachable as exc:
@@ -140,8 +152,50 @@ def ensure_cli(name: str) -> Path:
         pytest.fail(f"installing {name} failed: {exc}")
 
 
-def _install_steps(pkg: CliPackage, prefix: Path, root: Path) -> list[tuple[list[str], dict[str, str]]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("npm_config_", "PIP_"))}
+# CLIs whose background install found the registry unreachable: their tests skip at once.
+_PREFETCH_UNREACHABLE: dict[str, str] = {}
+
+
+def prefetch(names: list[str]) -> list[threading.Thread]:
+    """Install ``names`` in the background (niced): npm packages one after another on one
+    thread, pip packages on another. A test that needs a CLI still being installed waits
+    for it on the per-CLI lock (``ensure_cli``); failures are left for ``ensure_cli`` to
+    report, except an unreachable registry, which makes its tests skip without retrying.
+
+    The installers get a snapshot of this environment with a private, temporary HOME
+    (tests change ``os.environ`` while these threads run; nothing may touch the real HOME).
+    """
+    environ = dict(os.environ)
+    environ["HOME"] = tempfile.mkdtemp(prefix="gt-realcli-install-")
+    atexit.register(shutil.rmtree, environ["HOME"], True)
+    cache = cache_root()
+
+    def run(group: list[str]) -> None:
+        for name in group:
+            try:
+                install(name, cache=cache, environ=environ, nice=10)
+            except RegistryUnreachable as exc:
+                _PREFETCH_UNREACHABLE[name] = str(exc)
+            except Exception:  # noqa: BLE001 - ensure_cli installs again and reports it
+                pass
+
+    threads = []
+    for kind in ("pip", "npm"):
+        group = [n for n in dict.fromkeys(names) if n in PACKAGES and PACKAGES[n].kind == kind]
+        if kind == "npm" and shutil.which("npm") is None:
+            group = []
+        if group:
+            thread = threading.Thread(target=run, args=(group,), name=f"realcli-install-{kind}", daemon=True)
+            thread.start()
+            threads.append(thread)
+    return threads
+
+
+def _install_steps(
+    pkg: CliPackage, prefix: Path, root: Path, environ: dict[str, str] | None = None
+) -> list[tuple[list[str], dict[str, str]]]:
+    source = os.environ if environ is None else environ
+    env = {k: v for k, v in source.items() if not k.startswith(("npm_config_", "PIP_"))}
     if pkg.kind == "npm":
         # npm's cache lives beside the installs, not in the (per-test, temporary) HOME.
         env |= {"npm_config_cache": str(root / "_npm"), "npm_config_update_notifier": "false",
@@ -155,10 +209,10 @@ def _install_steps(pkg: CliPackage, prefix: Path, root: Path) -> list[tuple[list
     ]
 
 
-def _run_step(argv: list[str], env: dict[str, str], timeout: float, pkg: CliPackage) -> None:
+def _run_step(argv: list[str], env: dict[str, str], timeout: float, pkg: CliPackage, nice: int = 0) -> None:
     try:
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                              check=False)
+                              check=False, preexec_fn=(lambda: os.nice(nice)) if nice else None)
     except subprocess.TimeoutExpired:
         raise RegistryUnreachable(f"{argv[0]} timed out after {timeout:.0f}s") from None
     output = (proc.stdout + proc.stderr).strip()

@@ -28,18 +28,12 @@ pytestmark = [pytest.mark.realcli, pytest.mark.slow, pytest.mark.tmux]
 CLIS = ["claude", "codex", "gemini", "aider", "opencode", "copilot"]
 CONTENT = "print('hello from the fake model')\n"
 PROMPT = "Create hello.py that prints a greeting."
-DELAY = 5.0  # the fake holds each main-turn response this long: the busy marker must show
+DELAY = 5.0  # the fake holds its first (tool-call) response this long: the busy marker must show
 
 # Where the screens seen (versions in tests/realcli/install.py) differ from
 # gastown/runtimes/presets.py. Drop an entry once the preset carries the correction.
-CORRECTIONS: dict[str, dict[str, str]] = {
-    # "Ask anything…" is only the placeholder of the home screen's (centred) prompt box;
-    # once a session is open the box is empty. The footer hint is there in both views.
-    "opencode": {"ready": r"ctrl\+p commands"},
-    # While the reply streams in the footer reads "● Working · 162 B esc esc interrupt",
-    # which "◎ Working" misses: the agent looked idle mid-turn.
-    "copilot": {"busy": r"[◎●] Working"},
-}
+# (Both earlier ones, opencode's ready and copilot's busy, are in the presets now.)
+CORRECTIONS: dict[str, dict[str, str]] = {}
 
 
 def markers(cli: str) -> tuple[str | None, str | None]:
@@ -69,7 +63,8 @@ def _keep(stage: str, cli: str, text: str | None) -> None:
 def test_tui_ready_paste_busy_idle(cli: str, tmp_path: Path, tmux_socket: str) -> None:
     binary = ensure_cli(cli)
     ready_re, busy_re = markers(cli)
-    script = Script.edit("hello.py", CONTENT, delay=DELAY, usage=usage_for(cli), aider_whole=cli == "aider")
+    script = Script.edit("hello.py", CONTENT, usage=usage_for(cli), aider_whole=cli == "aider",
+                         delays=lambda kind, index: DELAY if (kind, index) == ("tool", 0) else 0.0)
     rig = prepare(cli, binary, tmp_path, script)  # type: ignore[arg-type]
     pane = Pane(tmux_socket)
     started = time.monotonic()
