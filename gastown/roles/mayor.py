@@ -32,6 +32,7 @@ from gastown.wake import last_wake
 log = logging.getLogger("gastown.mayor")
 
 WAKE_POLL = 0.25
+LOCK_WAIT = 20.0
 
 
 def lock_path(town: Town) -> Path:
@@ -234,12 +235,19 @@ class Mayor:
         """Run until SIGTERM/SIGINT/SIGHUP; returns the exit code (0 on a clean stop)."""
         town = self.ctx.town
         town.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = try_lock_forever(lock_path(town))
-        if fd is None:
-            pid = running_pid(town)
-            raise Conflict(
-                f"a Mayor is already running for this town (pid {pid or 'unknown'})", hint="stop it with `gt down`"
-            )
+        pid = running_pid(town)
+        if pid is not None and pid != os.getpid():
+            raise Conflict(f"a Mayor is already running for this town (pid {pid})", hint="stop it with `gt down`")
+        fd = None
+        deadline = time.monotonic() + LOCK_WAIT
+        while fd is None:
+            fd = try_lock_forever(lock_path(town))
+            if fd is None:
+                if time.monotonic() > deadline:
+                    raise Conflict(
+                        "another Mayor of this town still holds its lock", hint="stop it with `gt down`, then `gt up`"
+                    )
+                time.sleep(0.2)  # a Mayor that is shutting down lets go within seconds
         pid_path(town).write_text(f"{os.getpid()}\n")
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, lambda *_: self.stop_event.set())
@@ -256,13 +264,14 @@ class Mayor:
                 log.warning("%s: thread died; restarting it", name)
                 self.loops[name].restart()
         log.info("mayor stopping")
+        pid_path(town).unlink(missing_ok=True)  # no longer "running": a new `gt up` starts a successor
         for loop in self.loops.values():
             loop.stop()
+        deadline = time.monotonic() + 10.0  # a loop stuck in a long gate run is left behind
         for loop in self.loops.values():
             if loop.thread is not None:
-                loop.thread.join(timeout=10)
+                loop.thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._event(f"Mayor stopped (pid {os.getpid()})")
-        pid_path(town).unlink(missing_ok=True)
         os.close(fd)
         return 0
 
