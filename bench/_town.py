@@ -12,8 +12,26 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@gastown.invalid",
+            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@gastown.invalid"}
+
+
+def git(cwd: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> str:
+    out = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, text=True, check=True,
+                         env={**os.environ, **IDENTITY, **(env or {})})
+    return out.stdout.strip()
+
+
+def make_upstream(root: Path) -> Path:
+    """A bare repository ``root/up.git`` whose ``main`` holds one commit."""
+    up, work = root / "up.git", root / "up-work"
+    git(root, "init", "-q", "--bare", "-b", "main", str(up))
+    git(root, "init", "-q", "-b", "main", str(work))
+    (work / "README.md").write_text("bench\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "init")
+    git(work, "push", "-q", str(up), "HEAD:main")
+    return up
 
 
 @contextmanager
@@ -22,19 +40,11 @@ def bench_town(extra_toml: str = "") -> Iterator[Path]:
     removed (server killed) afterwards."""
     socket = f"gt-bench-{uuid.uuid4().hex[:8]}"
     os.environ["GT_TMUX_SOCKET"] = socket
-    os.environ.setdefault("GIT_AUTHOR_NAME", "bench")
-    os.environ.setdefault("GIT_AUTHOR_EMAIL", "bench@gastown.invalid")
-    os.environ.setdefault("GIT_COMMITTER_NAME", "bench")
-    os.environ.setdefault("GIT_COMMITTER_EMAIL", "bench@gastown.invalid")
+    for name, value in IDENTITY.items():
+        os.environ.setdefault(name, value)
     with tempfile.TemporaryDirectory(prefix="gt-bench-") as tmp:
         root = Path(tmp)
-        up, work = root / "up.git", root / "up-work"
-        git(root, "init", "-q", "--bare", "-b", "main", str(up))
-        git(root, "init", "-q", "-b", "main", str(work))
-        (work / "README.md").write_text("bench\n")
-        git(work, "add", "-A")
-        git(work, "commit", "-q", "-m", "init")
-        git(work, "push", "-q", str(up), "HEAD:main")
+        up = make_upstream(root)
         town = root / "town"
         gt = [sys.executable, "-m", "gastown"]
         subprocess.run([*gt, "init", str(town)], check=True, capture_output=True)

@@ -12,9 +12,7 @@ for 32 MRs. Exits 1 if a target is missed. Real git, real gates, a local upstrea
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,16 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _town import git, make_upstream  # noqa: E402
 from gastown.context import Context  # noqa: E402 - after the path tweak, for running from a checkout
-
-IDENTITY = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@gastown.invalid",
-            "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@gastown.invalid"}
-
-
-def git(cwd: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> str:
-    out = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, text=True, check=True,
-                         env={**os.environ, **IDENTITY, **(env or {})})
-    return out.stdout.strip()
 
 
 def make_town(root: Path, n: int, culprits: set[int], batch: int, gate_cost: float) -> tuple[Context, Path]:
@@ -42,13 +32,7 @@ def make_town(root: Path, n: int, culprits: set[int], batch: int, gate_cost: flo
     from gastown.ledger.mrs import record_mr
     from gastown.rigs import add_rig, init_town
 
-    bare, work = root / "upstream.git", root / "upstream-work"
-    git(root, "init", "-q", "--bare", "-b", "main", str(bare))
-    git(root, "init", "-q", "-b", "main", str(work))
-    (work / "README.md").write_text("# bench\n")
-    git(work, "add", "-A")
-    git(work, "commit", "-q", "-m", "initial")
-    git(work, "push", "-q", str(bare), "HEAD:main")
+    bare = make_upstream(root)
     town = init_town(root / "town").town
     ctx = Context(town)
     add_rig(ctx, "app", str(bare), branch="main", prefix="app", agent=None, cwd=root)

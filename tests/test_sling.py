@@ -55,10 +55,14 @@ def server(socket: str) -> libtmux.Server:
 
 
 def windows(socket: str) -> list[str]:
-    srv = server(socket)
-    if not srv.is_alive():
+    """``session:window`` for every window, read in one tmux call: the town kills
+    sessions while we look, and a per-session walk would race with that."""
+    proc = subprocess.run(["tmux", "-L", socket, "list-windows", "-a", "-F", "#{session_name}:#{window_name}"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        assert "no server running" in proc.stderr or "error connecting" in proc.stderr, proc.stderr
         return []
-    return sorted(f"{w.session.name}:{w.window_name}" for s in srv.sessions for w in s.windows)
+    return sorted(proc.stdout.splitlines())
 
 
 def hostile_issue(town: Path, tmp_path: Path) -> tuple[str, str, str, list[Path]]:
