@@ -54,8 +54,8 @@ def run_gt(
     return result
 
 
-def gt_json(*args: str, cwd: Path | None = None, input: str | None = None) -> Any:
-    result = run_gt(*args, "--json", cwd=cwd, input=input, check=True)
+def gt_json(*args: str, cwd: Path | None = None, input: str | None = None, env: dict[str, str] | None = None) -> Any:
+    result = run_gt(*args, "--json", cwd=cwd, input=input, env=env, check=True)
     return json.loads(result.stdout)
 
 

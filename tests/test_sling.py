@@ -105,9 +105,12 @@ def test_sling_opens_window_worktree_and_branch(bot_town: Path, tmux_socket: str
     assert windows(tmux_socket) == [f"app:{polecat}"]
 
 
-def test_agent_env_is_set_and_tmux_vars_cleared(bot_town: Path, tmux_socket: str) -> None:
+def test_agent_env_is_set_and_tmux_and_ci_vars_cleared(bot_town: Path, tmux_socket: str) -> None:
     issue = gt_json("issue", "create", "env", cwd=bot_town)["id"]
-    result = gt_json("sling", issue, "--agent", "argbot", cwd=bot_town)
+    # Slung from a CI shell inside Claude Code: none of that may reach the agent (CI=true
+    # makes gemini start headless in a terminal).
+    caller = {"CI": "true", "GITHUB_ACTIONS": "true", "CLAUDECODE": "1", "KEEP_ME": "yes"}
+    result = gt_json("sling", issue, "--agent", "argbot", cwd=bot_town, env=caller)
     pane = server(tmux_socket).panes.get(pane_id=result["pane"])
     pid = int(pane.pane_pid)
     environ = dict(
@@ -117,7 +120,8 @@ def test_agent_env_is_set_and_tmux_vars_cleared(bot_town: Path, tmux_socket: str
     assert environ["GT_RIG"] == "app" and environ["GT_POLECAT"] == result["polecat"]
     assert environ["GT_TOWN"] == str(bot_town)
     assert environ["PATH"].split(":")[0] == str(bot_town / ".gastown" / "bin")
-    assert "TMUX" not in environ and "CLAUDECODE" not in environ
+    assert not {"TMUX", "CLAUDECODE", "CI", "GITHUB_ACTIONS"} & environ.keys()
+    assert environ["KEEP_ME"] == "yes"
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert cmdline[1].endswith(b"argbot.py"), "the pane's process must be the agent itself (exec, no shell)"
 

@@ -24,7 +24,7 @@ from gastown.errors import GastownError, ToolMissing
 from gastown.prompts import MAX_ARGV_PROMPT, short_prompt_for_argv
 from gastown.runtimes.registry import Runtime
 from gastown.screen import tail
-from gastown.tmux.driver import Tmux
+from gastown.tmux.driver import SCRUBBED_ENV, Tmux
 from gastown.town import Town
 
 if TYPE_CHECKING:
@@ -32,8 +32,13 @@ if TYPE_CHECKING:
     from gastown.runtimes.homes import HomePlan, ModelEndpoint
 
 HOLD_ARGV = ("sleep", "3600")
-# Inherited variables that break agents: tmux's own, and Claude Code's "nested session" marker.
-UNSET_FOR_AGENTS = ("TMUX", "TMUX_PANE", "CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "NODE_OPTIONS")
+# "This is a CI job" markers: with CI=true, gemini starts headless even in a terminal (and
+# other CLIs skip prompts or animation), so an agent launched from a CI shell would never
+# show its TUI. An agent in a pane is interactive; `[agents.X] env` can set one back.
+CI_MARKERS = ("CI", "CONTINUOUS_INTEGRATION", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "CIRCLECI", "TRAVIS",
+              "JENKINS_URL", "TEAMCITY_VERSION", "TF_BUILD", "BUILD_NUMBER", "RUN_ID")
+# Inherited variables that break agents: tmux's own, Claude Code's "nested session" marker, CI markers.
+UNSET_FOR_AGENTS = (*SCRUBBED_ENV, *CI_MARKERS)
 TRAMPOLINE = Path(__file__).resolve().parent.parent / "_exec.py"
 _PLACEHOLDER = re.compile(r"\{(prompt|prompt_file)\}")
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gastown.roles.launch import UNSET_FOR_AGENTS
 from gastown.runtimes.homes import CliKind, Family, HomePlan, ModelEndpoint, plan_home, spawn_env, write_home
 from gastown.runtimes.presets import PRESETS
 from tests.fakes import FAKES, FakeServer, Script, Usage
@@ -118,7 +119,7 @@ def prepare(cli: CliKind, binary: Path, tmp: Path, script: Script, extra_path: l
     plan = plan_home(cli, spawn_root, repo, real_home, endpoint, as_root=os.geteuid() == 0,
                      git_identity=("Gastown Polecat", "polecat@gastown.invalid"))
     write_home(plan)
-    base = dict(os.environ)
+    base = {k: v for k, v in os.environ.items() if k not in UNSET_FOR_AGENTS}  # as gastown launches agents
     base["HOME"] = str(real_home)  # the CLI must not write here
     base[API_KEY_ENV] = API_KEY
     path_parts = [str(p) for p in (extra_path or [])] + [str(binary.parent), base.get("PATH", "")]
