@@ -68,6 +68,9 @@ def test_mq_list_show_retry_reject(rig_town: Path, tmp_path: Path) -> None:
     assert gt_json("mq", "show", b.id, cwd=rig_town)["merged_sha"]
     text = run_gt("mq", "show", a.id, cwd=rig_town, check=True).stdout
     assert "check failed" in text and "gate log:" in text
+    row = next(line for line in run_gt("mq", "list", "--all", cwd=rig_town, check=True).stdout.splitlines()
+               if line.startswith(a.id))
+    assert "red, exit 1: check failed" in row, row  # why it was red, not the log's header
 
     assert gt_json("mq", "list", "--state", "merged", cwd=rig_town)[0]["id"] == b.id
     assert gt_json("mq", "retry", a.id, cwd=rig_town)["state"] == "queued"

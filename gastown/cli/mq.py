@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, say
 from gastown.states import MRState
+
+if TYPE_CHECKING:
+    from gastown.ledger.mrs import MR
 
 app = typer.Typer(help="The merge queue: list, show, retry and reject merge requests.", no_args_is_help=True)
 
@@ -34,10 +37,19 @@ def list_(
     print_table(
         ["MR", "STATE", "P", "ISSUE", "POLECAT", "COMMIT", "UPDATED", "DETAIL"],
         [[m.id, str(m.state), str(m.priority), m.issue, f"{m.rig}/{m.polecat}" if m.polecat else m.rig,
-          m.commit_sha[:10], (iso(m.updated_at) or "")[:19].replace("T", " "), one_line(m.detail or "", 50)]
+          m.commit_sha[:10], (iso(m.updated_at) or "")[:19].replace("T", " "), one_line(_detail(m), 50)]
          for m in mrs],
         empty="the merge queue is empty" + ("" if all_ else " (--all shows merged and rejected ones)"),
     )
+
+
+def _detail(mr: MR) -> str:
+    """The DETAIL cell: for a red gate, why it was red rather than the log's first line."""
+    from gastown.refinery.gates import verdict
+
+    if mr.state is MRState.FAILED and mr.gate_log and mr.detail:
+        return f"red, {verdict(mr.detail)}"
+    return mr.detail or ""
 
 
 @app.command("show")

@@ -12,6 +12,7 @@ issue text or MR data ever reaches it (only ``GT_*`` variables naming the rig an
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from pathlib import Path
 from gastown._internal import proc
 
 EXCERPT_LINES = 40
+_EXIT_LINE = re.compile(r"\[exit (-?\d+) after [\d.]+s\]")
+_TIMEOUT_LINE = re.compile(r"\[timed out after (\S+); killed\]")
 _DROP_ENV = ("GT_ISSUE", "GT_POLECAT", "GT_SPAWN", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")
 
 
@@ -51,6 +54,31 @@ def tail_lines(text: str, lines: int = EXCERPT_LINES) -> str:
     'b\\nc'
     """
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def verdict(output: str) -> str:
+    r"""One line saying why a gate run went red, read from its log text: the failing gate's
+    exit (or timeout), and the last line it printed.
+
+    >>> verdict("=== round 3\n$ make test\nok 1\nFAILED (failures=1)\n[exit 1 after 0.05s]\n=== RED in 0.1s\n")
+    'exit 1: FAILED (failures=1)'
+    >>> verdict("=== round 4\n$ sleep 99\n[timed out after 5s; killed]\n=== RED in 5.0s\n")
+    'timed out after 5s'
+    """
+    said, ending = "", ""
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("$ "):  # the next gate: what an earlier one said is not why this one failed
+            said, ending = "", ""
+        if not line or line.startswith(("===", "$ ")):
+            continue
+        if exit_line := _EXIT_LINE.fullmatch(line):
+            ending = f"exit {exit_line[1]}"
+        elif timeout_line := _TIMEOUT_LINE.fullmatch(line):
+            said, ending = "", f"timed out after {timeout_line[1]}"
+        else:
+            said = line
+    return f"{ending}: {said}" if said and ending else said or ending or "no output"
 
 
 def gate_env(environ: Mapping[str, str], *, rig: str, round_id: int) -> dict[str, str]:
