@@ -3,28 +3,19 @@ isolated tmux server on a unique socket that is always killed afterwards."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_upstream, run_gt
+from tests.helpers import kill_tmux_server, make_upstream, run_gt
 
 # Helper programs the tests run as agents; not test modules (importing them would run them).
 collect_ignore = ["agents"]
 
 AGENT_VARS = ("GT_TOWN", "GT_RIG", "GT_POLECAT", "GT_ISSUE", "GT_SPAWN", "GT_ROLE", "TMUX", "TMUX_PANE", "GT_DEBUG")
-
-
-def _kill_tmux_server(socket: str) -> None:
-    subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
-    uid = os.getuid()
-    tmpdir = os.environ.get("TMUX_TMPDIR", "/tmp")
-    Path(tmpdir, f"tmux-{uid}", socket).unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +41,7 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     try:
         yield socket
     finally:
-        _kill_tmux_server(socket)
+        kill_tmux_server(socket)
 
 
 @pytest.fixture

@@ -54,6 +54,12 @@ def run_gt(
     return result
 
 
+def kill_tmux_server(socket: str) -> None:
+    """Kill the tmux server on ``socket`` (if any) and remove its socket file."""
+    subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
+    Path(os.environ.get("TMUX_TMPDIR", "/tmp"), f"tmux-{os.getuid()}", socket).unlink(missing_ok=True)
+
+
 def gt_json(*args: str, cwd: Path | None = None, input: str | None = None, env: dict[str, str] | None = None) -> Any:
     result = run_gt(*args, "--json", cwd=cwd, input=input, env=env, check=True)
     return json.loads(result.stdout)

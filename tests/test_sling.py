@@ -12,7 +12,7 @@ from pathlib import Path
 import libtmux
 import pytest
 
-from tests.helpers import git, gt_json, retry_until, run_gt
+from tests.helpers import git, gt_json, kill_tmux_server, retry_until, run_gt
 
 AGENTS = Path(__file__).parent / "agents"
 
@@ -365,4 +365,4 @@ def test_attach_puts_a_terminal_on_the_agents_pane(bot_town: Path, tmux_socket: 
                                 capture_output=True, text=True).stdout.strip()
         assert active == slung["pane"]
     finally:
-        subprocess.run(["tmux", "-L", outer, "kill-server"], capture_output=True)
+        kill_tmux_server(outer)
