@@ -189,6 +189,8 @@ def test_gt_down_keeps_hooks_and_gt_up_resumes(town: Path, tmux_socket: str) -> 
     assert gt_json("agents", cwd=town) == []
     sessions = subprocess.run(["tmux", "-L", tmux_socket, "ls"], capture_output=True, text=True).stdout
     assert "mayor" not in sessions
+    socket_file = Path(os.environ.get("TMUX_TMPDIR", "/tmp"), f"tmux-{os.getuid()}", tmux_socket)
+    assert sessions == "" and not socket_file.exists(), "the emptied server exits and leaves no socket file"
     up = gt_json("up", cwd=town)
     assert up["resumed"] == 1
     retry_until(lambda: finished(town, i), timeout=40, what="the resumed agent to finish")

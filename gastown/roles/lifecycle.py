@@ -189,6 +189,7 @@ def down(ctx: Context, *, polecats_only: bool = False, timeout: float | None = N
     stopped, forced = stop_agents(ctx, grace)
     if not polecats_only:
         ctx.tmux.kill_session(MAYOR_SESSION)
+        ctx.tmux.forget_if_gone()
     with ctx.ledger.write() as conn:
         what = "agents" if polecats_only else "agents and the Mayor"
         record_event(conn, "mayor", f"gt down: stopped {what} ({stopped} agent(s), {forced} forced)", now=ctx.now())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -103,6 +104,19 @@ class Tmux:
     def kill_server(self) -> None:
         """Stop this town's server and remove its socket file (never any other server)."""
         self.cmd("kill-server", check=False)
+        self._remove_socket_file()
+
+    def forget_if_gone(self, wait: float = 1.0) -> None:
+        """Once the server has no sessions left it exits; then remove the socket file it
+        leaves behind (tmux does not). A server that still has sessions is left alone."""
+        deadline = time.monotonic() + wait
+        while self.is_running():
+            if self.sessions() or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        self._remove_socket_file()
+
+    def _remove_socket_file(self) -> None:
         tmpdir = self._env.get("TMUX_TMPDIR") or "/tmp"
         try:
             (Path(tmpdir) / f"tmux-{os.getuid()}" / self.socket).unlink()
