@@ -129,6 +129,7 @@ def test_sling_to_merge_request(cli: str, mode: str, rig_town: Path, tmux_socket
     runtime = runtime_for(load_config(town / "gastown.toml"), "app")
     tmux = Tmux(tmux_socket)
     marks: dict[str, float] = {}
+    proven: list[str] = []  # what this run showed, for the log
     try:
         run_gt("up", cwd=town, check=True)
         issue = gt_json("issue", "create", TITLE, "--body", BODY, cwd=town)["id"]
@@ -216,6 +217,8 @@ def test_sling_to_merge_request(cli: str, mode: str, rig_town: Path, tmux_socket
         [row] = rows
         assert row["key"] == issue and row["spawns"] == 1
         marks["costs"] = time.monotonic()
+        proven.append(f"{issue} -> {record['id']} ({str(record['commit_sha'])[:10]}); gt costs = fake: "
+                      + " ".join(f"{k} {v}" for k, v in want.items()))
 
         assert tree_digest(real_home) == before
         assert (real_home / "SENTINEL").read_text() == REAL_HOME_FILES["SENTINEL"]
@@ -236,5 +239,5 @@ def test_sling_to_merge_request(cli: str, mode: str, rig_town: Path, tmux_socket
         t0 = installed
         print(f"\n{cli} {mode}: install/check {installed - started:.1f}s, "
               + ", ".join(f"{k} at {v - t0:.1f}s" for k, v in marks.items())
-              + f", total {time.monotonic() - started:.1f}s")
+              + f", total {time.monotonic() - started:.1f}s" + "".join(f"\n  {line}" for line in proven))
     assert not leftovers, f"processes of {cli}'s spawn outlived gt down: {leftovers}"
