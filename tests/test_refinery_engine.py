@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gastown._internal.processes import alive
 from gastown.git.merge import is_ancestor
 from gastown.ledger.escalations import list_escalations
 from gastown.ledger.events import list_events
@@ -158,8 +159,10 @@ def test_the_upstream_target_is_green_at_every_commit_it_ever_pointed_to(rig_tow
 
 def test_killing_the_refinery_mid_round_leaves_nothing_half_merged(rig_town: Path, upstream: Path, tmp_path: Path,
                                                                    counter: Path) -> None:
-    started, go = tmp_path / "gate-started", tmp_path / "gate-go"
-    blocking = f"touch '{started}'; while [ ! -f '{go}' ]; do sleep 0.05; done; {check_gate(counter)}"
+    started, go, gate_pid = tmp_path / "gate-started", tmp_path / "gate-go", tmp_path / "gate.pid"
+    # Only the first gate run blocks (until `go`, which never comes): it is orphaned by the kill.
+    blocking = (f"if [ ! -f '{started}' ]; then echo $$ > '{gate_pid}'; touch '{started}'; "
+                f"while [ ! -f '{go}' ]; do sleep 0.05; done; fi; {check_gate(counter)}")
     configure_rig(rig_town, gates=[blocking], batch=4)
     ctx = open_ctx(rig_town)
     mrs = [submit(ctx, {f"k{i}.txt": f"ok {i}\n"}, message=f"kill-test change {i}") for i in range(3)]
@@ -171,15 +174,18 @@ def test_killing_the_refinery_mid_round_leaves_nothing_half_merged(rig_town: Pat
         retry_until(started.exists, timeout=30, what="the gate to start")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+        orphan = int(retry_until(lambda: gate_pid.exists() and gate_pid.read_text().strip(), what="the gate's pid"))
+        assert alive(orphan), "the killed refinery's gate outlives it (it runs in its own session)"
+        assert plumb(upstream, "rev-parse", "main") == before
+        assert set(states(rig_town).values()) == {"testing"}
+        assert all_rounds(rig_town)[-1].ended_at is None
+
+        again = run_gt("refinery", "run", "app", cwd=rig_town)
+        assert not alive(orphan), "the next round stops the orphaned gate before it tests in the same worktree"
     finally:
-        go.touch()  # lets the orphaned gate finish
+        go.touch()  # whatever happened, no gate is left waiting
         if proc.poll() is None:
             proc.kill()
-    assert plumb(upstream, "rev-parse", "main") == before
-    assert set(states(rig_town).values()) == {"testing"}
-    assert all_rounds(rig_town)[-1].ended_at is None
-
-    again = run_gt("refinery", "run", "app", cwd=rig_town)
 
     assert again.returncode == 0, again.stderr
     assert "interrupted" in again.stdout and "3/3 merged" in again.stdout
@@ -190,6 +196,23 @@ def test_killing_the_refinery_mid_round_leaves_nothing_half_merged(rig_town: Pat
     assert [r.outcome for r in all_rounds(rig_town)] == ["interrupted", "merged"]
     assert all(get_mr(ctx.ledger.connection(), m.id).attempts == 2 for m in mrs)
     assert git(ctx.town.refinery_path("app"), "status", "--porcelain") == ""
+
+
+def test_gt_down_during_a_long_gate_leaves_no_gate_running(rig_town: Path, tmp_path: Path, counter: Path,
+                                                          tmux_socket: str) -> None:
+    gate_pid = tmp_path / "gate.pid"
+    configure_rig(rig_town, gates=[f"echo $$ > '{gate_pid}'; sleep 300"])
+    submit(open_ctx(rig_town), {"long.txt": "slow\n"}, message="a change with a slow gate")
+    run_gt("up", cwd=rig_town, check=True)
+    try:
+        gate = int(retry_until(lambda: gate_pid.exists() and gate_pid.read_text().strip(), timeout=30,
+                               what="the Mayor's refinery to start the gate"))
+        down = run_gt("down", "--timeout", "1", cwd=rig_town)
+        assert down.returncode == 0, down.stderr
+        assert not alive(gate), "gt down stops the gate a stopping Mayor was stuck in"
+        assert set(states(rig_town).values()) == {"testing"}  # the round is redone by the next gt up
+    finally:
+        run_gt("down", "--timeout", "1", cwd=rig_town)
 
 
 class _CrashAfterPush(BaseException):

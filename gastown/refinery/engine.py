@@ -45,7 +45,7 @@ from gastown.ledger.events import record_event
 from gastown.ledger.issues import find_issue, set_issue_status
 from gastown.ledger.mrs import MR, get_mr, list_mrs, next_batch, set_mr_state
 from gastown.refinery import fixes, rounds
-from gastown.refinery.gates import GateRun, GateRunner, gate_env, run_gates
+from gastown.refinery.gates import GateRun, GateRunner, gate_env, gate_marker, run_gates, stop_orphaned_gates
 from gastown.refinery.plan import BisectPlan, Finish, GateBase
 from gastown.refinery.settings import RefinerySettings, resolve_settings
 from gastown.states import IssueStatus, MRState
@@ -136,6 +136,19 @@ class Refinery:
     def upstream_ref(self) -> str:
         """The hub's copy of the upstream target (``refs/remotes/origin/<target>``)."""
         return target_ref(self.target)
+
+    @property
+    def gate_marker(self) -> str:
+        return gate_marker(self.ctx.town.root, self.rig)
+
+    def stop_orphaned_gates(self) -> int:
+        """Stop gates a dead refinery of this rig left running, if no live one holds the
+        lock (then its gates are not orphans); returns how many processes were stopped."""
+        try:
+            with self.lock(0):
+                return stop_orphaned_gates(self.gate_marker)
+        except Conflict:
+            return 0
 
     def lock(self, wait: float) -> AbstractContextManager[None]:
         return file_lock(self.ctx.town.locks_dir / f"refinery-{self.rig}.lock", timeout=wait,
@@ -286,7 +299,8 @@ class Refinery:
     def _gate(self, row: rounds.Round, stack: tuple[str, ...], header: str) -> GateRun:
         run = self.gate_runner(
             self.settings.gates, cwd=self.worktree.path, timeout=self.settings.gate_timeout,
-            env=gate_env(self.ctx.environ, rig=self.rig, round_id=row.id), log_path=Path(row.log_path or ""),
+            env=gate_env(self.ctx.environ, rig=self.rig, round_id=row.id, marker=self.gate_marker),
+            log_path=Path(row.log_path or ""),
             header=header,
         )
         with self.ctx.ledger.write() as conn:
@@ -471,6 +485,9 @@ class Refinery:
         testing = list_mrs(conn, self.rig, [MRState.TESTING])
         if only_if_needed and not unfinished and not testing:
             return report
+        stopped = stop_orphaned_gates(self.gate_marker)
+        if stopped:
+            log.warning("refinery %s: stopped %d gate process(es) an interrupted round left running", self.rig, stopped)
         self.worktree.scrub()
         for row in unfinished:
             landed, mr_ids = self._settle_round(row)

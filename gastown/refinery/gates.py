@@ -7,7 +7,8 @@ group is killed and the run is red. Output of every run in a round is appended t
 round's log, ``<town>/.gastown/logs/<rig>/refinery/round-<id>.log``.
 
 The gate command is the user's own configuration, so it runs through a shell; no
-issue text or MR data ever reaches it (only ``GT_*`` variables naming the rig and round).
+issue text or MR data ever reaches it (only ``GT_*`` variables naming the rig and round,
+and ``GT_GATE``, the marker by which a gate a dead refinery left running is found).
 """
 
 from __future__ import annotations
@@ -81,12 +82,31 @@ def verdict(output: str) -> str:
     return f"{ending}: {said}" if said and ending else said or ending or "no output"
 
 
-def gate_env(environ: Mapping[str, str], *, rig: str, round_id: int) -> dict[str, str]:
+def gate_marker(town_root: Path, rig: str) -> str:
+    """The value of ``GT_GATE`` in every gate process of ``rig`` (and everything a gate
+    starts inherits it): how a gate left running by a refinery that died is found."""
+    return f"gastown-gate:{town_root}:{rig};"
+
+
+def gate_env(environ: Mapping[str, str], *, rig: str, round_id: int, marker: str) -> dict[str, str]:
     """The environment gates run with: the caller's, minus agent and git plumbing
-    variables, plus ``GT_ROLE=refinery``, ``GT_RIG`` and ``GT_ROUND``."""
+    variables, plus ``GT_ROLE=refinery``, ``GT_RIG``, ``GT_ROUND`` and ``GT_GATE``."""
     env = {k: v for k, v in environ.items() if k not in _DROP_ENV}
-    env.update({"GT_ROLE": "refinery", "GT_RIG": rig, "GT_ROUND": str(round_id)})
+    env.update({"GT_ROLE": "refinery", "GT_RIG": rig, "GT_ROUND": str(round_id), "GT_GATE": marker})
     return env
+
+
+def stop_orphaned_gates(marker: str) -> int:
+    """Stop every process still running a gate with ``marker``; returns how many.
+
+    Only for a caller holding the rig's refinery lock: then no live refinery is running
+    a gate of this rig, and any such process was left behind by one that died (a killed
+    Mayor, or one that stopped while a long gate ran). Left alone, it could still be
+    writing into the refinery worktree while the next round tests there.
+    """
+    from gastown._internal.processes import sweep
+
+    return sweep(f"GT_GATE={marker}")
 
 
 def run_gates(

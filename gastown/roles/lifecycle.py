@@ -190,10 +190,20 @@ def down(ctx: Context, *, polecats_only: bool = False, timeout: float | None = N
     if not polecats_only:
         ctx.tmux.kill_session(MAYOR_SESSION)
         ctx.tmux.forget_if_gone()
+        stop_orphaned_gates(ctx)
     with ctx.ledger.write() as conn:
         what = "agents" if polecats_only else "agents and the Mayor"
         record_event(conn, "mayor", f"gt down: stopped {what} ({stopped} agent(s), {forced} forced)", now=ctx.now())
     return DownReport(mayor_stopped, stopped, forced)
+
+
+def stop_orphaned_gates(ctx: Context) -> None:
+    """Stop the gate runs a Mayor that had to be killed left behind (the round itself is
+    redone by the next `gt up`)."""
+    from gastown.refinery.engine import Refinery
+
+    for rig in ctx.config.rigs:
+        Refinery(ctx, rig).stop_orphaned_gates()
 
 
 def stop_mayor(ctx: Context, grace: float) -> bool:
@@ -205,10 +215,12 @@ def stop_mayor(ctx: Context, grace: float) -> bool:
     targets = [p for p in (keeper, pid) if p and p > 0 and alive(p)]
     for target in targets:
         send_signal(target, signal.SIGTERM)
+    # Wait for the processes, not the pid file: a stopping Mayor gives that up at once,
+    # then joins its loops (one may be in a long gate run).
     deadline = time.monotonic() + max(grace, 5.0)
-    while time.monotonic() < deadline and running_pid(town) is not None:
+    while time.monotonic() < deadline and any(alive(t) for t in targets):
         time.sleep(0.1)
-    if running_pid(town) is not None:
+    if any(alive(t) for t in targets):
         for target in targets:
             send_signal(target, signal.SIGKILL)
         time.sleep(0.2)
