@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conftest import _kill_tmux_server
+from tests.helpers import kill_tmux_server
 
 
 def test_tmux_socket_is_unique_and_not_the_default(tmux_socket: str) -> None:
@@ -15,7 +15,7 @@ def test_tmux_socket_is_unique_and_not_the_default(tmux_socket: str) -> None:
     subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "probe", "sleep 30"], check=True)
     listed = subprocess.run(["tmux", "-L", tmux_socket, "list-sessions", "-F", "#{session_name}"], capture_output=True, text=True)
     assert listed.stdout.split() == ["probe"]
-    _kill_tmux_server(tmux_socket)
+    kill_tmux_server(tmux_socket)
     gone = subprocess.run(["tmux", "-L", tmux_socket, "list-sessions"], capture_output=True, text=True)
     assert gone.returncode != 0
 
