@@ -170,6 +170,8 @@ def test_mail_to_a_busy_agent_is_announced_once_after_it_goes_idle(
         before = time.time()
         busy = "demo: thinking" in ctx.tmux.capture(slung["pane"])
         announced = announce_pending(ctx, "app")
+        # Busy for the whole call: the agent may go idle between our look and the Witness's.
+        busy = busy and "demo: thinking" in ctx.tmux.capture(slung["pane"])
         calls.append((before, busy, announced))
         return announced
 
