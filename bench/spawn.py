@@ -59,13 +59,13 @@ def floor(town: Path, socket: str) -> list[float]:
 
 
 def in_process(town: Path) -> list[float]:
-    from gastown import tracker
+    from gastown.ledger import issues
     from gastown.context import Context
     from gastown.roles.polecat import sling
     from gastown.town import Town
 
     ctx = Context(Town(town))
-    ids = [tracker.create(ctx, title=f"bench {n}", body="", rig="app", priority=2).id for n in range(TRIALS + 1)]
+    ids = [issues.create(ctx.ledger, title=f"bench {n}", body="", rig="app", priority=2, prefixes=ctx.config.rig_prefixes()).id for n in range(TRIALS + 1)]
     sling(ctx, ids[0], agent="marker")  # warm: imports, first fetch, tmux session
     times = []
     for issue in ids[1:]:
@@ -80,14 +80,14 @@ def in_process(town: Path) -> list[float]:
 
 
 def from_cli(town: Path) -> list[float]:
-    from gastown import tracker
+    from gastown.ledger import issues
     from gastown.context import Context
     from gastown.town import Town
 
     ctx = Context(Town(town))
     times = []
     for n in range(TRIALS):
-        issue = tracker.create(ctx, title=f"cli {n}", body="", rig="app", priority=2).id
+        issue = issues.create(ctx.ledger, title=f"cli {n}", body="", rig="app", priority=2, prefixes=ctx.config.rig_prefixes()).id
         before = set(town.glob("started-*"))
         started = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "gastown", "sling", issue, "--agent", "marker"], cwd=town,
