@@ -209,3 +209,45 @@ def test_reviews_run_in_parallel_and_never_hold_up_approved_mrs(tmp_path: Path) 
     overlap = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
     assert overlap == 2, spans
     assert elapsed < 4 * latency, "four reviews two at a time take about two latencies, not four"
+
+
+@pytest.mark.tmux
+@pytest.mark.slow
+def test_a_mayor_killed_mid_review_leaves_no_review_running_and_no_mr_stuck(tmp_path: Path, tmux_socket: str) -> None:
+    import os
+    import signal
+
+    from gastown._internal.processes import alive, processes_referencing
+    from gastown.roles.mayor import running_pid
+    from gastown.town import Town
+    from tests.helpers import retry_until
+
+    town, upstream = reviewed_town(tmp_path, agent="slow")
+    demo_reviewer(town, "slow", GT_DEMO_THINK="300")
+    ctx = open_ctx(town)
+    conn = ctx.ledger.connection()
+    mr = submit(ctx, {"ok.py": "x = 1\n"})
+    run_gt("up", cwd=town, check=True)
+    try:
+        first = retry_until(lambda: list_reviews(conn, mr=mr.id), timeout=60, what="the Mayor to start a review")[0]
+        reviewer = retry_until(lambda: processes_referencing(f"GT_REVIEW={first.id}\0"), timeout=60,
+                               what="the reviewer process")
+        mayor = running_pid(Town(town))
+        assert mayor is not None and get_mr(conn, mr.id).state == MRState.REVIEWING
+        os.kill(mayor, signal.SIGKILL)
+
+        # The keeper restarts the Mayor, whose review loop settles the orphan and starts afresh.
+        retry_until(lambda: get_review(conn, first.id).state == ReviewState.INTERRUPTED, timeout=120,
+                    what="the orphaned review to be interrupted")
+        retry_until(lambda: not any(alive(p) for p in reviewer), timeout=30, what="the old reviewer to be stopped")
+        assert not (town / "app" / "reviews" / first.id).exists()
+        second = retry_until(lambda: [r for r in list_reviews(conn, mr=mr.id) if r.id != first.id], timeout=60,
+                             what="a new review of the MR")[0]
+        assert get_mr(conn, mr.id).state == MRState.REVIEWING and second.state == ReviewState.RUNNING
+    finally:
+        run_gt("down", "--timeout", "2", cwd=town)
+    # `gt down` leaves no review running either, and the MR back in the queue.
+    assert [r.state for r in list_reviews(conn, mr=mr.id)] == [ReviewState.INTERRUPTED] * 2
+    assert get_mr(conn, mr.id).state == MRState.QUEUED
+    assert not any(processes_referencing(f"GT_REVIEW={r.id}\0") for r in list_reviews(conn, mr=mr.id))
+    assert upstream_file(upstream, "ok.py") is None
