@@ -324,8 +324,9 @@ def run_headless(
     """Run ``runtime``'s headless command once in ``cwd`` and wait for it (at most
     ``timeout``; then its process group is killed): the one way gastown starts a CLI
     outside a pane. Same rules as agents: the runtime's private home for ``run_id``
-    (``.gastown/homes/<run_id>``, seeded, the model key passed by variable name only),
-    CI markers stripped, no ``GT_*`` of the caller (see ``headless_env``). stdin is
+    (``.gastown/homes/<run_id>``, seeded, the model key passed by variable name only:
+    the one variable ``[town.model]`` names is kept), CI markers stripped, no other
+    ``GT_*`` of the caller (see ``headless_env``). stdin is
     /dev/null; stdout and stderr are captured. A prompt too big for one argument is
     replaced by ``oversize_prompt`` (which should point at ``prompt_file``). Whatever the
     run left behind (daemons found by its home) is stopped before returning.
@@ -344,6 +345,11 @@ def run_headless(
         raise ConfigError(f"runtime {runtime.name!r} has no headless command",
                           hint=f"set [agents.{runtime.name}].headless, or pick another agent")
     env = headless_env(base_env, runtime, identity)
+    endpoint = model_endpoint(config, runtime)
+    if endpoint is not None and endpoint.api_key_env in base_env:
+        # The model key travels under the variable [town.model] names (a GT_* one too):
+        # the CLI, or its home plan, reads it from there.
+        env[endpoint.api_key_env] = base_env[endpoint.api_key_env]
     fits = len(prompt.encode("utf-8")) <= MAX_ARGV_PROMPT
     argv = agent_argv(replace(runtime, command=runtime.headless, prompt="arg"), prompt=prompt if fits else oversize_prompt,
                       prompt_file=prompt_file, path=env["PATH"])
