@@ -278,19 +278,22 @@ def remove_checkout(hub: Path, path: Path) -> None:
 
 
 def checkout_state(path: Path) -> tuple[str, str]:
-    """HEAD and ``git status --porcelain`` (untracked and ignored files included)."""
-    git = Git(path)
-    head = git.run("rev-parse", "HEAD", check=False).stdout.strip()
-    status = git.run("status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching",
-                     check=False)
-    return head, status.stdout if status.ok else f"(git status failed: {status.stderr.strip()})"
+    """HEAD and ``git status --porcelain`` (untracked and ignored files included), in one
+    git call (porcelain v2 names HEAD in its ``# branch.oid`` header)."""
+    status = Git(path).run("status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all",
+                           "--ignored=matching", check=False)
+    if not status.ok:
+        return "", f"(git status failed: {status.stderr.strip()})"
+    entries = [e for e in status.stdout.split("\0") if e]
+    head = next((e.split()[-1] for e in entries if e.startswith("# branch.oid ")), "")
+    return head, "\0".join(e for e in entries if not e.startswith("# ")) + ("\0" if entries else "")
 
 
 def describe_change(before: tuple[str, str], after: tuple[str, str]) -> str:
     """What differs between two ``checkout_state`` snapshots, in a few words.
 
-    >>> describe_change(("a" * 40, ""), ("b" * 40, "?? new.txt\\0"))
-    'HEAD moved from aaaaaaaaaaaa to bbbbbbbbbbbb; status: ?? new.txt'
+    >>> describe_change(("a" * 40, ""), ("b" * 40, "? new.txt\\0"))
+    'HEAD moved from aaaaaaaaaaaa to bbbbbbbbbbbb; status: ? new.txt'
     """
     parts = []
     if before[0] != after[0]:

@@ -1,0 +1,201 @@
+"""The review gate's cost: parallel reviews to merged, and gastown's own overhead per review.
+
+Run: .venv/bin/python bench/review.py [--latency 2.0] [--mrs 8] [--gate-cost 0.1]
+
+1. Throughput. A reviewer of fixed latency L (the demo reviewer, thinking L seconds)
+   reviews N = 8 MRs while the refinery merges what it approves, stepped like the
+   Mayor's two loops; wall time from the first review to all merged, with
+   ``max_reviews = 4`` and with ``max_reviews = 1``, in the same run. Floors measured in
+   the same run: L itself (one bare run of the reviewer process, outside gastown) and
+   one gate run. Targets: max_reviews = 4 within 1.5x of 2·L + its gate runs; one at a
+   time at least 3x slower than four at a time (the ideal is 8·L against 2·L).
+2. Overhead. gastown's own work per review of a 1,000-line diff (the diff, the prompt,
+   the read-only proof, parsing and filtering: everything but the reviewer and the
+   analyzers), median of 5, against a floor of one ``git rev-parse`` in the hub.
+   Target: <= 200 ms. The throwaway checkout's cost is printed beside it.
+
+Exits 1 if a target is missed. Real git, real gates, a local upstream, no tmux.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _town import IDENTITY, git, make_upstream  # noqa: E402
+from gastown.context import Context  # noqa: E402 - after the path tweak, for running from a checkout
+
+
+def make_town(root: Path, *, latency: float, max_reviews: int, gate_cost: float) -> Context:
+    import tomlkit
+
+    from gastown.rigs import add_rig, init_town
+
+    bare = make_upstream(root)
+    town = init_town(root / "town").town
+    ctx = Context(town)
+    add_rig(ctx, "app", str(bare), branch="main", prefix="app", agent=None, cwd=root)
+    doc = tomlkit.parse(town.config_path.read_text())
+    doc["rigs"]["app"]["gates"] = [f"sleep {gate_cost}"]
+    doc["rigs"]["app"]["batch"] = 8
+    doc["rigs"]["app"]["review"] = {"agent": "timed", "max_reviews": max_reviews}
+    doc["agents"] = {"timed": {"preset": "demo", "env": {"GT_DEMO_THINK": str(latency)}}}
+    town.config_path.write_text(tomlkit.dumps(doc))
+    return Context(town)
+
+
+def add_mr(ctx: Context, root: Path, i: int, content: str, path: str) -> str:
+    from gastown.git.merge import pin_mr_commit
+    from gastown.ledger.issues import create_issue, set_issue_status
+    from gastown.ledger.mrs import record_mr
+    from gastown.states import IssueStatus
+
+    hub = ctx.town.hub_path("app")
+    base = git(hub, "rev-parse", "refs/remotes/origin/main")
+    index = {"GIT_INDEX_FILE": str(root / f"bench-index-{i}")}
+    git(hub, "read-tree", base, env=index)
+    blob = git(hub, "hash-object", "-w", "--stdin", input=content)
+    git(hub, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=index)
+    sha = git(hub, "commit-tree", git(hub, "write-tree", env=index), "-p", base, "-m", f"change {i}")
+    with ctx.ledger.write() as conn:
+        issue = create_issue(conn, rig="app", prefix="app", title=f"change {i}", body="", priority=2, now=ctx.now())
+        set_issue_status(conn, issue.id, IssueStatus.HOOKED, now=ctx.now())
+        set_issue_status(conn, issue.id, IssueStatus.IN_REVIEW, now=ctx.now())
+        branch = f"polecat/p{i}/{issue.id}"
+        git(hub, "update-ref", f"refs/heads/{branch}", sha)
+        mr, _ = record_mr(conn, rig="app", issue=issue.id, polecat=None, spawn=None, branch=branch, commit_sha=sha,
+                          target="main", priority=2, fix_cycle=0, now=ctx.now() + i * 1e-3)
+    pin_mr_commit(hub, mr.id, sha)
+    return mr.id
+
+
+def no_slinger(*args: object, **kwargs: object) -> None:
+    raise AssertionError("nothing should be sent back in this benchmark")
+
+
+def to_merged(ctx: Context, mrs: list[str]) -> tuple[float, int]:
+    """Step the review stage and the refinery like the Mayor's loops until every MR merged;
+    returns (seconds, gate runs)."""
+    from gastown.ledger.mrs import get_mr
+    from gastown.refinery.engine import Refinery
+    from gastown.refinery.review.stage import ReviewStage
+    from gastown.states import MRState
+
+    stage = ReviewStage(ctx, "app", slinger=no_slinger)
+    refinery = Refinery(ctx, "app", slinger=no_slinger)
+    started = time.monotonic()
+    runs = 0
+    while True:
+        stage.step()
+        report = refinery.run_once()
+        runs += report.gate_runs
+        if all(get_mr(ctx.ledger.connection(), m).state == MRState.MERGED for m in mrs):
+            return time.monotonic() - started, runs
+        if report.outcome == "idle":
+            stage.wait(any_=True, timeout=0.2)
+        if time.monotonic() - started > 600:
+            raise SystemExit("gave up after 600 s")
+
+
+def reviewer_floor(root: Path, latency: float) -> float:
+    """One bare run of the demo reviewer (the 'model' of this benchmark), outside gastown."""
+    from gastown.refinery.review.prompt import ReviewFacts, render_review_prompt
+
+    prompt = root / "floor-prompt.md"
+    prompt.write_text(render_review_prompt(ReviewFacts(
+        rig="app", subject="branch x", branch="x", commit="c" * 40, base="d" * 40, target="main", style="balanced",
+        focus=("bugs",), diff="diff --git a/f b/f\n--- /dev/null\n+++ b/f\n@@ -0,0 +1 @@\n+x = 1\n")))
+    began = time.monotonic()
+    subprocess.run([sys.executable, "-m", "gastown.demo_agent", "--task-file", str(prompt)], check=True,
+                   capture_output=True, env={"PATH": "/usr/bin:/bin", "GT_DEMO_THINK": str(latency)})
+    return time.monotonic() - began
+
+
+def throughput(args: argparse.Namespace) -> bool:
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="gt-bench-review-") as tmp:
+        root = Path(tmp)
+        floor = reviewer_floor(root, args.latency)
+        gate_began = time.monotonic()
+        subprocess.run(["sh", "-c", f"sleep {args.gate_cost}"], check=True)
+        gate_floor = time.monotonic() - gate_began
+        for max_reviews in (4, 1):
+            sub = root / f"max{max_reviews}"
+            sub.mkdir()
+            ctx = make_town(sub, latency=args.latency, max_reviews=max_reviews, gate_cost=args.gate_cost)
+            mrs = [add_mr(ctx, sub, i, f"VALUE_{i} = {i}\n", f"src/f{i}.py") for i in range(args.mrs)]
+            results[max_reviews] = to_merged(ctx, mrs)
+    (t4, runs4), (t1, runs1) = results[4], results[1]
+    ideal4 = 2 * floor + runs4 * gate_floor
+    print(f"reviewer floor L {floor:6.2f}s   gate floor {gate_floor:5.2f}s   {args.mrs} MRs")
+    print(f"max_reviews = 4   {t4:6.2f}s  {t4 / floor:5.2f} L   gate runs {runs4}   vs 2·L + gates = {ideal4:5.2f}s: "
+          f"{t4 / ideal4:4.2f}x   target <= 1.5x")
+    print(f"max_reviews = 1   {t1:6.2f}s  {t1 / floor:5.2f} L   gate runs {runs1}   vs 8·L = {8 * floor:5.2f}s: "
+          f"{t1 / (8 * floor):4.2f}x")
+    print(f"one at a time / four at a time: {t1 / t4:4.2f}x   target >= 3x")
+    return t4 <= 1.5 * ideal4 and t1 / t4 >= 3.0
+
+
+def overhead(args: argparse.Namespace) -> bool:
+    from gastown.ledger.reviews import start_review
+    from gastown.refinery.review.runner import ReviewSubject, execute
+    from gastown.refinery.review.settings import gate_settings
+
+    with tempfile.TemporaryDirectory(prefix="gt-bench-review-") as tmp:
+        root = Path(tmp)
+        ctx = make_town(root, latency=0.0, max_reviews=4, gate_cost=0.0)
+        settings = gate_settings(ctx.config, "app")
+        assert settings is not None
+        big = "".join(f"value_{n} = compute({n}, {n * 7 % 13})\n" for n in range(1000))
+        add_mr(ctx, root, 0, big, "src/big.py")
+        hub = ctx.town.hub_path("app")
+        commit = git(hub, "rev-parse", "refs/gastown/mr/" + git(hub, "for-each-ref", "--format=%(refname:short)",
+                                                                  "refs/gastown/mr/").rsplit("/", 1)[-1])
+        subject = ReviewSubject(rig="app", branch="big", commit=commit, target="main")
+        core, checkout, floors = [], [], []
+        for _ in range(5):
+            began = time.perf_counter()
+            git(hub, "rev-parse", "HEAD")
+            floors.append(time.perf_counter() - began)
+            with ctx.ledger.write() as conn:
+                review = start_review(conn, rig="app", mr=None, issue=None, branch="big", commit_sha=commit,
+                                      target="main", agent="timed", style="balanced", block_on="critical",
+                                      trigger="manual", owner="bench", now=ctx.now(),
+                                      log_dir=str(ctx.town.logs_dir / "app" / "reviews"))
+            result = execute(ctx, review, subject, settings, environ={**IDENTITY, "PATH": "/usr/bin:/bin"})
+            assert result.state == "done" and result.diff_lines == 1000, (result.state, result.error)
+            t = result.timings
+            core.append(sum(t.get(k, 0.0) for k in ("diff", "prompt", "verify", "parse", "filter")))
+            checkout.append(t.get("checkout", 0.0) + t.get("cleanup", 0.0))
+    ms, floor, co = statistics.median(core) * 1000, statistics.median(floors) * 1000, statistics.median(checkout) * 1000
+    print(f"overhead per review, 1,000-line diff: {ms:6.1f} ms  ({ms / floor:4.1f}x one git call of {floor:.1f} ms)"
+          f"   target <= 200 ms")
+    print(f"  throwaway checkout (worktree add + remove, home cleanup): {co:6.1f} ms")
+    return ms <= 200.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency", type=float, default=2.0, help="seconds the reviewer takes (L)")
+    parser.add_argument("--mrs", type=int, default=8)
+    parser.add_argument("--gate-cost", type=float, default=0.1, help="seconds one gate run takes")
+    args = parser.parse_args()
+    import os
+
+    for name, value in IDENTITY.items():
+        os.environ.setdefault(name, value)
+    ok = throughput(args)
+    ok = overhead(args) and ok
+    print("all targets met" if ok else "a target was missed")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
