@@ -2,8 +2,8 @@
 
 Run: .venv/bin/python bench/review.py [--latency 2.0] [--mrs 8] [--gate-cost 0.1]
 
-1. Throughput. A reviewer of fixed latency L (the demo reviewer, thinking L seconds)
-   reviews N = 8 MRs while the refinery merges what it approves, stepped like the
+1. Throughput. A reviewer of fixed latency L (a command that waits L seconds, then
+   prints an approving findings document, like a model behind an API) reviews N = 8 MRs while the refinery merges what it approves, stepped like the
    Mayor's two loops; wall time from the first review to all merged, with
    ``max_reviews = 4`` and with ``max_reviews = 1``, in the same run. Floors measured in
    the same run: L itself (one bare run of the reviewer process, outside gastown) and
@@ -46,9 +46,18 @@ def make_town(root: Path, *, latency: float, max_reviews: int, gate_cost: float)
     doc["rigs"]["app"]["gates"] = [f"sleep {gate_cost}"]
     doc["rigs"]["app"]["batch"] = 8
     doc["rigs"]["app"]["review"] = {"agent": "timed", "max_reviews": max_reviews}
-    doc["agents"] = {"timed": {"preset": "demo", "env": {"GT_DEMO_THINK": str(latency)}}}
+    reviewer = reviewer_argv(root, latency)
+    doc["agents"] = {"timed": {"command": reviewer, "headless": reviewer}}
     town.config_path.write_text(tomlkit.dumps(doc))
     return Context(town)
+
+
+def reviewer_argv(root: Path, latency: float) -> list[str]:
+    """A reviewer of fixed latency: it waits ``latency`` seconds, then prints an approving
+    findings document. No CPU to speak of, like a model behind an API."""
+    answer = root / "answer.md"
+    answer.write_text('```json\n{"verdict": "approve", "summary": "fine", "praise": "", "findings": []}\n```\n')
+    return ["sh", "-c", f"sleep {latency}; cat {answer}"]
 
 
 def add_mr(ctx: Context, root: Path, i: int, content: str, path: str) -> str:
@@ -88,33 +97,39 @@ def to_merged(ctx: Context, mrs: list[str]) -> tuple[float, int]:
     from gastown.refinery.review.stage import ReviewStage
     from gastown.states import MRState
 
+    import threading
+
     stage = ReviewStage(ctx, "app", slinger=no_slinger)
     refinery = Refinery(ctx, "app", slinger=no_slinger)
+    done = threading.Event()
+    runs = [0]
+
+    def refine() -> None:  # the Mayor's refinery loop, on its own thread
+        while not done.is_set():
+            report = refinery.run_once()
+            runs[0] += report.gate_runs
+            if report.outcome == "idle":
+                done.wait(0.05)
+
     started = time.monotonic()
-    runs = 0
-    while True:
-        stage.step()
-        report = refinery.run_once()
-        runs += report.gate_runs
-        if all(get_mr(ctx.ledger.connection(), m).state == MRState.MERGED for m in mrs):
-            return time.monotonic() - started, runs
-        if report.outcome == "idle":
-            stage.wait(any_=True, timeout=0.2)
-        if time.monotonic() - started > 600:
-            raise SystemExit("gave up after 600 s")
+    thread = threading.Thread(target=refine, daemon=True)
+    thread.start()
+    try:
+        while not all(get_mr(ctx.ledger.connection(), m).state == MRState.MERGED for m in mrs):
+            stage.step()  # the Mayor's review loop: starts reviews, never blocks
+            time.sleep(0.05)
+            if time.monotonic() - started > 600:
+                raise SystemExit("gave up after 600 s")
+        return time.monotonic() - started, runs[0]
+    finally:
+        done.set()
+        thread.join()
 
 
 def reviewer_floor(root: Path, latency: float) -> float:
-    """One bare run of the demo reviewer (the 'model' of this benchmark), outside gastown."""
-    from gastown.refinery.review.prompt import ReviewFacts, render_review_prompt
-
-    prompt = root / "floor-prompt.md"
-    prompt.write_text(render_review_prompt(ReviewFacts(
-        rig="app", subject="branch x", branch="x", commit="c" * 40, base="d" * 40, target="main", style="balanced",
-        focus=("bugs",), diff="diff --git a/f b/f\n--- /dev/null\n+++ b/f\n@@ -0,0 +1 @@\n+x = 1\n")))
+    """One bare run of the reviewer (the 'model' of this benchmark), outside gastown."""
     began = time.monotonic()
-    subprocess.run([sys.executable, "-m", "gastown.demo_agent", "--task-file", str(prompt)], check=True,
-                   capture_output=True, env={"PATH": "/usr/bin:/bin", "GT_DEMO_THINK": str(latency)})
+    subprocess.run(reviewer_argv(root, latency), check=True, capture_output=True)
     return time.monotonic() - began
 
 
