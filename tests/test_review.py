@@ -5,7 +5,6 @@ back as a fix cycle; approved MRs never wait for MRs still in review)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -180,35 +179,54 @@ def test_blocked_work_goes_back_with_every_blocking_finding_and_counts_as_a_fix_
     assert get_mr(conn, fixed.id).state == MRState.MERGED
 
 
-@pytest.mark.slow
-def test_reviews_run_in_parallel_and_never_hold_up_approved_mrs(tmp_path: Path) -> None:
-    latency = 2.0
-    town, upstream = reviewed_town(tmp_path, agent="slow", max_reviews=2)
-    demo_reviewer(town, "slow", GT_DEMO_THINK=str(latency))
+def test_mrs_in_review_never_hold_up_approved_ones(tmp_path: Path) -> None:
+    """A round merges what is approved while other MRs are still being reviewed (the
+    reviewer here is an in-process stand-in held until the test lets it answer)."""
+    import threading
+
+    from gastown.refinery.review.runner import ReviewResult
+
+    town, upstream = reviewed_town(tmp_path, max_reviews=4)
     ctx = open_ctx(town)
     first = submit(ctx, {"first.py": "ONE = 1\n"}, polecat="p0")
-    assert review_now(ctx, first.id).verdict == "approve"
-    rest = [submit(ctx, {f"f{i}.py": f"N = {i}\n"}, polecat=f"p{i + 1}") for i in range(4)]
+    assert review_now(ctx, first.id).verdict == "approve"  # the real demo reviewer
+    rest = [submit(ctx, {f"f{i}.py": f"N = {i}\n"}, polecat=f"p{i + 1}") for i in range(3)]
+    answer = threading.Event()
 
-    stage = ReviewStage(ctx, "app")
-    started = stage.dispatch()
-    assert len(started) == 2, "max_reviews = 2"
-    assert stage.dispatch() == [], "no third review while two run"
-    # The approved MR merges while the others are still in review.
+    def held_reviewer(*args: object) -> ReviewResult:
+        answer.wait(60)
+        return ReviewResult(ReviewState.DONE, verdict="approve", model_verdict="approve", summary="ok", runs=1)
+
+    stage = ReviewStage(ctx, "app", executor=held_reviewer)
+    assert len(stage.dispatch()) == 3
     report = Refinery(ctx, "app", slinger=RecordingSlinger()).run_once()
     conn = ctx.ledger.connection()
     assert report.merged == [first.id] and upstream_file(upstream, "first.py") == "ONE = 1\n"
-    assert [get_mr(conn, m.id).state for m in rest[:2]] == [MRState.REVIEWING] * 2
+    assert [get_mr(conn, m.id).state for m in rest] == [MRState.REVIEWING] * 3
+    answer.set()
+    stage.wait()
+    assert [get_mr(conn, m.id).state for m in rest] == [MRState.QUEUED] * 3
+    assert Refinery(ctx, "app", slinger=RecordingSlinger()).run_once().merged == [m.id for m in rest]
 
-    began = time.monotonic()
+
+@pytest.mark.slow
+def test_reviews_run_in_parallel_up_to_max_reviews(tmp_path: Path) -> None:
+    town, _ = reviewed_town(tmp_path, agent="slow", max_reviews=2)
+    demo_reviewer(town, "slow", GT_DEMO_THINK="2")
+    ctx = open_ctx(town)
+    mrs = [submit(ctx, {f"f{i}.py": f"N = {i}\n"}, polecat=f"p{i}") for i in range(4)]
+
+    stage = ReviewStage(ctx, "app")
+    assert len(stage.dispatch()) == 2, "max_reviews = 2"
+    assert stage.dispatch() == [], "no third review while two run"
     stage.run_all()
-    elapsed = time.monotonic() - began
-    reviews = [list_reviews(conn, mr=m.id)[0] for m in rest]
+
+    conn = ctx.ledger.connection()
+    reviews = [list_reviews(conn, mr=m.id)[0] for m in mrs]
     assert all(r.verdict == "approve" for r in reviews)
     spans = [(r.started_at, r.ended_at or 0.0) for r in reviews]
     overlap = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
-    assert overlap == 2, spans
-    assert elapsed < 4 * latency, "four reviews two at a time take about two latencies, not four"
+    assert overlap == 2, f"two at a time, never more: {spans}"
 
 
 @pytest.mark.tmux

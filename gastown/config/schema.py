@@ -119,8 +119,9 @@ class AgentConfig(_Section):
     model: EndpointConfig | None = None
 
 
-SEVERITIES = ("critical", "warning", "suggestion", "nitpick")
 Severity = Literal["critical", "warning", "suggestion", "nitpick"]
+Focus = Literal["security", "bugs", "performance", "tests", "style", "docs"]
+FOCUS_AREAS: tuple[Focus, ...] = ("security", "bugs", "performance", "tests", "style", "docs")
 
 
 class AnalyzerLevels(_Section):
@@ -142,9 +143,7 @@ class ReviewConfig(_Section):
     agent: str | None = None
     style: Literal["balanced", "strict", "lenient", "roast"] = "balanced"
     block_on: Literal["critical", "warning"] = "critical"
-    focus: list[Literal["security", "bugs", "performance", "tests", "style", "docs"]] = Field(
-        default_factory=lambda: ["security", "bugs", "performance", "tests", "style", "docs"]
-    )
+    focus: list[Focus] = Field(default_factory=lambda: list(FOCUS_AREAS))
     max_diff_lines: int = Field(5000, ge=1)
     max_reviews: int = Field(4, ge=1)
     timeout: Duration = Field(900.0, gt=0)

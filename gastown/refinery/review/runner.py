@@ -271,10 +271,15 @@ def create_checkout(hub: Path, path: Path, commit: str) -> None:
 
 def remove_checkout(hub: Path, path: Path) -> None:
     """Remove the throwaway checkout and its worktree record. Never raises."""
-    Git(hub).run("worktree", "remove", "--force", "--force", str(path), check=False)
-    if path.exists():
+    try:
+        if hub.is_dir():
+            removed = Git(hub).run("worktree", "remove", "--force", "--force", str(path), check=False).ok
+            if not removed:
+                shutil.rmtree(path, ignore_errors=True)
+                Git(hub).run("worktree", "prune", check=False)
         shutil.rmtree(path, ignore_errors=True)
-    Git(hub).run("worktree", "prune", check=False)
+    except GastownError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def checkout_state(path: Path) -> tuple[str, str]:

@@ -37,7 +37,7 @@ def parse_sarif(text: str, *, levels: Mapping[str, str] | None = None, root: str
     mapping = {**DEFAULT_LEVELS, **(levels or {})}
     try:
         log = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise SarifError(f"its output is not JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(log, dict) or not isinstance(log.get("runs"), list):
         raise SarifError("its output is JSON but not a SARIF log (no \"runs\" array)")

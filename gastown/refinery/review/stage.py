@@ -141,8 +141,12 @@ class ReviewStage:
         if any_:
             finished = threading.Event()
             watchers = []
+            def watch(thread: threading.Thread) -> None:
+                thread.join()
+                finished.set()
+
             for thread in threads:
-                watcher = threading.Thread(target=lambda t=thread: (t.join(), finished.set()), daemon=True)
+                watcher = threading.Thread(target=watch, args=(thread,), daemon=True)
                 watcher.start()
                 watchers.append(watcher)
             finished.wait(timeout)
