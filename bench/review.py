@@ -102,12 +102,10 @@ def to_merged(ctx: Context, mrs: list[str]) -> tuple[float, int]:
     stage = ReviewStage(ctx, "app", slinger=no_slinger)
     refinery = Refinery(ctx, "app", slinger=no_slinger)
     done = threading.Event()
-    runs = [0]
 
     def refine() -> None:  # the Mayor's refinery loop, on its own thread
         while not done.is_set():
             report = refinery.run_once()
-            runs[0] += report.gate_runs
             if report.outcome == "idle":
                 done.wait(0.05)
 
@@ -120,10 +118,13 @@ def to_merged(ctx: Context, mrs: list[str]) -> tuple[float, int]:
             time.sleep(0.05)
             if time.monotonic() - started > 600:
                 raise SystemExit("gave up after 600 s")
-        return time.monotonic() - started, runs[0]
+        elapsed = time.monotonic() - started
     finally:
         done.set()
         thread.join()
+    from gastown.ledger.rounds import total_gate_runs
+
+    return elapsed, total_gate_runs(ctx.ledger.connection())
 
 
 def reviewer_floor(root: Path, latency: float) -> float:

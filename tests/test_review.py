@@ -269,3 +269,23 @@ def test_a_mayor_killed_mid_review_leaves_no_review_running_and_no_mr_stuck(tmp_
     assert get_mr(conn, mr.id).state == MRState.QUEUED
     assert not any(processes_referencing(f"GT_REVIEW={r.id}\0") for r in list_reviews(conn, mr=mr.id))
     assert upstream_file(upstream, "ok.py") is None
+
+
+def test_a_spent_budget_stops_new_reviews(tmp_path: Path) -> None:
+    from gastown.ledger.holds import HoldScope, place_hold
+
+    town, _ = reviewed_town(tmp_path)
+    ctx = open_ctx(town)
+    mr = submit(ctx, {"ok.py": "x = 1\n"})
+    with ctx.ledger.write() as conn:
+        place_hold(conn, HoldScope.rig_budget("app"), reason="rig app reached its daily budget", now=ctx.now())
+    stage = ReviewStage(ctx, "app")
+    assert stage.dispatch() == [] and get_mr(ctx.ledger.connection(), mr.id).state == MRState.QUEUED
+    with ctx.ledger.write() as conn:
+        from gastown.ledger.holds import release_hold
+
+        release_hold(conn, HoldScope.rig_budget("app"))
+    assert len(stage.dispatch()) == 1
+    stage.wait()
+    assert list_reviews(ctx.ledger.connection(), mr=mr.id)[0].verdict == "approve"
+

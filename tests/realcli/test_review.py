@@ -52,7 +52,7 @@ def test_gt_review_run_with_a_real_cli(cli: str, rig_town: Path, tmp_path: Path,
     monkeypatch.setenv(API_KEY_ENV, API_KEY)
     monkeypatch.setenv("PATH", f"{binary.parent}:{os.environ['PATH']}")
     answer = "I reviewed the change.\n\n```json\n" + json.dumps(DOCUMENT, indent=2) + "\n```\n"
-    fake = FAKES[cli](Script(steps=(), final_text=answer, usage=usage_for(cli))).start()
+    fake = FAKES[cli](Script.reply(answer, usage=usage_for(cli))).start()
     try:
         set_config(town, "rigs.app.review", {"agent": cli, "style": "roast"})
         set_config(town, f"town.model.{PROVIDER[cli]}",

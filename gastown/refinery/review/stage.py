@@ -1,8 +1,8 @@
 """The review stage of one rig: start reviews of queued MRs, record them, move their MRs.
 
 ``dispatch`` claims the next MRs that need a review (``policy.plan_reviews``: queue
-order, at most ``max_reviews`` running in the rig across every process) in one ledger
-transaction: each becomes ``reviewing`` and gets a ``running`` review row owned by this
+order, at most ``max_reviews`` running in the rig across every process; none while the
+town's or the rig's daily budget is spent) in one ledger transaction: each becomes ``reviewing`` and gets a ``running`` review row owned by this
 process. Each review then runs on its own thread (``runner.execute``), so reviews of
 different MRs overlap and a round gating MRs already approved never waits for them.
 When a review ends, one transaction records it with its findings and moves its MR
@@ -34,6 +34,7 @@ from gastown.errors import GastownError, NotFound
 from gastown.ledger import reviews as review_rows
 from gastown.ledger.escalations import record_escalation
 from gastown.ledger.events import record_event
+from gastown.ledger.holds import HoldScope, is_held
 from gastown.ledger.issues import find_issue
 from gastown.ledger.mrs import MR, get_mr, list_mrs, queue_order, set_mr_state
 from gastown.ledger.reviews import FindingRow, Review
@@ -187,6 +188,8 @@ class ReviewStage:
         queued = queue_order(list_mrs(conn, self.rig, [MRState.QUEUED]), now)
         if not queued:
             return
+        if any(is_held(conn, scope, now) for scope in (HoldScope.town_budget(), HoldScope.rig_budget(self.rig))):
+            return  # a spent budget stops new reviews as it stops new agents; running ones finish
         latest = review_rows.latest_for_mrs(conn, [m.id for m in queued])
         running = len(review_rows.running_reviews(conn, self.rig))
         chosen = policy.plan_reviews([m.id for m in queued], latest, running=running,
