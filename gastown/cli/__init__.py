@@ -28,6 +28,7 @@ from gastown.cli import (  # one module per command group
     mq,
     polecat,
     refinery,
+    review,
     rig,
     status,
     town,
@@ -71,6 +72,7 @@ app.add_typer(rig.app, name="rig")
 app.add_typer(issue.app, name="issue")
 app.add_typer(mq.app, name="mq")
 app.add_typer(refinery.app, name="refinery")
+app.add_typer(review.app, name="review")
 work.register(app)
 town_ops.register(app)
 agents.register(app)
