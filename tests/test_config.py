@@ -16,6 +16,7 @@ from gastown.config.schema import (
     Price,
     RefineryConfig,
     RigConfig,
+    ServerConfig,
     TownConfig,
     TownSection,
     WitnessConfig,
@@ -128,6 +129,7 @@ def test_example_documents_every_key_with_its_default() -> None:
         (AgentConfig, "agents"),
         (EndpointConfig, "town.model"),
         (Price, "prices"),
+        (ServerConfig, "server"),
     ]:
         for key in model.model_fields:
             if key in ("model", "anthropic", "openai", "gemini") and model is TownSection:
@@ -139,5 +141,6 @@ def test_example_documents_every_key_with_its_default() -> None:
     defaults = TownConfig()
     assert live.witness == defaults.witness
     assert live.refinery == defaults.refinery
+    assert live.server == defaults.server.model_copy(update={"token_env": "GT_SERVER_TOKEN"})
     assert live.town.max_polecats == defaults.town.max_polecats
     assert live.town.default_agent == defaults.town.default_agent
