@@ -70,7 +70,7 @@ def test_every_answer_carries_a_strict_csp_and_the_other_security_headers(rig_to
         assert "script-src 'self'" in csp and "style-src 'self'" in csp and "frame-ancestors 'none'" in csp
         assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
         assert answer.headers["x-content-type-options"] == "nosniff"
-        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["referrer-policy"] == "same-origin"
     page = answers[0].text
     assert "<script>" not in page and " style=" not in page and " on" + "click=" not in page
     assert '<script src="/static/dashboard.js" defer></script>' in page

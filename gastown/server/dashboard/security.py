@@ -2,7 +2,8 @@
 
 - **Headers** on every answer: a strict Content-Security-Policy (scripts, styles and
   connections from this origin only; no inline script or style; no framing),
-  ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``, and
+  ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: same-origin`` (no-referrer
+  would make browsers send ``Origin: null`` with every form), and
   ``Cache-Control: no-store`` (except static files).
 - **Without a token** the dashboard answers only on loopback: a non-loopback server
   address is refused (403), and so is a ``Host`` header that is not a loopback name,
@@ -46,7 +47,7 @@ CSP = (
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
 )
@@ -156,12 +157,14 @@ def _sign(key: bytes, text: str) -> str:
 def same_origin(origin: str | None, host: str | None) -> bool:
     """Whether a request's ``Origin`` header (when a browser sent one) names this server.
 
+    No header, or ``null`` (an opaque origin), tells nothing: the CSRF token decides.
+
     >>> same_origin(None, "127.0.0.1:8470"), same_origin("http://127.0.0.1:8470", "127.0.0.1:8470")
     (True, True)
     >>> same_origin("https://evil.example", "127.0.0.1:8470"), same_origin("null", "127.0.0.1:8470")
-    (False, False)
+    (False, True)
     """
-    if origin is None:
+    if origin is None or origin == "null":
         return True
     return bool(host) and urlsplit(origin).netloc.lower() == (host or "").lower()
 
