@@ -70,7 +70,8 @@ class EventStream:
             with self.client.stream("GET", self.path, headers=self.headers, timeout=httpx.Timeout(60, connect=10)) as response:
                 self.status = response.status_code
                 self.opened.set()
-                event, data, event_id = "message", [], None
+                event, event_id = "message", None
+                data: list[str] = []
                 for line in response.iter_lines():
                     if line == "":
                         if data:

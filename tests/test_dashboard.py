@@ -84,7 +84,7 @@ def test_without_a_token_only_loopback_is_served(rig_town: Path, client: httpx.C
         assert client.get(url + "/", headers={"Host": "localhost"}).status_code == 200
         rebinding = client.get(url + "/", headers={"Host": "attacker.example:8470"})
         assert rebinding.status_code == 403 and "DNS rebinding" in rebinding.text
-    guard = security.Guard(lambda *a: None, security.Keys())  # type: ignore[arg-type, return-value]
+    guard = security.Guard(lambda *a: None, security.Keys())  # type: ignore[arg-type]
     outside = {"type": "http", "path": "/", "server": ("192.168.1.20", 8470), "headers": [(b"host", b"192.168.1.20")]}
     refused = guard.refusal(outside)
     assert refused is not None and refused[0] == 403 and "loopback" in refused[1]
@@ -383,3 +383,38 @@ def test_gt_dashboard_prints_the_url_and_opens_it(rig_town: Path, tmp_path: Path
     set_config(rig_town, "server", {"host": "0.0.0.0"})
     warned = run_gt("dashboard", cwd=rig_town, check=True)
     assert warned.stdout == "http://127.0.0.1:18470/\n" and "token_env" in warned.stderr
+
+
+# -- fifty agents, offline, keyboard --------------------------------------------------------------
+
+
+def test_fifty_agents_render_as_fifty_rows_with_every_hostile_string_escaped(rig_town: Path) -> None:
+    from gastown.server.dashboard.handle import TownHandle
+    from gastown.server.dashboard.pages import Site, render_fragments, render_page
+    from tests.test_status import synthetic_status
+
+    site = Site(TownHandle(rig_town))
+    snapshot = synthetic_status(50)
+    fragments = render_fragments(site, "town", snapshot)
+    agents = fragments["agents"]
+    assert agents.count("<tr class=\"state-") == 50
+    for state in ("working", "idle", "spawning", "stalled", "dead", "done"):
+        assert f"state-{state}" in agents
+    started = time.perf_counter()
+    page = render_page(site, "town", snapshot, notice=None, stream_url="/stream?view=town", auth=False)
+    assert time.perf_counter() - started < 2.0
+    assert "[bold]x[/] $(rm -rf ~)" in page and "\\x1b[2J" in page and "\\u202e" in page
+    assert "\x1b" not in page and "\u202e" not in page and "<b>" not in page
+    assert len(page) < 200_000, "fifty agents stay a page, not a novel"
+
+
+def test_the_dashboard_works_offline_no_cdn_no_inline_code() -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "gastown" / "server" / "dashboard"
+    for path in [*root.glob("templates/**/*.html"), *root.glob("static/*")]:
+        text = path.read_text()
+        assert not re.search(r"(src|href)=\"(https?:)?//", text), f"{path.name} loads something from elsewhere"
+        assert not re.search(r"<script(?![^>]*\bsrc=)", text), f"{path.name} has an inline script"
+        assert " style=" not in text and "<style" not in text, f"{path.name} has inline style"
+        assert not re.search(r"\son[a-z]+=", text), f"{path.name} has an inline event handler"

@@ -59,7 +59,7 @@ def live_town(rig_town: Path, tmux_socket: str) -> Iterator[Path]:
 
 def pane_text(socket: str, pane: str) -> str:
     result = subprocess.run(["tmux", "-L", socket, "capture-pane", "-p", "-J", "-S", "-200", "-t", pane],
-                            capture_output=True, text=True, timeout=10)
+                            check=False, capture_output=True, text=True, timeout=10)
     return result.stdout
 
 
@@ -78,13 +78,20 @@ def test_the_dashboard_shows_a_live_town_and_talks_to_its_agents(
         dialogs: list[str] = []
         problems: list[str] = []
         navigations: list[str] = []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        def on_dialog(dialog: Any) -> None:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
         page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
         page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
         page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
 
         page.goto(url + "/")
         page.wait_for_selector("#live[data-state=live]", timeout=30_000)
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Skip to content", "keyboard first lands on the skip link"
+        page.evaluate("document.activeElement.blur()")
         # The page lists the agents (they appear as they start: the table is live).
         for name in polecat.values():
             page.locator("#agents a", has_text=f"app/{name}").wait_for(timeout=60_000)

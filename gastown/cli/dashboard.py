@@ -33,7 +33,8 @@ def dashboard(
     url = dashboard_url(server)
     listening = _answers(url)
     if json_out:
-        print_json({"url": url, "listening": listening, "enabled": server.enabled, "token": server.token_env is not None})
+        print_json({"url": url, "listening": listening, "enabled": server.enabled,
+                    "token": server.token_env is not None})
     else:
         say(url)
         if not server.enabled:

@@ -56,7 +56,8 @@ async def merge_queue(request: Request) -> JSONResponse:
     try:
         states = [MRState(s) for s in request.query_params.getlist("state")] or None
     except ValueError:
-        raise InvalidInput("unknown merge request state", hint=f"use one of {', '.join(s.value for s in MRState)}") from None
+        names = ", ".join(s.value for s in MRState)
+        raise InvalidInput("unknown merge request state", hint=f"use one of {names}") from None
     ctx = _site(request).handle.ctx
     mrs = await asyncio.to_thread(queue.listing, ctx, rig=request.query_params.get("rig"), states=states,
                                   include_done=_flag(request, "all"))

@@ -1,14 +1,14 @@
 """The dashboard's actions: each a form POST with the viewer's CSRF token, calling the same
 domain function as the CLI (never a shell), then redirecting back with a one-line notice.
 
-| POST | does | like |
-|---|---|---|
-| ``/sling`` | hook an issue and start (or queue) its agent | ``gt sling`` |
-| ``/agents/<rig>/<polecat>/nudge`` | type a message into the agent (in the background: it waits until the agent is idle unless ``now``) | ``gt nudge`` |
-| ``/escalations/<id>/ack`` | acknowledge an escalation | ``gt escalate ack`` |
-| ``/mq/<mr>/retry`` | queue a sent-back or rejected MR again | ``gt mq retry`` |
-| ``/mq/<mr>/reject`` | take an MR out of the queue; asks for confirmation first | ``gt mq reject`` |
-| ``/triggers/<name>/pause``, ``…/resume`` | stop or restart a trigger (when ``gt serve`` provides triggers) | ``gt trigger pause`` |
+- ``/sling``: hook an issue and start (or queue) its agent (``gt sling``);
+- ``/agents/<rig>/<polecat>/nudge``: type a message into the agent, in the background,
+  once it is idle unless ``now`` (``gt nudge``);
+- ``/escalations/<id>/ack``: acknowledge an escalation (``gt escalate ack``);
+- ``/mq/<mr>/retry``: queue a sent-back or rejected MR again (``gt mq retry``);
+- ``/mq/<mr>/reject``: take an MR out of the queue, after a confirmation page
+  (``gt mq reject``);
+- ``/triggers/<name>/pause`` and ``…/resume``: when ``gt serve`` provides triggers.
 
 A refused token is 403; the domain's errors keep their meaning (404 unknown, 409 the
 state forbids it, 400 bad input), shown as a page with what to do.
@@ -26,7 +26,12 @@ from gastown.errors import Conflict, InvalidInput, NotRunning
 from gastown.server.dashboard.hub import Hub
 from gastown.server.dashboard.pages import Site
 from gastown.server.dashboard.rendering import render
-from gastown.server.dashboard.web import csrf_refusal, page, read_form, redirect_with_notice
+from gastown.server.dashboard.web import (
+    csrf_refusal,
+    page,
+    read_form,
+    redirect_with_notice,
+)
 
 Handler = Callable[[Request, dict[str, str]], Awaitable[Response]]
 MAX_MESSAGE = 8000  # characters of a nudge
@@ -105,7 +110,8 @@ async def nudge(request: Request, form: dict[str, str]) -> Response:
     ctx = _site(request).handle.ctx
     spawn = await asyncio.to_thread(find_spawn, ctx, target)
     if not spawn.live or not spawn.pane_id:
-        raise NotRunning(f"the agent {target} is not running ({spawn.status})", hint="sling its issue again to resume it")
+        raise NotRunning(f"the agent {target} is not running ({spawn.status})",
+                         hint="sling its issue again to resume it")
 
     def deliver() -> str:
         do_nudge(ctx, target, message, now=now)

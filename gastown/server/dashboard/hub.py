@@ -6,7 +6,7 @@ reading, and fans the results out to every subscribed event stream:
 - every ``poll_interval`` (0.25 s): the events recorded since the last id (one indexed
   query, ``views.feed.EventCursor``) and the new bytes of each followed agent log (a
   stat, and a read when it grew);
-- after new events (at most every ``settle`` seconds) and otherwise every
+- after new events (at most once per ``settle``, 1 s) and otherwise every
   ``refresh_interval`` (2 s): one ``TownStatus`` snapshot (``collect_status``: ledger
   reads, one ``tmux list-panes``, log stats), published as a new *version*.
 
@@ -116,7 +116,7 @@ class Hub:
         *,
         poll_interval: float = 0.25,
         refresh_interval: float = 2.0,
-        settle: float = 0.25,
+        settle: float = 1.0,
         snapshot: Callable[[Context], TownStatus] = collect_status,
     ) -> None:
         self.handle = handle
@@ -203,7 +203,7 @@ class Hub:
                 await self._tick()
             except GastownError as exc:
                 log.warning("dashboard: reading the town failed: %s", exc.message)
-            except Exception:  # noqa: BLE001 - the reader must outlive any one bad read
+            except Exception:
                 log.exception("dashboard: unexpected error while reading the town")
             try:
                 await asyncio.wait_for(self._kick.wait(), self.poll_interval)
@@ -320,7 +320,7 @@ class Hub:
                 self.notify("ok", text)
             except GastownError as exc:
                 self.notify("error", f"{failed}: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
-            except Exception as exc:  # noqa: BLE001 - a background job must never kill the server
+            except Exception as exc:
                 log.exception("dashboard: background job failed")
                 self.notify("error", f"{failed}: internal error ({type(exc).__name__}); see the server's log")
             self.wake()

@@ -203,12 +203,13 @@ def gather_mq(site: Site, snapshot: TownStatus, arg: str) -> dict[str, Any]:
     from gastown.refinery import queue
 
     ctx = site.handle.ctx
-    rigs = []
+    rigs: list[dict[str, Any]] = []
+    wanted: list[str] = []
     for rig_status in queue.status(ctx):
         active = queue.listing(ctx, rig=rig_status.rig)
         done = queue.listing(ctx, rig=rig_status.rig, states=[MRState.MERGED, MRState.REJECTED])[:DONE_MRS]
         rigs.append({"status": rig_status, "active": active, "done": done})
-    wanted = [m.issue for r in rigs for m in [*r["active"], *r["done"]]]
+        wanted += [m.issue for m in [*active, *done]]
     return {**common(site, snapshot), "rigs": rigs, "titles": titles_of(ctx.ledger.connection(), wanted)}
 
 

@@ -64,8 +64,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or an address, with or without brackets) is this machine only.
 
-    >>> [is_loopback(h) for h in ("127.0.0.1", "127.8.0.1", "::1", "[::1]", "localhost", "0.0.0.0", "10.0.0.1", "example.com")]
-    [True, True, True, True, True, False, False, False]
+    >>> [is_loopback(h) for h in ("127.0.0.1", "127.8.0.1", "::1", "[::1]", "localhost")]
+    [True, True, True, True, True]
+    >>> [is_loopback(h) for h in ("0.0.0.0", "10.0.0.1", "example.com", "localhost.example.com")]
+    [False, False, False, False]
     """
     name = host.strip().strip("[]").lower()
     if name == "localhost" or name.endswith(".localhost"):

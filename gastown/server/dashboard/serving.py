@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 
 from gastown.server.dashboard.app import close_streams
 
-GRACEFUL_S = 10.0  # the most a stopping server waits for requests other than streams
+GRACEFUL_S = 10  # the most a stopping server waits for requests other than streams
 
 
 class DashboardServer(uvicorn.Server):

@@ -26,7 +26,14 @@ from starlette.responses import Response, StreamingResponse
 
 from gastown.errors import GastownError
 from gastown.server.dashboard.hub import Hub
-from gastown.server.dashboard.pages import Site, agent_log, check_exists, event_row, find_agent, parse_view
+from gastown.server.dashboard.pages import (
+    Site,
+    agent_log,
+    check_exists,
+    event_row,
+    find_agent,
+    parse_view,
+)
 from gastown.server.dashboard.rendering import personalize
 from gastown.server.dashboard.web import error_page, viewer_csrf
 
