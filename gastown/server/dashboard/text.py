@@ -25,7 +25,7 @@ def visible(line: str, limit: int = LINE_LIMIT) -> str:
     """One line of output, its spacing kept (tabs expanded), disguising characters escaped.
 
     >>> visible("  ok\\u202eevil\\tdone")
-    '  ok\\\\u202eevil   done'
+    '  ok\\\\u202eevil       done'
     """
     parts = _SPACES.split(line.expandtabs(8))
     shown = "".join(part if part.startswith(" ") else literal(part, limit=limit) for part in parts)
