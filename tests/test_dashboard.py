@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -418,3 +419,21 @@ def test_the_dashboard_works_offline_no_cdn_no_inline_code() -> None:
         assert not re.search(r"<script(?![^>]*\bsrc=)", text), f"{path.name} has an inline script"
         assert " style=" not in text and "<style" not in text, f"{path.name} has inline style"
         assert not re.search(r"\son[a-z]+=", text), f"{path.name} has an inline event handler"
+
+
+def test_a_broken_config_keeps_the_last_good_one_and_says_so(rig_town: Path, client: httpx.Client) -> None:
+    from gastown.server.dashboard import handle
+
+    config = rig_town / "gastown.toml"
+    good = config.read_text()
+    with served(rig_town) as (url, _):
+        assert "has an error" not in client.get(url + "/").text
+        config.write_text(good + "\n[[[\n")
+        os.utime(config, (time.time() + 5, time.time() + 5))
+        broken = retry_until(lambda: (t := client.get(url + "/").text) and "has an error" in t and t,
+                             handle.RECHECK_S * 20, what="the page to report the broken config")
+        assert "line" in broken and client.get(url + "/api/status").status_code == 200
+        config.write_text(good)
+        os.utime(config, (time.time() + 10, time.time() + 10))
+        retry_until(lambda: "has an error" not in client.get(url + "/").text, handle.RECHECK_S * 20,
+                    what="the banner to go once the file is fixed")

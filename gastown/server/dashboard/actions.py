@@ -63,13 +63,17 @@ def _site(request: Request) -> Site:
     return site
 
 
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
 def _back(form: dict[str, str], default: str) -> str:
     return form.get("next") or default
 
 
 def _kick(request: Request) -> None:
-    hub: Hub = request.app.state.hub
-    hub.wake()
+    _hub(request).wake()
 
 
 @action
@@ -83,7 +87,7 @@ async def sling(request: Request, form: dict[str, str]) -> Response:
     target = form.get("target", "").strip() or None
     agent = form.get("agent", "").strip() or None
     ctx = _site(request).handle.ctx
-    result = await asyncio.to_thread(do_sling, ctx, issue, target, agent=agent)
+    result = await _hub(request).act(lambda: do_sling(ctx, issue, target, agent=agent))
     _kick(request)
     where = f"{result.rig}/{result.polecat}" if result.polecat else result.rig
     text = {
@@ -117,8 +121,7 @@ async def nudge(request: Request, form: dict[str, str]) -> Response:
         do_nudge(ctx, target, message, now=now)
         return f"nudge delivered to {target}"
 
-    hub: Hub = request.app.state.hub
-    hub.run_job(deliver, failed=f"nudge to {target} failed")
+    _hub(request).run_job(deliver, failed=f"nudge to {target} failed")
     when = "now" if now else "as soon as it is idle"
     return redirect_with_notice(request, _back(form, f"/agents/{target}"), "ok",
                                 f"typing the nudge into {target} {when}; its delivery shows here")
@@ -130,7 +133,7 @@ async def ack(request: Request, form: dict[str, str]) -> Response:
     from gastown.ledger.escalations import acknowledge
 
     esc_id = request.path_params["esc"]
-    esc = await asyncio.to_thread(acknowledge, _site(request).handle.ctx.ledger, esc_id)
+    esc = await _hub(request).act(lambda: acknowledge(_site(request).handle.ctx.ledger, esc_id))
     _kick(request)
     return redirect_with_notice(request, _back(form, "/"), "ok", f"acknowledged {esc.id}")
 
@@ -140,7 +143,7 @@ async def retry(request: Request, form: dict[str, str]) -> Response:
     """Queue a conflicted, failed or rejected merge request again."""
     from gastown.refinery import queue
 
-    mr = await asyncio.to_thread(queue.retry, _site(request).handle.ctx, request.path_params["mr"])
+    mr = await _hub(request).act(lambda: queue.retry(_site(request).handle.ctx, request.path_params["mr"]))
     _kick(request)
     return redirect_with_notice(request, _back(form, "/mq"), "ok", f"{mr.id} is {mr.state}")
 
@@ -158,7 +161,7 @@ async def reject(request: Request, form: dict[str, str]) -> Response:
         html = render("confirm.html", title=f"Reject {mr.id}?", mr=mr, reason=reason or "",
                       action=f"/mq/{mr.id}/reject", back=_back(form, "/mq"))
         return page(request, html)
-    mr = await asyncio.to_thread(queue.reject, _site(request).handle.ctx, mr_id, reason=reason)
+    mr = await _hub(request).act(lambda: queue.reject(_site(request).handle.ctx, mr_id, reason=reason))
     _kick(request)
     return redirect_with_notice(request, _back(form, "/mq"), "ok", f"rejected {mr.id}")
 
@@ -173,6 +176,6 @@ async def trigger(request: Request, form: dict[str, str]) -> Response:
     name, verb = request.path_params["name"], request.path_params["verb"]
     if verb not in ("pause", "resume"):
         raise InvalidInput(f"a trigger can be paused or resumed, not {verb!r}")
-    await asyncio.to_thread(source.pause if verb == "pause" else source.resume, name)
+    await _hub(request).act(lambda: (source.pause if verb == "pause" else source.resume)(name))
     _kick(request)
     return redirect_with_notice(request, _back(form, "/triggers"), "ok", f"trigger {name} {verb}d")

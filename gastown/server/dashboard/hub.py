@@ -21,9 +21,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gastown.context import Context
 from gastown.errors import GastownError
@@ -34,8 +35,10 @@ from gastown.views.feed import EventCursor
 from gastown.views.status import TownStatus, collect_status
 
 log = logging.getLogger("gastown.dashboard")
+T = TypeVar("T")
 
 QUEUE_SIZE = 512  # messages a slow page may fall behind before it is told to reload
+ACTION_THREADS = 8  # actions run at once (a nudge may wait minutes for its agent); more wait their turn
 CATCH_UP_EVENTS = 500  # events a reconnecting page is sent at most
 
 
@@ -140,6 +143,9 @@ class Hub:
         self._snapshot_lock: asyncio.Lock | None = None
         self._fragments: dict[tuple[str, int], asyncio.Future[dict[str, str]]] = {}
         self._jobs: set[asyncio.Task[None]] = set()
+        # Actions get threads of their own: eight nudges waiting on busy agents must not
+        # take the threads that read the town for every page.
+        self._actions = ThreadPoolExecutor(max_workers=ACTION_THREADS, thread_name_prefix="dashboard-action")
 
     # -- subscriptions ----------------------------------------------------------------
 
@@ -308,6 +314,10 @@ class Hub:
         """Show ``text`` on every open page (``level``: ok or error)."""
         self._publish(Message("notice", (level, text)))
 
+    async def act(self, work: Callable[[], T]) -> T:
+        """Run a blocking action (a sling, an ack) on the actions' threads and wait for it."""
+        return await asyncio.get_running_loop().run_in_executor(self._actions, work)
+
     def run_job(self, work: Callable[[], str], *, failed: str) -> None:
         """Run ``work`` in a thread; its result (a sentence) becomes a notice on every page.
 
@@ -316,7 +326,7 @@ class Hub:
 
         async def job() -> None:
             try:
-                text = await asyncio.to_thread(work)
+                text = await self.act(work)
                 self.notify("ok", text)
             except GastownError as exc:
                 self.notify("error", f"{failed}: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
@@ -332,6 +342,7 @@ class Hub:
     async def close(self) -> None:
         """End every stream (each gets ``bye``) and stop reading. Idempotent."""
         self.closed = True
+        self._actions.shutdown(wait=False)
         self._publish(Message("bye"))
         task = self._task
         if self._kick is not None:
