@@ -430,8 +430,11 @@ def test_a_broken_config_keeps_the_last_good_one_and_says_so(rig_town: Path, cli
         assert "has an error" not in client.get(url + "/").text
         config.write_text(good + "\n[[[\n")
         os.utime(config, (time.time() + 5, time.time() + 5))
-        broken = retry_until(lambda: (t := client.get(url + "/").text) and "has an error" in t and t,
-                             handle.RECHECK_S * 20, what="the page to report the broken config")
+        def banner() -> str | None:
+            text = client.get(url + "/").text
+            return text if "has an error" in text else None
+
+        broken = retry_until(banner, handle.RECHECK_S * 20, what="the page to report the broken config")
         assert "line" in broken and client.get(url + "/api/status").status_code == 200
         config.write_text(good)
         os.utime(config, (time.time() + 10, time.time() + 10))
