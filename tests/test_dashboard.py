@@ -435,7 +435,8 @@ def test_a_broken_config_keeps_the_last_good_one_and_says_so(rig_town: Path, cli
             return text if "has an error" in text else None
 
         broken = retry_until(banner, handle.RECHECK_S * 20, what="the page to report the broken config")
-        assert "line" in broken and client.get(url + "/api/status").status_code == 200
+        assert broken is not None and "line" in broken
+        assert client.get(url + "/api/status").status_code == 200
         config.write_text(good)
         os.utime(config, (time.time() + 10, time.time() + 10))
         retry_until(lambda: "has an error" not in client.get(url + "/").text, handle.RECHECK_S * 20,
