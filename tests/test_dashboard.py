@@ -441,3 +441,27 @@ def test_a_broken_config_keeps_the_last_good_one_and_says_so(rig_town: Path, cli
         os.utime(config, (time.time() + 10, time.time() + 10))
         retry_until(lambda: "has an error" not in client.get(url + "/").text, handle.RECHECK_S * 20,
                     what="the banner to go once the file is fixed")
+
+
+@pytest.mark.tmux
+@pytest.mark.slow
+def test_an_agent_page_follows_its_log_and_reloads_when_the_agent_restarts(rig_town: Path, tmux_socket: str) -> None:
+    set_config(rig_town, "witness", {"patrol_interval": "1s", "idle_after": "10m"})
+    body = "~~~demo\nthink 1.5\n~~~\n\n~~~demo\ncrash @first\n~~~\n\n~~~demo\nnodone\n~~~\n"
+    issue = gt_json("issue", "create", "crash once, then wait", "--body", body, cwd=rig_town)["id"]
+    run_gt("up", cwd=rig_town, check=True)
+    try:
+        slung = gt_json("sling", issue, "--agent", "demo", cwd=rig_town)
+        view = f"agent:app/{slung['polecat']}"
+        with served(rig_town) as (url, _), httpx.Client(base_url=url, timeout=30) as c:
+            page = c.get(f"/agents/app/{slung['polecat']}")
+            assert page.status_code == 200 and slung["spawn"] in page.text
+            stream = EventStream(c, f"/stream?view={view}&spawn={slung['spawn']}&offset=0")
+            stream.next("log", 60, where=lambda lines: any("demo: task" in line for line in lines))
+            stream.next("reload", 120)
+            assert stream.ended.wait(10)
+            restarted = c.get(f"/agents/app/{slung['polecat']}").text
+        runs = [s for s in gt_json("agents", cwd=rig_town) if s["issue"] == issue]
+        assert runs and runs[0]["spawn"] != slung["spawn"] and runs[0]["spawn"] in restarted
+    finally:
+        run_gt("down", "--timeout", "5", cwd=rig_town)

@@ -161,7 +161,7 @@ async def town_page(request: Request) -> Response:
 async def agent_page(request: Request) -> Response:
     view = f"agent:{request.path_params['rig']}/{request.path_params['polecat']}"
     site: Site = request.app.state.site
-    _, spawn_id, lines, offset = await asyncio.to_thread(agent_log, site, view.partition(":")[2])
+    spawn_id, lines, offset = await asyncio.to_thread(agent_log, site, view.partition(":")[2])
     return await _show(request, view, stream_query=f"&offset={offset}&spawn={spawn_id}", log_lines=lines)
 
 

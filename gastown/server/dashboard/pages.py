@@ -189,14 +189,19 @@ def gather_agent(site: Site, snapshot: TownStatus, arg: str) -> dict[str, Any]:
     }
 
 
-def agent_log(site: Site, target: str) -> tuple[Path, str, list[str], int]:
-    """(log path, spawn id, last lines, offset to follow from) for an agent page."""
+def agent_run(site: Site, target: str) -> tuple[Path, str]:
+    """(log path, spawn id) of the run an agent page shows: the hooked one, else the latest."""
     from gastown.roles.fleet import find_spawn
 
     spawn = find_spawn(site.handle.ctx, target)
-    path = Path(spawn.log_path)
+    return Path(spawn.log_path), spawn.id
+
+
+def agent_log(site: Site, target: str) -> tuple[str, list[str], int]:
+    """(spawn id, last lines, offset to follow from) for an agent page."""
+    path, spawn_id = agent_run(site, target)
     lines, offset = tail(path, LOG_LINES)
-    return path, spawn.id, lines, offset
+    return spawn_id, lines, offset
 
 
 def gather_mq(site: Site, snapshot: TownStatus, arg: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ catch-ups when it connects.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,7 +29,7 @@ from gastown.errors import GastownError
 from gastown.server.dashboard.hub import Hub
 from gastown.server.dashboard.pages import (
     Site,
-    agent_log,
+    agent_run,
     check_exists,
     event_row,
     find_agent,
@@ -64,7 +65,7 @@ async def event_stream(request: Request) -> Response:
     view = request.query_params.get("view", "town")
     try:
         name, arg = parse_view(view)
-        check_exists(site, view)
+        await asyncio.to_thread(check_exists, site, view)
     except GastownError as exc:
         return error_page(request, 404 if name_is_known(view) else 400, exc.message, exc.hint)
     after = _int(request.headers.get("last-event-id") or request.query_params.get("after"))
@@ -72,7 +73,7 @@ async def event_stream(request: Request) -> Response:
     log_path = None
     offset = _int(request.query_params.get("offset"))
     if name == "agent":
-        log_path, followed_spawn, _, _ = agent_log(site, arg)
+        log_path, followed_spawn = await asyncio.to_thread(agent_run, site, arg)
         if request.query_params.get("spawn") not in (None, followed_spawn):
             offset = 0  # the page shows an older run: it reloads at the first status
     token, _ = viewer_csrf(request)
