@@ -465,3 +465,15 @@ def test_an_agent_page_follows_its_log_and_reloads_when_the_agent_restarts(rig_t
         assert runs and runs[0]["spawn"] != slung["spawn"] and runs[0]["spawn"] in restarted
     finally:
         run_gt("down", "--timeout", "5", cwd=rig_town)
+
+
+def test_the_listening_socket_says_tcp_so_answers_are_not_held_for_delayed_acks() -> None:
+    import socket
+
+    from gastown.server.dashboard.serving import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP, "asyncio sets TCP_NODELAY only on sockets whose proto is TCP"
+    finally:
+        sock.close()
