@@ -57,6 +57,7 @@ from gastown.server.dashboard.web import (
 )
 
 SESSION_DAYS = 7
+PAGE_SNAPSHOT_AGE = 2.0  # a page may start from a snapshot this old; its stream brings it up to date
 
 
 class DashboardApp(Starlette):
@@ -144,7 +145,7 @@ async def _show(request: Request, view: str, *, stream_query: str = "", **extra:
     hub: Hub = request.app.state.hub
     site: Site = request.app.state.site
     await asyncio.to_thread(check_exists, site, view)
-    snapshot = await hub.snapshot(max_age=1.0)
+    snapshot = await hub.snapshot(max_age=PAGE_SNAPSHOT_AGE)
     top = await asyncio.to_thread(lambda: last_event_id(site.handle.ctx.ledger.connection()))
     stream_url = f"/stream?view={view}&after={top}{stream_query}"
     html = await asyncio.to_thread(

@@ -27,7 +27,7 @@ from gastown.views.feed import PROBLEM_KINDS
 from gastown.views.status import AgentStatus, TownStatus
 
 RECENT_EVENTS = 30  # on the town page
-PAGE_EVENTS = 200  # on the events page
+PAGE_EVENTS = 100  # on the events page (live ones are added up to 500)
 OPEN_ISSUES = 100  # open issues listed for slinging
 DONE_MRS = 15  # merged or rejected MRs shown per rig
 CONVOYS = 50
