@@ -77,9 +77,10 @@ async def event_stream(request: Request) -> Response:
         if request.query_params.get("spawn") not in (None, followed_spawn):
             offset = 0  # the page shows an older run: it reloads at the first status
     token, _ = viewer_csrf(request)
-    sub, backlog = hub.subscribe(log_path=log_path, log_offset=offset)
 
     async def messages() -> AsyncIterator[str]:
+        # Subscribed here, not before: a client gone before the body starts leaves nothing behind.
+        sub, backlog = hub.subscribe(log_path=log_path, log_offset=offset)
         with sub:
             yield f"retry: {RETRY_MS}\n\n"
             sent_id = after
