@@ -370,20 +370,30 @@ def test_the_hub_stops_reading_when_the_last_page_closes(rig_town: Path) -> None
 
 
 def test_gt_dashboard_prints_the_url_and_opens_it(rig_town: Path, tmp_path: Path) -> None:
-    set_config(rig_town, "server", {"port": 18470, "host": "127.0.0.1"})
+    from gastown.server.dashboard.serving import bind
+
+    listener = bind("127.0.0.1", 0)  # something answering at the configured port
+    port = listener.getsockname()[1]
+    set_config(rig_town, "server", {"port": port, "host": "127.0.0.1"})
+    try:
+        answered = run_gt("dashboard", cwd=rig_town, check=True)
+        assert answered.stdout == f"http://127.0.0.1:{port}/\n" and answered.stderr == ""
+        assert gt_json("dashboard", cwd=rig_town)["listening"] is True
+    finally:
+        listener.close()
     plain = run_gt("dashboard", cwd=rig_town, check=True)
-    assert plain.stdout == "http://127.0.0.1:18470/\n" and "gt serve" in plain.stderr
+    assert plain.stdout == f"http://127.0.0.1:{port}/\n" and "gt serve" in plain.stderr
     doc = gt_json("dashboard", cwd=rig_town)
-    assert doc == {"url": "http://127.0.0.1:18470/", "listening": False, "enabled": True, "token": False}
+    assert doc == {"url": f"http://127.0.0.1:{port}/", "listening": False, "enabled": True, "token": False}
     opened = tmp_path / "opened.txt"
     browser = tmp_path / "browser.sh"
     browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
     browser.chmod(0o755)
     run_gt("dashboard", "--open", cwd=rig_town, env={"BROWSER": str(browser)}, check=True)
-    assert retry_until(lambda: opened.exists() and opened.read_text().strip(), 10) == "http://127.0.0.1:18470/"
+    assert retry_until(lambda: opened.exists() and opened.read_text().strip(), 10) == f"http://127.0.0.1:{port}/"
     set_config(rig_town, "server", {"host": "0.0.0.0"})
     warned = run_gt("dashboard", cwd=rig_town, check=True)
-    assert warned.stdout == "http://127.0.0.1:18470/\n" and "token_env" in warned.stderr
+    assert warned.stdout == f"http://127.0.0.1:{port}/\n" and "token_env" in warned.stderr
 
 
 # -- fifty agents, offline, keyboard --------------------------------------------------------------
