@@ -487,3 +487,41 @@ def test_the_listening_socket_says_tcp_so_answers_are_not_held_for_delayed_acks(
         assert sock.proto == socket.IPPROTO_TCP, "asyncio sets TCP_NODELAY only on sockets whose proto is TCP"
     finally:
         sock.close()
+
+
+def test_ctrl_c_stops_a_standalone_dashboard_with_a_stream_open(rig_town: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from gastown.server.dashboard.serving import bind
+
+    probe = bind("127.0.0.1", 0)
+    port = probe.getsockname()[1]
+    probe.close()
+    set_config(rig_town, "server", {"port": port})
+    server = subprocess.Popen([sys.executable, "-m", "gastown.server.dashboard", str(rig_town)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            try:
+                return httpx.get(url + "/api/status", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        retry_until(answers, 60, what="the standalone dashboard to answer")
+        with httpx.Client(base_url=url, timeout=30) as c:
+            stream = EventStream(c, "/stream?view=town")
+            stream.next("fragment", 15)
+            stopping = time.monotonic()
+            server.send_signal(signal.SIGINT)
+            assert stream.next("bye", 15).data == {}
+            assert server.wait(30) == 0
+        assert time.monotonic() - stopping < 10
+        assert "Traceback" not in (server.stderr.read() if server.stderr else "")
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)

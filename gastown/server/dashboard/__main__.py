@@ -33,7 +33,10 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"gt: cannot listen on {config.host}:{config.port}: {exc.strerror}\n")
         return 1
     sys.stderr.write(f"gastown dashboard on http://{config.host}:{sock.getsockname()[1]}/ (Ctrl-C stops it)\n")
-    make_server(app, log_level="info").run(sockets=[sock])
+    try:
+        make_server(app, log_level="info").run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl-C it handled; stopping is how a server ends, not a failure
     return 0
 
 
