@@ -363,7 +363,7 @@ def test_the_hub_stops_reading_when_the_last_page_closes(rig_town: Path) -> None
         return polls, hub.stats.event_polls
 
     after_close, later = asyncio.run(scenario())
-    assert after_close > 3 and later == after_close, "no page open, no reading"
+    assert after_close >= 1 and later == after_close, "no page open, no reading"
 
 
 # -- gt dashboard -------------------------------------------------------------------------------------
@@ -525,3 +525,19 @@ def test_ctrl_c_stops_a_standalone_dashboard_with_a_stream_open(rig_town: Path) 
         if server.poll() is None:
             server.kill()
             server.wait(10)
+
+
+def test_a_page_that_falls_far_behind_is_told_to_reload(rig_town: Path) -> None:
+    from gastown.server.dashboard.hub import QUEUE_SIZE, Message
+
+    async def scenario() -> list[str]:
+        hub = create_dashboard_app(rig_town).state.hub
+        sub, _ = hub.subscribe()
+        with sub:
+            for n in range(QUEUE_SIZE + 5):
+                sub.put(Message("notice", ("ok", str(n))))
+            got = [await sub.get(1) for _ in range(2)]
+        await hub.close()
+        return [m.kind if m else "nothing" for m in got]
+
+    assert asyncio.run(scenario()) == ["reload", "nothing"]

@@ -77,9 +77,10 @@ class Subscription:
         try:
             self.queue.put_nowait(message)
         except asyncio.QueueFull:
-            # Too far behind to catch up message by message: tell the page to reload.
+            # Too far behind to catch up message by message: drop the backlog, tell the page to reload.
             self.overflowed = True
-            self.queue = asyncio.Queue(maxsize=2)
+            while not self.queue.empty():
+                self.queue.get_nowait()
             self.queue.put_nowait(Message("reload"))
 
     async def get(self, timeout: float) -> Message | None:
