@@ -17,6 +17,7 @@ from gastown.config.schema import (
     ReviewConfig,
     RefineryConfig,
     RigConfig,
+    ServerConfig,
     TownConfig,
     TownSection,
     WitnessConfig,
@@ -130,6 +131,7 @@ def test_example_documents_every_key_with_its_default() -> None:
         (EndpointConfig, "town.model"),
         (Price, "prices"),
         (ReviewConfig, "rigs.app.review"),
+        (ServerConfig, "server"),
     ]:
         for key in model.model_fields:
             if key in ("model", "anthropic", "openai", "gemini") and model is TownSection:
@@ -145,5 +147,6 @@ def test_example_documents_every_key_with_its_default() -> None:
     assert live.witness == defaults.witness
     assert live.refinery == defaults.refinery
     assert live.rigs["app"].review == ReviewConfig(agent="claude"), "the example's review table shows the defaults"
+    assert live.server == defaults.server.model_copy(update={"token_env": "GT_SERVER_TOKEN"})
     assert live.town.max_polecats == defaults.town.max_polecats
     assert live.town.default_agent == defaults.town.default_agent

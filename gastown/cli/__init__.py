@@ -20,6 +20,7 @@ from gastown.cli import (  # one module per command group
     agents,
     convoy,
     costs,
+    dashboard,
     demo,
     escalate,
     internal,
@@ -77,6 +78,7 @@ work.register(app)
 town_ops.register(app)
 agents.register(app)
 status.register(app)
+dashboard.register(app)
 app.add_typer(escalate.app, name="escalate")
 app.add_typer(polecat.app, name="polecat")
 app.add_typer(convoy.app, name="convoy")

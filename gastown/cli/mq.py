@@ -35,7 +35,7 @@ def list_(
     mrs = queue.listing(ctx, rig=rig, states=state, include_done=all_)
     reviews = latest_briefs(ctx, [m.id for m in mrs])
     if json_out:
-        print_json([{**m.to_json(), "review": reviews[m.id].to_json() if m.id in reviews else None} for m in mrs])
+        print_json(queue.documents(ctx, mrs))
         return
     print_table(
         ["MR", "STATE", "P", "ISSUE", "POLECAT", "COMMIT", "REVIEW", "UPDATED", "DETAIL"],

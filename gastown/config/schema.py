@@ -196,6 +196,15 @@ class RefineryConfig(_Section):
     max_fix_cycles: int = Field(3, ge=0)
 
 
+class ServerConfig(_Section):
+    """``[server]``: where `gt serve` listens (webhooks, the dashboard, the JSON API)."""
+
+    enabled: bool = True
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(8470, ge=1, le=65535)
+    token_env: str | None = Field(None, min_length=1)
+
+
 class TownConfig(_Section):
     town: TownSection = Field(default_factory=TownSection)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
@@ -203,6 +212,7 @@ class TownConfig(_Section):
     witness: WitnessConfig = Field(default_factory=WitnessConfig)
     refinery: RefineryConfig = Field(default_factory=RefineryConfig)
     prices: dict[str, Price] = Field(default_factory=dict)
+    server: ServerConfig = Field(default_factory=ServerConfig)
 
     @model_validator(mode="after")
     def _check_names(self) -> TownConfig:

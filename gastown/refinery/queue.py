@@ -39,6 +39,15 @@ def listing(
     return sorted(queued + others, key=lambda m: (STATE_ORDER[m.state], position.get(m.id, 0)))
 
 
+def documents(ctx: Context, mrs: Sequence[MR]) -> list[dict[str, Any]]:
+    """What `gt mq list --json` (and the dashboard's API) says of each MR: its fields and
+    its latest review (``null`` when it had none)."""
+    from gastown.refinery.review.records import latest_briefs
+
+    reviews = latest_briefs(ctx, [m.id for m in mrs])
+    return [{**m.to_json(), "review": reviews[m.id].to_json() if m.id in reviews else None} for m in mrs]
+
+
 def show(ctx: Context, mr_id: str) -> MR:
     return get_mr(ctx.ledger.connection(), mr_id)
 
