@@ -47,6 +47,15 @@ class MRState(enum.StrEnum):
     REJECTED = "rejected"
 
 
+class RequestState(enum.StrEnum):
+    """A trigger request's life: recorded, handed to the Mayor's queue, finished."""
+
+    CAPTURED = "captured"  # recorded with its issue; the Mayor has not queued it yet
+    IN_PROGRESS = "in_progress"  # its issue is queued, being worked on, or in review
+    SUCCESS = "success"  # its issue's work merged
+    FAILED = "failed"  # its issue was blocked (parked), closed unmerged, or could not be queued
+
+
 _I = IssueStatus
 ISSUE_TRANSITIONS: dict[IssueStatus, frozenset[IssueStatus]] = {
     # open -> hooked: slung; open -> closed/blocked: by a person or an escalation
@@ -84,6 +93,17 @@ MR_TRANSITIONS: dict[MRState, frozenset[MRState]] = {
 }
 
 
+_R = RequestState
+REQUEST_TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
+    _R.CAPTURED: frozenset({_R.IN_PROGRESS, _R.FAILED}),
+    _R.IN_PROGRESS: frozenset({_R.SUCCESS, _R.FAILED}),
+    _R.SUCCESS: frozenset(),
+    _R.FAILED: frozenset(),
+}
+# Requests that count against a trigger's max_in_flight.
+IN_FLIGHT_REQUEST_STATES = (_R.CAPTURED, _R.IN_PROGRESS)
+
+
 def check_issue_transition(issue_id: str, old: IssueStatus, new: IssueStatus) -> None:
     if new != old and new not in ISSUE_TRANSITIONS[old]:
         raise Conflict(f"issue {issue_id} is {old}; it cannot become {new}")
@@ -97,3 +117,8 @@ def check_spawn_transition(spawn_id: str, old: SpawnStatus, new: SpawnStatus) ->
 def check_mr_transition(mr_id: str, old: MRState, new: MRState) -> None:
     if new != old and new not in MR_TRANSITIONS[old]:
         raise Conflict(f"merge request {mr_id} is {old}; it cannot become {new}")
+
+
+def check_request_transition(request_id: str, old: RequestState, new: RequestState) -> None:
+    if new != old and new not in REQUEST_TRANSITIONS[old]:
+        raise Conflict(f"trigger request {request_id} is {old}; it cannot become {new}")
