@@ -1,0 +1,134 @@
+"""The app factory and the one object the app holds about the town.
+
+``create_app(town)`` builds a Starlette app around a ``TownServer``: the town's
+``Context`` (its ledger, config and clock), re-reading gastown.toml when it changes (an
+invalid edit is logged and the previous config kept), and the token every non-hook
+endpoint needs when ``[server] token_env`` is set. No module-level state: two apps for
+two towns live side by side.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from gastown.context import Context
+from gastown.errors import GastownError
+from gastown.town import Town
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from gastown.config.schema import TownConfig
+    from gastown.ledger.triggers import TriggerState
+
+log = logging.getLogger("gastown.server")
+
+
+class TownServer:
+    """The town as the server sees it. Thread-safe: handlers call it from worker threads."""
+
+    def __init__(self, town: Town, *, environ: Mapping[str, str], clock: Callable[[], float] = time.time) -> None:
+        self.ctx = Context(town, clock=clock, environ=environ)
+        self.started_at = clock()
+        self._lock = threading.Lock()
+        self._config_mtime = self._mtime()
+        self.ctx.config  # noqa: B018 - an invalid config fails at start, with its key path
+        self.ensure_triggers()
+
+    def _mtime(self) -> float:
+        try:
+            return self.ctx.town.config_path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def config(self) -> TownConfig:
+        """The config, re-read if gastown.toml changed since the last look (one stat)."""
+        mtime = self._mtime()
+        if mtime != self._config_mtime:
+            with self._lock:
+                if mtime != self._config_mtime:
+                    self._config_mtime = mtime
+                    try:
+                        self.ctx.reload_config()
+                        log.info("gastown.toml reloaded")
+                        self.ensure_triggers()
+                    except GastownError as exc:
+                        log.error("gastown.toml changed but is invalid; keeping the previous config: %s", exc)
+        return self.ctx.config
+
+    def ensure_triggers(self) -> None:
+        """Every configured trigger has its row (and URL token) from the moment the server sees it."""
+        from gastown.ledger import triggers as rows
+
+        names = set(self.ctx.config.triggers)
+        if not names or names <= set(rows.trigger_states(self.ctx.ledger.connection())):
+            return
+        with self.ctx.ledger.write() as conn:
+            for name in sorted(names):
+                rows.ensure_trigger(conn, name, now=self.ctx.now())
+
+    def trigger_state(self, name: str) -> TriggerState | None:
+        from gastown.ledger.triggers import get_trigger
+
+        return get_trigger(self.ctx.ledger.connection(), name)
+
+    def token(self) -> str | None:
+        """The server token from the environment, if ``[server] token_env`` names one."""
+        env = self.config().server.token_env
+        return self.ctx.environ.get(env) or None if env else None
+
+
+def create_app(town: Town, *, environ: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time) -> Starlette:
+    """The ASGI app for ``town``. ``environ`` holds the secrets (default: this process's)."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+
+    from gastown.server import health, hooks
+
+    server = TownServer(town, environ=os.environ if environ is None else environ, clock=clock)
+    app = Starlette(routes=[*health.routes(), *hooks.routes()], middleware=[Middleware(TokenGate, server=server)])
+    app.state.town_server = server
+    return app
+
+
+def town_server(request: Any) -> TownServer:
+    server: TownServer = request.app.state.town_server
+    return server
+
+
+class TokenGate:
+    """With a server token configured, every endpoint but the hooks (which check their own
+    token and secret) needs ``Authorization: Bearer <token>``; 401 otherwise."""
+
+    def __init__(self, app: ASGIApp, server: TownServer) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/hooks/"):
+            await self.app(scope, receive, send)
+            return
+        token = self.server.token()
+        if token is not None:
+            given = ""
+            for name, value in scope.get("headers", []):
+                if name == b"authorization":
+                    given = value.decode("latin-1")
+            scheme, _, credential = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(credential.strip().encode(), token.encode()):
+                from starlette.responses import JSONResponse
+
+                response = JSONResponse(
+                    {"error": "this endpoint needs the server token: Authorization: Bearer <token>"}, status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
