@@ -30,6 +30,7 @@ from typing import Any
 WEBHOOK_PLACEHOLDERS = ("body", "bodyJson", "method", "path", "headers", "query", "sourceIp", "timestamp")
 SCHEDULE_PLACEHOLDERS = ("scheduledTime", "timestamp")
 DOTTED = ("bodyJson", "headers")  # placeholders that take a dotted path
+_KNOWN = frozenset(WEBHOOK_PLACEHOLDERS + SCHEDULE_PLACEHOLDERS)
 TITLE_LIMIT = 200
 
 _PLACEHOLDER = re.compile(r"\{\{([A-Za-z][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_-]+)*)\}\}")
@@ -144,9 +145,8 @@ class RequestFacts:
             return self.source_ip or "unknown"
         if name == "timestamp":
             return iso_utc(self.received_at)
-        if name == "scheduledTime":
-            return iso_utc(self.scheduled_at if self.scheduled_at is not None else self.received_at)
-        return ""
+        assert name == "scheduledTime", name
+        return iso_utc(self.scheduled_at if self.scheduled_at is not None else self.received_at)
 
 
 class _NotJson:
@@ -190,8 +190,10 @@ def render(template: str, facts: RequestFacts) -> str:
     '#7: {{body}} x |'
     """
     def fill(match: re.Match[str]) -> str:
-        path = tuple(p for p in match.group(2).split(".") if p)
-        return facts.value(match.group(1), path)
+        name = match.group(1)
+        if name not in _KNOWN:
+            return match.group(0)  # config validation refuses these; never guess
+        return facts.value(name, tuple(p for p in match.group(2).split(".") if p))
 
     return _PLACEHOLDER.sub(fill, template)
 
