@@ -69,7 +69,7 @@ def test_scheduled_time() -> None:
 def test_title_is_one_line_and_cut() -> None:
     facts = RequestFacts(0.0, body=json.dumps({"t": "line one\nline\ttwo  " + "x" * 300}))
     title = render_title("Fix: {{bodyJson.t}}", facts, "fallback")
-    assert "\n" not in title and title.startswith("Fix: line one line two x") and len(title) == 200
+    assert "\n" not in title and title.startswith("Fix: line one line two x") and len(title) == 256
     assert title.endswith("…")
     assert render_title("{{bodyJson.missing}}", facts, "deps: webhook request") == "deps: webhook request"
 

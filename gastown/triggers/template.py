@@ -31,7 +31,7 @@ WEBHOOK_PLACEHOLDERS = ("body", "bodyJson", "method", "path", "headers", "query"
 SCHEDULE_PLACEHOLDERS = ("scheduledTime", "timestamp")
 DOTTED = ("bodyJson", "headers")  # placeholders that take a dotted path
 _KNOWN = frozenset(WEBHOOK_PLACEHOLDERS + SCHEDULE_PLACEHOLDERS)
-TITLE_LIMIT = 200
+TITLE_LIMIT = 256  # GitHub's own limit: its titles come through whole
 
 _PLACEHOLDER = re.compile(r"\{\{([A-Za-z][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_-]+)*)\}\}")
 # Request headers that carry credentials: never stored, logged or rendered.
