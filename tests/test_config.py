@@ -15,9 +15,11 @@ from gastown.config.schema import (
     EndpointConfig,
     Price,
     RefineryConfig,
+    ServerConfig,
     RigConfig,
     TownConfig,
     TownSection,
+    TriggerConfig,
     WitnessConfig,
 )
 from gastown.errors import ConfigError
@@ -128,6 +130,8 @@ def test_example_documents_every_key_with_its_default() -> None:
         (AgentConfig, "agents"),
         (EndpointConfig, "town.model"),
         (Price, "prices"),
+        (ServerConfig, "server"),
+        (TriggerConfig, "triggers"),
     ]:
         for key in model.model_fields:
             if key in ("model", "anthropic", "openai", "gemini") and model is TownSection:
@@ -141,3 +145,7 @@ def test_example_documents_every_key_with_its_default() -> None:
     assert live.refinery == defaults.refinery
     assert live.town.max_polecats == defaults.town.max_polecats
     assert live.town.default_agent == defaults.town.default_agent
+    assert set(live.triggers) == {"deps", "nightly"}  # the commented examples are valid as written
+    assert live.triggers["deps"].max_body == 256 * 1024
+    assert (live.server.enabled, live.server.host, live.server.port) == (True, "127.0.0.1", 8470)
+    assert live.triggers["nightly"].schedule == "0 3 * * 1"
