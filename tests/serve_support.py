@@ -88,6 +88,7 @@ def serving(town: Path, *args: str, env: dict[str, str] | None = None) -> Iterat
         )
     try:
         record = retry_until(lambda: _record(town, proc), timeout=60, what=f"the server to bind (log: {log})")
+        assert record is not None
         yield Served(town, f"http://127.0.0.1:{record['port']}", proc.pid, log)
     finally:
         if proc.poll() is None:

@@ -115,7 +115,7 @@ def test_runs_missed_while_the_town_was_down_fire_once_at_gt_up(rig_town: Path, 
         newest = dt.datetime.now(dt.UTC).replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
         assert fired["scheduled_for"] == newest.timestamp() and fired["source"] == "schedule"
         # Let the desk run several more cycles: nothing else fires for the slots before.
-        retry_until(lambda: _desk_cycled_after(rig_town, float(fired["received_at"]) + 6), timeout=60,
+        retry_until(lambda: _desk_cycled_after(rig_town, float(str(fired["received_at"])) + 6), timeout=60,
                     what="later cycles of the trigger desk")
         assert len(requests(rig_town, "yearly")) == 1
         state = trigger_rows.get_trigger(ctx.ledger.connection(), "yearly")
@@ -126,4 +126,4 @@ def test_runs_missed_while_the_town_was_down_fire_once_at_gt_up(rig_town: Path, 
 
 def _desk_cycled_after(town: Path, moment: float) -> bool:
     beats = ledger_rows(town, "SELECT at FROM heartbeats WHERE loop = 'triggers'")
-    return bool(beats) and float(beats[0]["at"]) > moment  # type: ignore[arg-type]
+    return bool(beats) and float(str(beats[0]["at"])) > moment

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,7 @@ def town(rig_town: Path) -> Path:
 
 
 @pytest.fixture
-def served(town: Path):  # type: ignore[no-untyped-def]
+def served(town: Path) -> Iterator[Served]:
     with serving(town) as server:
         yield server
 

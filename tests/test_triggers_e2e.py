@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,7 @@ from tests.serve_support import SECRETS, TRIGGERS, add_triggers, github_headers,
 
 pytestmark = [pytest.mark.tmux, pytest.mark.slow]
 
-CRASHY = f"""
+CRASHY = """
 [agents.crashy]
 command = ["sh", "-c", "echo 'crashy: cannot start, no licence' >&2; exit 42"]
 prompt = "paste"
@@ -32,14 +33,14 @@ prompt = "paste"
 rig = "app"
 kind = "webhook"
 agent = "crashy"
-title = "Crash: {{{{body}}}}"
-prompt = "{{{{body}}}}"
+title = "Crash: {{body}}"
+prompt = "{{body}}"
 auth = "none"
 """
 
 
 @pytest.fixture
-def town(rig_town: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def town(rig_town: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     set_config(rig_town, "server", {"enabled": True, "port": 0})
     set_config(rig_town, "witness", {"patrol_interval": "0.5s", "spawn_grace": "60s", "stop_timeout": "2s"})
     set_config(rig_town, "rigs.app", {"agent": "demo"})
@@ -142,7 +143,7 @@ def test_an_agent_that_crashes_at_launch_is_retried_with_back_off_then_parked_on
                               "'start % of 3 failed%' ORDER BY id", issue)
     assert [t["message"][:18] for t in tries] == ["start 1 of 3 faile", "start 2 of 3 faile", "start 3 of 3 faile"]
     assert "exited at once (status 42)" in str(tries[0]["message"]) and "no licence" in str(tries[0]["message"])
-    gaps = [float(b["at"]) - float(a["at"]) for a, b in zip(tries, tries[1:], strict=False)]  # type: ignore[arg-type]
+    gaps = [float(str(b["at"])) - float(str(a["at"])) for a, b in zip(tries, tries[1:], strict=False)]
     assert gaps[0] >= 4.9 and gaps[1] >= 9.9, f"no back-off between tries: {gaps}"
     spawns = ledger_rows(town, "SELECT status FROM spawns WHERE issue = ?", issue)
     assert [s["status"] for s in spawns] == ["failed"] * 3  # three spawns, one count: the issue's
@@ -184,6 +185,7 @@ def test_gt_up_starts_the_server_the_deacon_restarts_it_and_gt_down_stops_it(
     actions = Deacon(Context(Town(town))).patrol()
     assert "StartServer" in [type(a).__name__ for a in actions]
     fresh = retry_until(lambda: _new_record(town, record["pid"]), timeout=30, what="the restarted server")
+    assert fresh is not None
     assert httpx.get(f"http://127.0.0.1:{fresh['port']}/healthz").json()["ok"] is True
     doctor = gt_json("doctor", cwd=town)
     [check] = [c for c in doctor["checks"] if c["name"] == "server"]

@@ -190,7 +190,12 @@ def insert_request(
             )
         except sqlite3.IntegrityError:
             continue
-        return get_request(conn, request_id)
+        return Request(
+            id=request_id, trigger=trigger, state=RequestState.CAPTURED, source=source, issue=issue, mr=None,
+            outcome=None, method=method, path=path, query=query, headers=dict(headers or {}), body=body,
+            source_ip=source_ip, delivery=delivery, scheduled_for=scheduled_for, received_at=now, started_at=None,
+            finished_at=None,
+        )
     raise RuntimeError("could not find a free request id")  # 20 clashes of 41 random bits: not this universe
 
 

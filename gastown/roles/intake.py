@@ -46,7 +46,8 @@ def capture(
     with the HTTP status: 409 paused, 429 at the limit, 413 too big to be an issue, 503
     the trigger's rig is gone). A ``delivery`` id seen before returns the first answer and
     records nothing. ``after(conn)``, if given, runs inside the same transaction (a
-    schedule moves its last slot there). Wakes the Mayor when something was recorded."""
+    schedule moves its last slot there). The caller wakes the Mayor (``wake_mayor``):
+    the server coalesces the wake-ups of a burst."""
     cfg = ctx.config.triggers[name]
     if cfg.rig not in ctx.config.rigs:
         return Refuse(503, f"trigger {name} names rig {cfg.rig!r}, which is not in gastown.toml")
@@ -54,7 +55,7 @@ def capture(
     body = render(cfg.prompt, facts)
     with ctx.ledger.write() as conn:
         now = ctx.now()
-        state = trigger_rows.ensure_trigger(conn, name, now=now)
+        state = trigger_rows.get_trigger(conn, name) or trigger_rows.ensure_trigger(conn, name, now=now)
         replay = trigger_rows.find_delivery(conn, name, delivery) if delivery else None
         decision = admit(Intake(state.paused, trigger_rows.count_in_flight(conn, name), cfg.max_in_flight, replay), name)
         if after is not None:
@@ -77,7 +78,11 @@ def capture(
             trigger_rows.record_delivery(conn, name, delivery, request=request.id, issue=issue.id, now=now)
         record_event(conn, "trigger", f"{name}: {source} request {request.id} captured as {issue.id}", now=now,
                      rig=cfg.rig, issue=issue.id, data={"trigger": name, "request": request.id, "source": source})
+    return Captured(request.id, issue.id)
+
+
+def wake_mayor(ctx: Context) -> None:
+    """Tell the Mayor's trigger desk there is a request to act on (it also looks every 5 s)."""
     from gastown.wake import wake
 
     wake(ctx.town, "triggers")
-    return Captured(request.id, issue.id)

@@ -14,7 +14,7 @@ from gastown.context import Context
 from gastown.errors import Conflict, GastownError, InvalidInput, NotFound
 from gastown.ledger import triggers as trigger_rows
 from gastown.ledger.timefmt import iso
-from gastown.roles.intake import Captured, capture
+from gastown.roles.intake import Captured, capture, wake_mayor
 from gastown.triggers.policy import Refuse
 from gastown.triggers.template import RequestFacts
 
@@ -155,4 +155,5 @@ def fire(ctx: Context, name: str, body: str = "") -> Captured:
     if isinstance(result, Refuse):
         error = InvalidInput if result.status == 413 else Conflict
         raise error(result.message)
+    wake_mayor(ctx)
     return result

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from gastown.ledger.triggers import TriggerState
 
 log = logging.getLogger("gastown.server")
+WAKE_EVERY = 0.1  # seconds; the Mayor polls its wake-up files four times a second
 
 
 class TownServer:
@@ -38,9 +39,12 @@ class TownServer:
         self.ctx = Context(town, clock=clock, environ=environ)
         self.started_at = clock()
         self._lock = threading.Lock()
+        self._last_wake = 0.0
+        self._wake_pending = False
         self._config_mtime = self._mtime()
         self.ctx.config  # noqa: B018 - an invalid config fails at start, with its key path
         self.ensure_triggers()
+        from gastown.roles import intake  # noqa: F401 - imported now, not on the first request
 
     def _mtime(self) -> float:
         try:
@@ -73,6 +77,28 @@ class TownServer:
         with self.ctx.ledger.write() as conn:
             for name in sorted(names):
                 rows.ensure_trigger(conn, name, now=self.ctx.now())
+
+    def wake_mayor(self) -> None:
+        """Wake the Mayor's trigger desk, at most every ``WAKE_EVERY`` seconds: the desk
+        reads every captured request when it wakes, so one wake-up serves a burst."""
+        now = time.monotonic()
+        if now - self._last_wake >= WAKE_EVERY:
+            self._last_wake = now
+            from gastown.roles.intake import wake_mayor
+
+            wake_mayor(self.ctx)
+        elif not self._wake_pending:
+            self._wake_pending = True  # the last request of a burst still wakes it, a moment later
+            timer = threading.Timer(WAKE_EVERY, self._wake_later)
+            timer.daemon = True
+            timer.start()
+
+    def _wake_later(self) -> None:
+        from gastown.roles.intake import wake_mayor
+
+        self._wake_pending = False
+        self._last_wake = time.monotonic()
+        wake_mayor(self.ctx)
 
     def trigger_state(self, name: str) -> TriggerState | None:
         from gastown.ledger.triggers import get_trigger
