@@ -102,6 +102,11 @@ def start_flood(port: int, method: str, path: str, seconds: float) -> subprocess
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def median_patrol(witness: object, runs: int) -> float:
     times = []
     for _ in range(runs):
@@ -148,13 +153,16 @@ def main() -> None:
             witness.patrol()  # the first look reads every screen once
             quiet = median_patrol(witness, PATROLS)
 
+            before = cpu_seconds(server.pid)
             health = start_flood(port, "GET", "/healthz", FLOOD_SECONDS / 2)
             floor = json.loads(health.communicate()[0])
+            middle = cpu_seconds(server.pid)
 
             flooding = start_flood(port, "POST", hook, FLOOD_SECONDS)
             time.sleep(1.0)  # let the flood reach its pace
             loaded = median_patrol(witness, PATROLS)
             result = json.loads(flooding.communicate()[0])
+            after = cpu_seconds(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=20)
@@ -162,12 +170,16 @@ def main() -> None:
         recorded = len(list_requests(ctx.ledger.connection(), "flood", limit=10_000_000))
 
     rps, floor_rps = accepted / result["seconds"], floor["requests"] / floor["seconds"]
-    print(f"machine: {machine()}; {CONCURRENCY} requests in flight; {AGENTS} idle agents")
-    print(f"GET /healthz (floor)   {floor_rps:7.0f} req/s   p50 {floor['p50'] * 1000:5.1f} ms   "
-          f"p99 {floor['p99'] * 1000:5.1f} ms")
-    print(f"POST hook -> 202       {rps:7.0f} req/s   p50 {result['p50'] * 1000:5.1f} ms   "
-          f"p99 {result['p99'] * 1000:5.1f} ms   {rps / floor_rps:.2f}x floor rate   "
-          f"{result['p99'] / floor['p99']:.1f}x floor p99   target p99 <= 50 ms")
+    floor_cpu = (middle - before) / max(1, floor["requests"]) * 1000
+    hook_cpu = (after - middle) / max(1, result["requests"]) * 1000
+    load = os.getloadavg()[0]
+    print(f"machine: {machine()}; load average {load:.1f}; {CONCURRENCY} requests in flight; {AGENTS} idle agents")
+    print(f"GET /healthz (floor)   {floor_rps:7.0f} req/s   p50 {floor['p50'] * 1000:6.1f} ms   "
+          f"p99 {floor['p99'] * 1000:6.1f} ms   server CPU {floor_cpu:4.2f} ms/request")
+    print(f"POST hook -> 202       {rps:7.0f} req/s   p50 {result['p50'] * 1000:6.1f} ms   "
+          f"p99 {result['p99'] * 1000:6.1f} ms   server CPU {hook_cpu:4.2f} ms/request")
+    print(f"  {rps / floor_rps:.2f}x the floor's rate, {result['p99'] / floor['p99']:.1f}x its p99, "
+          f"{hook_cpu / floor_cpu:.1f}x its CPU per request   target p99 <= 50 ms")
     print(f"  answers {result['codes']}; {recorded} requests in the ledger")
     print(f"Witness patrol, {AGENTS} agents: quiet {quiet * 1000:5.1f} ms   during the flood {loaded * 1000:5.1f} ms   "
           f"{loaded / quiet:.2f}x   target <= 1.10x")
