@@ -154,7 +154,10 @@ class Health:
 
 
 def server_token(cfg: ServerConfig, environ: Mapping[str, str]) -> str | None:
-    return environ.get(cfg.token_env) or None if cfg.token_env else None
+    """The server token from ``environ``, if ``[server] token_env`` names a set variable."""
+    if not cfg.token_env:
+        return None
+    return environ.get(cfg.token_env) or None
 
 
 def probe(record: ServerRecord, token: str | None, *, timeout: float = PROBE_TIMEOUT) -> Health:

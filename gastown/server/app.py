@@ -107,8 +107,9 @@ class TownServer:
 
     def token(self) -> str | None:
         """The server token from the environment, if ``[server] token_env`` names one."""
-        env = self.config().server.token_env
-        return self.ctx.environ.get(env) or None if env else None
+        from gastown.roles.serving import server_token
+
+        return server_token(self.config().server, self.ctx.environ)
 
 
 def create_app(town: Town, *, environ: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time) -> Starlette:
