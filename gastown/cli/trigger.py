@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Webhook and schedule triggers: their URLs, request history, pause, fire, rotate.",
                   no_args_is_help=True)
 
-NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The trigger's name ([triggers.NAME]).")]
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The trigger's name, as in gastown.toml.")]
 
 
 def _when(ts: float | None) -> str:
