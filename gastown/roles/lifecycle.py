@@ -115,8 +115,9 @@ def _start_keeper(ctx: Context) -> None:
     argv = [sys.executable, "-m", "gastown", "_keeper", "--town", str(ctx.town.root)]
     env = {"GT_TMUX_SOCKET": tmux.socket, "GT_ROLE": "mayor"}
     if tmux.has_session(MAYOR_SESSION):
-        # By name: the session also holds the server's window, which must not be respawned.
-        pane = tmux.display(f"={MAYOR_SESSION}:=mayor.0", "#{pane_id}")
+        # By name, from the pane list: the session also holds the server's window, which must
+        # not be respawned (a `-t` naming a window that is gone falls back to another pane).
+        pane = next((p.pane_id for p in tmux.list_panes() if p.session == MAYOR_SESSION and p.window == "mayor"), None)
         if pane:
             tmux.respawn(pane, cwd=ctx.town.root, env=env, argv=argv)
         else:
