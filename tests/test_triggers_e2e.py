@@ -227,3 +227,18 @@ def test_a_server_that_cannot_bind_is_a_warning_and_the_town_still_comes_up(town
         assert gt_json("status", cwd=town)["mayor"]["running"] is True
     finally:
         taken.close()
+
+
+def test_gt_up_restarts_the_mayor_beside_a_running_server_without_touching_it(town: Path, tmux_socket: str) -> None:
+    up(town)
+    record = json.loads((town / ".gastown" / "run" / "server.json").read_text())
+    subprocess.run(["tmux", "-L", tmux_socket, "kill-window", "-t", "=mayor:=mayor"], check=True)
+    retry_until(lambda: gt_json("status", cwd=town)["mayor"]["running"] is False, timeout=30,
+                what="the Mayor to stop with its window")
+    again = up(town)
+    assert again["already"] is False
+    assert json.loads((town / ".gastown" / "run" / "server.json").read_text())["pid"] == record["pid"]
+    assert Path(f"/proc/{record['pid']}").exists() and not _zombie(record["pid"])
+    names = subprocess.run(["tmux", "-L", tmux_socket, "list-windows", "-t", "=mayor", "-F", "#{window_name}"],
+                           capture_output=True, text=True).stdout.split()
+    assert sorted(names) == ["mayor", "server"]
