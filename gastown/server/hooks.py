@@ -124,10 +124,10 @@ def _capture(server: TownServer, name: str, facts: RequestFacts, delivery: str |
 def _check_content_type(request: Request) -> None:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if any(kind.startswith(prefix) for prefix in BINARY_TYPES):
-        raise HookRefused(415, f"{kind} bodies are not accepted; send text (JSON, form or plain text)")
+        raise HookRefused(415, f"{kind!r} bodies are not accepted; send text (JSON, form or plain text)")
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
-        raise HookRefused(415, f"Content-Encoding {encoding} is not accepted; send the body uncompressed")
+        raise HookRefused(415, f"Content-Encoding {encoding!r} is not accepted; send the body uncompressed")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
