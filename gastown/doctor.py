@@ -77,6 +77,8 @@ def check_town(town_root: Path) -> list[Check]:
     checks += check_runtimes(ctx)
     checks += check_identity_and_user(town_root)
     checks += check_orphans(ctx)
+    checks += check_server(ctx)
+    checks += check_triggers(ctx)
     for name, rig in sorted(cfg.rigs.items()):
         hub = ctx.town.hub_path(name)
         if not (hub / "HEAD").is_file():
@@ -170,4 +172,46 @@ def check_orphans(ctx: Any) -> list[Check]:
         ))
     if not checks:
         checks.append(Check("orphans", True, f"{len(hooks)} hooked issue(s), nothing left over"))
+    return checks
+
+
+def check_server(ctx: Any) -> list[Check]:
+    """The HTTP server: an address it may bind, and running and healthy while the Mayor runs."""
+    from gastown.roles import serving
+    from gastown.roles.mayor import running_pid
+    from gastown.server.run import check_bind
+
+    cfg = ctx.config.server
+    if not cfg.enabled:
+        return [Check("server", True, "disabled ([server] enabled = false); `gt serve` runs it by hand")]
+    try:
+        check_bind(cfg.host, cfg, ctx.environ)
+    except GastownError as exc:
+        return [Check("server", False, exc.message, exc.hint)]
+    record = serving.running_server(ctx.town)
+    if record is None:
+        if running_pid(ctx.town) is None:
+            return [Check("server", True, f"not running; `gt up` starts it on {serving.base_url(ctx)}")]
+        return [Check("server", False, f"not running although the Mayor is ({serving.last_words(ctx) or 'no output'})",
+                      "read .gastown/logs/server.log; the Deacon retries every 30s, `gt up` starts it now")]
+    health = serving.probe(record, serving.server_token(cfg, ctx.environ))
+    if not health.ok:
+        return [Check("server", False, f"{record.url} (pid {record.pid}) is not healthy: {health.detail}",
+                      "read .gastown/logs/server.log; `gt down` then `gt up` restarts it")]
+    return [Check("server", True, f"{record.url} healthy (pid {record.pid})")]
+
+
+def check_triggers(ctx: Any) -> list[Check]:
+    """Each trigger's rig and agent exist and its secret is in the environment."""
+    from gastown.roles.trigger_ops import describe
+
+    checks = []
+    for view in describe(ctx, read_only=True):
+        if view.problems:
+            checks.append(Check(f"trigger {view.name}", False, "; ".join(view.problems),
+                                "fix [triggers." + view.name + "] in gastown.toml, or export the variable it names "
+                                "before `gt up`"))
+        else:
+            checks.append(Check(f"trigger {view.name}", True, f"{view.kind} for rig {view.rig}"
+                                + (" (paused)" if view.paused else "")))
     return checks

@@ -49,6 +49,15 @@ class MRState(enum.StrEnum):
     REJECTED = "rejected"
 
 
+class RequestState(enum.StrEnum):
+    """A trigger request's life: recorded, handed to the Mayor's queue, finished."""
+
+    CAPTURED = "captured"  # recorded with its issue; the Mayor has not queued it yet
+    IN_PROGRESS = "in_progress"  # its issue is queued, being worked on, or in review
+    SUCCESS = "success"  # its issue's work merged
+    FAILED = "failed"  # its issue was blocked (parked), closed unmerged, or could not be queued
+
+
 _I = IssueStatus
 ISSUE_TRANSITIONS: dict[IssueStatus, frozenset[IssueStatus]] = {
     # open -> hooked: slung; open -> closed/blocked: by a person or an escalation
@@ -111,6 +120,16 @@ REVIEW_TRANSITIONS: dict[ReviewState, frozenset[ReviewState]] = {
     _R.INTERRUPTED: frozenset(),
 }
 
+_Q = RequestState
+REQUEST_TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
+    _Q.CAPTURED: frozenset({_Q.IN_PROGRESS, _Q.FAILED}),
+    _Q.IN_PROGRESS: frozenset({_Q.SUCCESS, _Q.FAILED}),
+    _Q.SUCCESS: frozenset(),
+    _Q.FAILED: frozenset(),
+}
+# Requests that count against a trigger's max_in_flight.
+IN_FLIGHT_REQUEST_STATES = (_Q.CAPTURED, _Q.IN_PROGRESS)
+
 
 def check_issue_transition(issue_id: str, old: IssueStatus, new: IssueStatus) -> None:
     if new != old and new not in ISSUE_TRANSITIONS[old]:
@@ -130,3 +149,8 @@ def check_mr_transition(mr_id: str, old: MRState, new: MRState) -> None:
 def check_review_transition(review_id: str, old: ReviewState, new: ReviewState) -> None:
     if new != old and new not in REVIEW_TRANSITIONS[old]:
         raise Conflict(f"review {review_id} is {old}; it cannot become {new}")
+
+
+def check_request_transition(request_id: str, old: RequestState, new: RequestState) -> None:
+    if new != old and new not in REQUEST_TRANSITIONS[old]:
+        raise Conflict(f"trigger request {request_id} is {old}; it cannot become {new}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import kill_tmux_server, make_upstream, run_gt
+from tests.helpers import kill_tmux_server, make_upstream, run_gt, set_config
 
 # Helper programs the tests run as agents; not test modules (importing them would run them).
 collect_ignore = ["agents"]
@@ -63,6 +63,8 @@ def town(tmp_path: Path) -> Path:
     """A fresh town with no rigs."""
     root = tmp_path / "town"
     run_gt("init", str(root), check=True)
+    # Parallel towns would all bind port 8470; the server's own tests turn it on.
+    set_config(root, "server", {"enabled": False})
     return root
 
 

@@ -48,9 +48,10 @@ def test_admit(rig: str, runtime: str, capacity: Capacity, starts: bool, reason:
     assert (verdict.start, verdict.reason) == (starts, reason)
 
 
-def queued(issue: str, rig: str = "app", kind: str = "fresh") -> Queued:
+def queued(issue: str, rig: str = "app", kind: str = "fresh", failures: int = 0,
+           not_before: float | None = None) -> Queued:
     return Queued(issue=issue, rig=rig, polecat=None, agent=None, priority=2, kind=kind, start_point=None,
-                  note=None, enqueued_at=NOW - 60, failures=0, last_error=None)
+                  note=None, enqueued_at=NOW - 60, failures=failures, last_error=None, not_before=not_before)
 
 
 def outcome(decision: Start | Drop | Wait) -> tuple[str, str, str]:
@@ -89,6 +90,12 @@ OPEN = IssueStatus.OPEN
                      replace(ROOM, budget_blocks={"town": "rig town's daily budget of $1.00 is spent"}),
                      [("Wait", "town-1", "rig town's daily budget of $1.00 is spent"), ("Start", "app-1", "demo")],
                      id="rig named town over its budget holds only that rig"),
+        pytest.param([queued("app-1", failures=1, not_before=NOW + 4.2), queued("app-2")],
+                     {"app-1": OPEN, "app-2": OPEN}, replace(ROOM, rig_caps={"app": 1}),
+                     [("Wait", "app-1", "retrying in 4s after 1 failed start(s)"), ("Start", "app-2", "demo")],
+                     id="a sling backing off after a failed start takes no slot"),
+        pytest.param([queued("app-1", failures=2, not_before=NOW)], {"app-1": OPEN}, ROOM,
+                     [("Start", "app-1", "demo")], id="its back-off over, it is tried again"),
     ],
 )
 def test_plan_dispatch(queue: list[Queued], statuses: dict[str, IssueStatus], capacity: Capacity,
@@ -164,3 +171,10 @@ def test_hold_scopes_round_trip(text: str, scope: HoldScope) -> None:
 def test_unknown_hold_scopes_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         HoldScope.parse(text)
+
+
+@pytest.mark.parametrize("failures,delay", [(1, 5.0), (2, 10.0), (3, 20.0), (7, 300.0)])
+def test_retry_delay_doubles_up_to_five_minutes(failures: int, delay: float) -> None:
+    from gastown.roles.admission import retry_delay
+
+    assert retry_delay(failures) == delay

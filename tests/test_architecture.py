@@ -5,7 +5,7 @@ Layers (docs/architecture.md), a module may import only from its own layer or be
     3 cli        gastown/cli, the console script
     2 roles      roles, refinery, views, server, demo (and the demo agent), doctor, rigs, costs, context
     1 drivers    ledger, tmux, git, runtimes, _internal, the exec trampoline, wake, logtail
-    0 models     errors, states, names, config, town, screen, prompts
+    0 models     errors, states, names, config, town, screen, prompts, triggers
 
 Imports under ``if TYPE_CHECKING:`` are for type checkers only and are not counted.
 Only ``cli`` and ``views`` may import typer or rich.
@@ -26,7 +26,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(("cli", "_entry", "__main__"), 3),
     **dict.fromkeys(("roles", "refinery", "views", "server", "demo", "demo_agent", "doctor", "rigs", "costs", "context"), 2),
     **dict.fromkeys(("ledger", "tmux", "git", "runtimes", "_internal", "_exec", "wake", "logtail"), 1),
-    **dict.fromkeys(("errors", "states", "names", "config", "town", "screen", "prompts"), 0),
+    **dict.fromkeys(("errors", "states", "names", "config", "town", "screen", "prompts", "triggers"), 0),
 }
 LAYER_NAMES = {3: "cli", 2: "roles", 1: "drivers", 0: "models"}
 

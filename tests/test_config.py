@@ -20,6 +20,7 @@ from gastown.config.schema import (
     ServerConfig,
     TownConfig,
     TownSection,
+    TriggerConfig,
     WitnessConfig,
 )
 from gastown.errors import ConfigError
@@ -132,6 +133,7 @@ def test_example_documents_every_key_with_its_default() -> None:
         (Price, "prices"),
         (ReviewConfig, "rigs.app.review"),
         (ServerConfig, "server"),
+        (TriggerConfig, "triggers"),
     ]:
         for key in model.model_fields:
             if key in ("model", "anthropic", "openai", "gemini") and model is TownSection:
@@ -150,3 +152,7 @@ def test_example_documents_every_key_with_its_default() -> None:
     assert live.server == defaults.server.model_copy(update={"token_env": "GT_SERVER_TOKEN"})
     assert live.town.max_polecats == defaults.town.max_polecats
     assert live.town.default_agent == defaults.town.default_agent
+    assert set(live.triggers) == {"deps", "nightly"}  # the commented examples are valid as written
+    assert live.triggers["deps"].max_body == 256 * 1024
+    assert (live.server.enabled, live.server.host, live.server.port) == (True, "127.0.0.1", 8470)
+    assert live.triggers["nightly"].schedule == "0 3 * * 1"

@@ -58,3 +58,31 @@ def test_assess_orders_loops_first_and_backups_last() -> None:
     everything = dp.DeaconSnapshot(stale_loops=("deacon",), convoys_due=True, tagged_panes=(PANE,))
     kinds = [type(a).__name__ for a in dp.assess(everything, NOW, POLICY)]
     assert kinds == ["RestartLoop", "CloseWindow", "LandConvoys", "BackupLedger"]
+
+
+SERVER = dp.ServerObs(wanted=True, running=True, answering=True)
+
+
+@pytest.mark.parametrize(
+    "server,expected",
+    [
+        pytest.param(SERVER, [], id="running and answering"),
+        pytest.param(dp.ServerObs(wanted=True, running=False), [dp.StartServer("it was not running")],
+                     id="dead or never started"),
+        pytest.param(dp.ServerObs(wanted=True, running=False, last_start_at=NOW - 10), [],
+                     id="started 10s ago and died again: not before 30s"),
+        pytest.param(dp.ServerObs(wanted=True, running=False, last_start_at=NOW - 31),
+                     [dp.StartServer("it was not running")], id="started 31s ago and died again"),
+        pytest.param(dp.ServerObs(wanted=False, running=True), [dp.StopServer("[server] enabled is false")],
+                     id="disabled while running"),
+        pytest.param(dp.ServerObs(wanted=False, running=False), [], id="disabled and stopped"),
+        pytest.param(dp.ServerObs(wanted=True, running=True, answering=False, silent_since=NOW - 20), [],
+                     id="silent for 20s: maybe busy"),
+        pytest.param(dp.ServerObs(wanted=True, running=True, answering=False, silent_since=NOW - 61),
+                     [dp.StartServer("/healthz unanswered for 61s", restart=True)], id="silent for a minute: hung"),
+        pytest.param(dp.ServerObs(wanted=True, running=True, answering=True, moved="127.0.0.1:9000"),
+                     [dp.StartServer("gastown.toml moved it to 127.0.0.1:9000", restart=True)], id="moved by an edit"),
+    ],
+)
+def test_assess_server(server: dp.ServerObs, expected: list[dp.Action]) -> None:
+    assert dp.assess(snap(server=server), NOW, POLICY) == expected

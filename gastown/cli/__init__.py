@@ -31,9 +31,11 @@ from gastown.cli import (  # one module per command group
     refinery,
     review,
     rig,
+    serve,
     status,
     town,
     town_ops,
+    trigger,
     work,
 )
 from gastown.cli._common import set_root_town
@@ -83,6 +85,8 @@ app.add_typer(escalate.app, name="escalate")
 app.add_typer(polecat.app, name="polecat")
 app.add_typer(convoy.app, name="convoy")
 app.add_typer(mail.app, name="mail")
+serve.register(app)
+app.add_typer(trigger.app, name="trigger")
 internal.register(app)
 internal.register_daemons(app)
 

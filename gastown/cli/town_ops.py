@@ -43,6 +43,8 @@ def up(
             f"the Mayor is up (pid {report.mayor_pid}); {report.hooked} issue(s) on hooks, "
             f"{report.resumed} agent(s) resumed"
         )
+    if report.server:
+        say(f"the town's server is at {report.server} (triggers: gt trigger list)")
     say("watch: gt status · gt feed · gt attach (the Mayor's log) · gt attach RIG/POLECAT")
 
 

@@ -11,7 +11,7 @@ import re
 import shlex
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from gastown.config.durations import parse_duration
 from gastown.names import NAME_RE, PREFIX_RE, RESERVED_RIG_NAMES
@@ -48,7 +48,40 @@ def _regex(value: str) -> str:
     return value
 
 
+_SIZE = re.compile(r"(\d+)\s*(b|kb|kib|mb|mib)?", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1024, "kib": 1024, "mb": 1024 * 1024, "mib": 1024 * 1024}
+MAX_BODY_LIMIT = 25 * 1024 * 1024  # GitHub delivers nothing larger
+
+
+def parse_size(value: object) -> int:
+    """Bytes for ``"256KB"``, ``"1MB"``, ``"512B"`` or a number (KB and MB are 1024-based).
+
+    >>> parse_size("256KB"), parse_size("1 MiB"), parse_size(300)
+    (262144, 1048576, 300)
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
+        size = int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+    else:
+        raise ValueError(f'must be a size like "256KB" or "1MB", not {value!r}')
+    if not 1 <= size <= MAX_BODY_LIMIT:
+        raise ValueError(f"must be between 1 byte and 25MB (GitHub sends nothing larger), not {size} bytes")
+    return size
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(value: str | None) -> str | None:
+    if value is not None and not _ENV_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not an environment variable name (it names the variable, it is not the value)")
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
+ByteSize = Annotated[int, BeforeValidator(parse_size)]
+EnvName = Annotated[str | None, AfterValidator(_env_name)]
 Argv = Annotated[list[str], BeforeValidator(_argv), AfterValidator(_nonempty_argv)]
 Regex = Annotated[str, AfterValidator(_regex)]
 
@@ -197,12 +230,104 @@ class RefineryConfig(_Section):
 
 
 class ServerConfig(_Section):
-    """``[server]``: where `gt serve` listens (webhooks, the dashboard, the JSON API)."""
+    """``[server]``: the town's HTTP server (`gt serve`), started by `gt up` when enabled."""
 
     enabled: bool = True
     host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(8470, ge=1, le=65535)
-    token_env: str | None = Field(None, min_length=1)
+    port: int = Field(8470, ge=0, le=65535)  # 0: any free port (the one chosen is in gt status)
+    token_env: EnvName = None  # NAME of the variable holding the token every non-hook endpoint needs
+    public_url: str | None = None  # base URL senders reach the server at, when not host:port (a proxy)
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(f"must be an http(s) URL such as https://hooks.example.com, not {value!r}")
+        return value.rstrip("/") if value else value
+
+
+class TriggerFilter(_Section):
+    """Which GitHub-style requests a webhook trigger acts on (the others are answered and ignored)."""
+
+    event: str | None = None  # the X-GitHub-Event header
+    action: str | None = None  # the body's "action"
+    label: str | None = None  # the label just added (label.name), else one of the issue's labels
+
+
+class TriggerConfig(_Section):
+    """``[triggers.<name>]``: a webhook URL or a cron schedule that renders an issue and slings it."""
+
+    rig: str = Field(min_length=1)
+    kind: Literal["webhook", "schedule"]
+    agent: str | None = None
+    title: str = Field(min_length=1)
+    prompt: str = Field(min_length=1)
+    priority: int = Field(2, ge=0, le=4)
+    auth: Literal["secret", "github", "none"] = "secret"
+    secret_env: EnvName = None
+    max_in_flight: int = Field(20, ge=1)
+    max_body: ByteSize = 256 * 1024
+    filter: TriggerFilter | None = None
+    schedule: str | None = None
+    timezone: str = "UTC"
+
+    @field_validator("title", "prompt")
+    @classmethod
+    def _check_placeholders(cls, value: str, info: ValidationInfo) -> str:
+        from gastown.triggers.template import check_template
+
+        kind = info.data.get("kind")
+        if kind is not None:
+            problems = check_template(value, kind)
+            if problems:
+                raise ValueError(problems[0])
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _check_cron(cls, value: str | None) -> str | None:
+        from gastown.triggers.cron import CronError, parse_cron
+
+        if value is not None:
+            try:
+                parse_cron(value)
+            except CronError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        from gastown.triggers.cron import CronError, zone
+
+        try:
+            zone(value)
+        except CronError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> TriggerConfig:
+        if self.kind == "schedule":
+            if self.schedule is None:
+                raise ValueError('kind = "schedule" needs schedule = "<cron expression>", e.g. "0 3 * * 1"')
+            if self.filter is not None:
+                raise ValueError("filter applies to webhook triggers only")
+            import time
+
+            from gastown.triggers.cron import Schedule, next_run
+
+            if next_run(Schedule.parse(self.schedule, self.timezone), time.time()) is None:
+                raise ValueError(f"schedule {self.schedule!r} never fires")
+        else:
+            if self.schedule is not None:
+                raise ValueError('schedule applies to kind = "schedule" only')
+            if self.auth != "none" and self.secret_env is None:
+                raise ValueError(
+                    f'auth = "{self.auth}" needs secret_env = "<NAME of the variable holding the secret>" '
+                    '(or auth = "none" for calls from this machine only)'
+                )
+        return self
 
 
 class TownConfig(_Section):
@@ -213,6 +338,7 @@ class TownConfig(_Section):
     refinery: RefineryConfig = Field(default_factory=RefineryConfig)
     prices: dict[str, Price] = Field(default_factory=dict)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    triggers: dict[str, TriggerConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_names(self) -> TownConfig:
@@ -229,6 +355,9 @@ class TownConfig(_Section):
         for name in self.agents:
             if not NAME_RE.match(name):
                 raise ValueError(f"agent name {name!r} must be lowercase letters, digits, '-' or '_'")
+        for name in self.triggers:
+            if not NAME_RE.match(name):
+                raise ValueError(f"trigger name {name!r} must be lowercase letters, digits, '-' or '_'")
         return self
 
     def rig_prefix(self, rig: str) -> str:

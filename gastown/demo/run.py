@@ -93,6 +93,7 @@ def build_town(root: Path, *, think: float) -> Context:
     text = set_values(text, "witness", {"patrol_interval": "1s", "spawn_grace": "60s"})
     text = set_values(text, "rigs.calc", {"gates": [gate], "gate_timeout": "2m", "batch": 4})
     text = set_values(text, "rigs.calc.review", {"agent": "demo", "style": "roast"})
+    text = set_values(text, "server", {"port": 0})  # any free port: never clash with a real town's 8470
     rewrite_config(town.config_path, text)
     ctx.reload_config()
     os.environ.setdefault("GT_DEMO_THINK", str(think))

@@ -2,7 +2,7 @@
 
 Kinds in use: sling, queued, spawn, ready, prompt, nudge, dialog, stall, restart, dead,
 done, blocked, escalation, hold, resume, mr, merged, conflict, failed, rejected,
-gate, mail, convoy, reap, mayor, issue. Messages are one line.
+gate, mail, convoy, reap, mayor, issue, trigger. Messages are one line.
 """
 
 from __future__ import annotations

@@ -308,6 +308,56 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE usage ADD COLUMN role TEXT NOT NULL DEFAULT 'polecat'
         """,
     ),
+    Migration(
+        8,
+        "triggers: tokens, pause and schedule state, requests and delivery ids; retry time of queued slings",
+        """
+        CREATE TABLE triggers (
+            name        TEXT PRIMARY KEY,
+            token       TEXT NOT NULL,
+            paused      INTEGER NOT NULL DEFAULT 0,
+            paused_at   REAL,
+            created_at  REAL NOT NULL,
+            rotated_at  REAL,
+            last_slot   REAL NOT NULL
+        );
+
+        CREATE TABLE trigger_requests (
+            id          TEXT PRIMARY KEY,
+            trigger     TEXT NOT NULL,
+            state       TEXT NOT NULL DEFAULT 'captured',
+            source      TEXT NOT NULL,
+            issue       TEXT,
+            mr          TEXT,
+            outcome     TEXT,
+            method      TEXT,
+            path        TEXT,
+            query       TEXT,
+            headers     TEXT,
+            body        TEXT NOT NULL DEFAULT '',
+            source_ip   TEXT,
+            delivery    TEXT,
+            scheduled_for REAL,
+            received_at REAL NOT NULL,
+            started_at  REAL,
+            finished_at REAL
+        );
+        CREATE INDEX trigger_requests_flight ON trigger_requests (trigger, state);
+        CREATE INDEX trigger_requests_state ON trigger_requests (state, received_at);
+
+        CREATE TABLE trigger_deliveries (
+            trigger     TEXT NOT NULL,
+            delivery    TEXT NOT NULL,
+            request     TEXT NOT NULL,
+            issue       TEXT,
+            at          REAL NOT NULL,
+            PRIMARY KEY (trigger, delivery)
+        );
+        CREATE INDEX trigger_deliveries_at ON trigger_deliveries (at);
+
+        ALTER TABLE sling_queue ADD COLUMN not_before REAL
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -29,12 +29,13 @@ class Queued:
     enqueued_at: float
     failures: int
     last_error: str | None
+    not_before: float | None = None  # after a failed start: not tried again before this time
 
     def to_json(self) -> dict[str, Any]:
         return {
             "issue": self.issue, "rig": self.rig, "polecat": self.polecat, "agent": self.agent,
             "priority": self.priority, "kind": self.kind, "enqueued_at": iso(self.enqueued_at),
-            "failures": self.failures, "last_error": self.last_error,
+            "failures": self.failures, "last_error": self.last_error, "retry_at": iso(self.not_before),
         }
 
 
@@ -76,11 +77,20 @@ def dequeue(conn: sqlite3.Connection, issue: str) -> bool:
     return conn.execute("DELETE FROM sling_queue WHERE issue = ?", (issue,)).rowcount > 0
 
 
-def count_failure(conn: sqlite3.Connection, issue: str, error: str) -> int:
-    """Record one more failed start of a queued sling; returns its failures so far."""
-    conn.execute("UPDATE sling_queue SET failures = failures + 1, last_error = ? WHERE issue = ?", (error, issue))
-    row = conn.execute("SELECT failures FROM sling_queue WHERE issue = ?", (issue,)).fetchone()
-    return int(row[0]) if row else 0
+def requeue_after_failure(
+    conn: sqlite3.Connection, item: Queued, *, failures: int, error: str, not_before: float
+) -> None:
+    """Put a sling whose start failed back in the queue (keeping its place) with its
+    failures so far and the time before which it is not tried again. The failed start
+    may already have taken it out of the queue; it is put back either way."""
+    conn.execute(
+        "INSERT INTO sling_queue (issue, rig, polecat, agent, priority, kind, start_point, note, enqueued_at, failures,"
+        " last_error, not_before) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (issue) DO UPDATE SET failures = excluded.failures, last_error = excluded.last_error,"
+        " not_before = excluded.not_before",
+        (item.issue, item.rig, item.polecat, item.agent, item.priority, item.kind, item.start_point, item.note,
+         item.enqueued_at, failures, error, not_before),
+    )
 
 
 def positions(conn: sqlite3.Connection) -> dict[str, int]:

@@ -60,6 +60,19 @@ class Verdict:
 
 START = Verdict(True, "")
 
+# A sling whose start failed waits this long before its next try, doubling each time.
+RETRY_BACKOFF_S = 5.0
+RETRY_BACKOFF_MAX_S = 300.0
+
+
+def retry_delay(failures: int) -> float:
+    """How long a sling that failed to start ``failures`` times waits before the next try. Pure.
+
+    >>> retry_delay(1), retry_delay(2), retry_delay(10)
+    (5.0, 10.0, 300.0)
+    """
+    return min(RETRY_BACKOFF_S * 2 ** max(0, failures - 1), RETRY_BACKOFF_MAX_S)
+
 
 def admit(rig: str, runtime: str, capacity: Capacity, now: float) -> Verdict:
     """Whether one more agent of ``runtime`` may start in ``rig`` at ``now``, and if not, why.
@@ -120,7 +133,8 @@ def plan_dispatch(
     the runtime each queued issue would run (missing: its rig is gone from the config).
     A closed or vanished issue is dropped; so is a fresh sling of an issue already in
     review (its work waits in the merge queue). A fix cycle of an issue in review is
-    exactly what it should be, and waits for its slot like any other.
+    exactly what it should be, and waits for its slot like any other. A sling whose last
+    start failed waits until its ``not_before`` (``retry_delay``) without taking a slot.
     """
     decisions: list[Decision] = []
     for item in queue:
@@ -130,6 +144,9 @@ def plan_dispatch(
             continue
         if status == IssueStatus.IN_REVIEW and item.kind != "fix":
             decisions.append(Drop(item, "its work already waits in the merge queue"))
+            continue
+        if item.not_before is not None and item.not_before > now:
+            decisions.append(Wait(item, f"retrying in {item.not_before - now:.0f}s after {item.failures} failed start(s)"))
             continue
         runtime = runtimes.get(item.issue)
         if runtime is None:

@@ -6,7 +6,9 @@
   the ledger no longer knows (archiving unmerged work first);
 - escalations nobody acknowledged are aged (their severity goes up once);
 - convoys whose issues are all closed are closed (they "land");
-- the ledger is backed up every few hours.
+- the ledger is backed up every few hours;
+- the town's HTTP server is kept running while ``[server] enabled`` (started when it is
+  gone, restarted when it stops answering, stopped when disabled).
 
 The decisions are ``deacon_policy.assess``; this module gathers the snapshot and acts,
 re-checking each destructive step right before it. Never touches a window gastown did
@@ -42,6 +44,8 @@ class Deacon:
     restart_loop: Callable[[str], None] = lambda name: None
     escalation_age: float = dp.DeaconPolicy.escalation_age
     reaped: list[str] = field(default_factory=list)
+    server_started_at: float | None = None
+    server_silent_since: float | None = None
 
     def policy(self) -> dp.DeaconPolicy:
         return dp.DeaconPolicy(idle_reap_after=self.ctx.config.witness.idle_reap_after,
@@ -93,6 +97,29 @@ class Deacon:
             open_escalations=aging,
             convoys_due=convoys_due,
             last_backup_at=last_backup_time(self.ctx.ledger),
+            server=self._observe_server(now),
+        )
+
+    def _observe_server(self, now: float) -> dp.ServerObs:
+        """Its process from its record and /proc; a /healthz probe only while it runs."""
+        from gastown.roles import serving
+
+        cfg = self.ctx.config.server
+        record = serving.running_server(self.ctx.town)
+        answering, moved = None, None
+        if record is not None:
+            health = serving.probe(record, serving.server_token(cfg, self.ctx.environ))
+            answering = health.status is not None
+            managed = any(pane.pid == record.pid for pane in serving.server_panes(self.ctx))
+            if managed and (cfg.host != record.host or (cfg.port and cfg.port != record.port)):
+                moved = f"{cfg.host}:{cfg.port}"  # one started by hand (`gt serve --port`) is left be
+        if answering is False:
+            self.server_silent_since = self.server_silent_since or now
+        else:
+            self.server_silent_since = None
+        return dp.ServerObs(
+            wanted=cfg.enabled, running=record is not None, answering=answering,
+            silent_since=self.server_silent_since, moved=moved, last_start_at=self.server_started_at,
         )
 
     def _launch_files(self) -> dict[str, float]:
@@ -143,6 +170,13 @@ class Deacon:
             convoys.close_finished(self.ctx.ledger)
         elif isinstance(action, dp.BackupLedger):
             take_backup(self.ctx.ledger, now=self.ctx.now())
+        elif isinstance(action, dp.StartServer):
+            self._start_server(action)
+        elif isinstance(action, dp.StopServer):
+            from gastown.roles.serving import stop_server
+
+            if stop_server(self.ctx, grace=5.0):
+                self._event("mayor", f"server stopped: {action.reason}")
         else:  # a new action the policy learned but the patrol did not: a bug, said loudly
             raise TypeError(f"the deacon cannot apply {type(action).__name__}")
 
@@ -151,6 +185,17 @@ class Deacon:
     ) -> None:
         with self.ctx.ledger.write() as conn:
             record_event(conn, kind, message, now=self.ctx.now(), rig=rig, polecat=polecat, spawn=spawn)
+
+    def _start_server(self, action: dp.StartServer) -> None:
+        from gastown.roles.serving import start_server, stop_server
+
+        self.server_started_at = self.ctx.now()
+        self.server_silent_since = None
+        if action.restart:
+            stop_server(self.ctx, grace=5.0)
+        if start_server(self.ctx):
+            log.warning("deacon: starting the server: %s", action.reason)
+            self._event("mayor", f"server {'restarted' if action.restart else 'started'}: {action.reason}")
 
     def _close_window(self, action: dp.CloseWindow) -> None:
         """Close a gastown-tagged window whose spawn is over (or unknown), if it still is."""

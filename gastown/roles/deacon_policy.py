@@ -21,6 +21,8 @@ class DeaconPolicy:
     home_age: float = 600.0  # a finished run's private home is kept this long after its last usage read
     escalation_age: float = 4 * 3600.0  # an unacknowledged escalation this old goes up one severity
     backup_every: float = 6 * 3600.0  # how often the ledger is copied to .gastown/backups
+    server_start_every: float = 30.0  # a server that will not stay up is started at most this often
+    server_hung_after: float = 60.0  # a server that has not answered /healthz this long is restarted
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,18 @@ class OpenEscalation:
 
 
 @dataclass(frozen=True)
+class ServerObs:
+    """The town's HTTP server as the patrol found it."""
+
+    wanted: bool  # [server] enabled
+    running: bool  # its process is alive (read from its record and /proc)
+    answering: bool | None = None  # /healthz got any HTTP answer (None: not asked)
+    silent_since: float | None = None  # first patrol it did not answer, continuously since
+    moved: str | None = None  # where gastown.toml now wants it, if not where it runs
+    last_start_at: float | None = None  # when the Deacon last started it
+
+
+@dataclass(frozen=True)
 class DeaconSnapshot:
     stale_loops: tuple[str, ...] = ()
     tagged_panes: tuple[TaggedPane, ...] = ()
@@ -71,6 +85,7 @@ class DeaconSnapshot:
     open_escalations: tuple[OpenEscalation, ...] = ()  # never aged
     convoys_due: bool = False  # a convoy is due to land or to reopen
     last_backup_at: float | None = None
+    server: ServerObs | None = None
 
 
 # -- actions ----------------------------------------------------------------------------
@@ -127,9 +142,20 @@ class BackupLedger:
     pass
 
 
+@dataclass(frozen=True)
+class StartServer:
+    reason: str
+    restart: bool = False  # stop the running one first
+
+
+@dataclass(frozen=True)
+class StopServer:
+    reason: str
+
+
 Action = (
     RestartLoop | CloseWindow | EndFinished | RemoveLaunchFile | RemoveHome | ReapWorktree | AgeEscalation
-    | LandConvoys | BackupLedger
+    | LandConvoys | BackupLedger | StartServer | StopServer
 )
 
 
@@ -155,4 +181,23 @@ def assess(snap: DeaconSnapshot, now: float, policy: DeaconPolicy) -> list[Actio
         actions.append(LandConvoys())
     if snap.last_backup_at is None or now - snap.last_backup_at >= policy.backup_every:
         actions.append(BackupLedger())
+    if snap.server is not None:
+        actions += assess_server(snap.server, now, policy)
     return actions
+
+
+def assess_server(server: ServerObs, now: float, policy: DeaconPolicy) -> list[Action]:
+    """Keep the HTTP server running while ``[server] enabled``: start it when it is gone
+    (at most every ``server_start_every``), restart it when it stops answering or
+    gastown.toml moved it, stop it when disabled."""
+    if not server.wanted:
+        return [StopServer("[server] enabled is false")] if server.running else []
+    if not server.running:
+        if server.last_start_at is None or now - server.last_start_at >= policy.server_start_every:
+            return [StartServer("it was not running")]
+        return []
+    if server.moved:
+        return [StartServer(f"gastown.toml moved it to {server.moved}", restart=True)]
+    if server.silent_since is not None and now - server.silent_since >= policy.server_hung_after:
+        return [StartServer(f"/healthz unanswered for {int(now - server.silent_since)}s", restart=True)]
+    return []

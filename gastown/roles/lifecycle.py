@@ -2,8 +2,10 @@
 
 `gt up` is idempotent: preflight, start the Mayor (in tmux session ``mayor`` under the
 keeper) unless one runs, and wait for its first patrol, which resumes every hooked issue
-whose agent is not running. `gt down` stops agents (politely, then by force) and the
-Mayor; hooks, worktrees, branches and logs stay, so the next `gt up` resumes the work.
+whose agent is not running; with ``[server] enabled`` it also starts the town's HTTP
+server in the session's ``server`` window (``roles.serving``). `gt down` stops agents
+(politely, then by force), the server and the Mayor; hooks, worktrees, branches and logs
+stay, so the next `gt up` resumes the work.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class UpReport:
     warnings: list[str] = field(default_factory=list)
     hooked: int = 0
     resumed: int = 0
+    server: str | None = None  # the HTTP server's URL, when it runs
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -75,14 +78,36 @@ def up(ctx: Context, *, wait: float = 30.0) -> UpReport:
     hooked = len(work.list_hooks(ctx.ledger.connection()))
     pid = running_pid(town)
     if pid is not None:
-        return UpReport(pid, True, warnings, hooked)
+        return UpReport(pid, True, warnings, hooked, server=_up_server(ctx, warnings))
     if os.path.exists(stop_flag(town)):
         os.unlink(stop_flag(town))
     started_at = ctx.now()
     _start_keeper(ctx)
     pid = _wait_for_mayor(ctx, started_at, wait)
     resumed = count_events(ctx.ledger.connection(), kinds=("resume", "restart"), since=started_at)
-    return UpReport(pid, False, warnings, hooked, resumed)
+    return UpReport(pid, False, warnings, hooked, resumed, server=_up_server(ctx, warnings))
+
+
+def _up_server(ctx: Context, warnings: list[str]) -> str | None:
+    """Start the HTTP server if ``[server] enabled`` and none runs; its URL, or None (a
+    server that cannot start is a warning: the Mayor runs without it, and the Deacon
+    tries again)."""
+    from gastown.roles import serving
+
+    if not ctx.config.server.enabled:
+        return None
+    since = time.time()
+    try:
+        started = serving.start_server(ctx)
+    except GastownError as exc:
+        warnings.append(f"server: could not start it: {exc.message}")
+        return None
+    record = serving.wait_for_server(ctx, since=since if started else 0.0)
+    if record is None:
+        said = serving.last_words(ctx)
+        warnings.append("server: it did not come up" + (f": {said}" if said else "") + " (see .gastown/logs/server.log)")
+        return None
+    return serving.base_url(ctx)
 
 
 def _start_keeper(ctx: Context) -> None:
@@ -90,8 +115,13 @@ def _start_keeper(ctx: Context) -> None:
     argv = [sys.executable, "-m", "gastown", "_keeper", "--town", str(ctx.town.root)]
     env = {"GT_TMUX_SOCKET": tmux.socket, "GT_ROLE": "mayor"}
     if tmux.has_session(MAYOR_SESSION):
-        pane = tmux.display(f"={MAYOR_SESSION}:0.0", "#{pane_id}") or f"={MAYOR_SESSION}:"
-        tmux.respawn(pane, cwd=ctx.town.root, env=env, argv=argv)
+        # By name, from the pane list: the session also holds the server's window, which must
+        # not be respawned (a `-t` naming a window that is gone falls back to another pane).
+        pane = next((p.pane_id for p in tmux.list_panes() if p.session == MAYOR_SESSION and p.window == "mayor"), None)
+        if pane:
+            tmux.respawn(pane, cwd=ctx.town.root, env=env, argv=argv)
+        else:
+            tmux.new_window(MAYOR_SESSION, "mayor", cwd=ctx.town.root, env=env, argv=argv)
     else:
         tmux.ensure_conf()
         tmux.cmd(
@@ -177,7 +207,10 @@ def down(ctx: Context, *, polecats_only: bool = False, timeout: float | None = N
         with ctx.ledger.write() as conn:
             place_hold(conn, HoldScope.pause(), reason="gt down --polecats", now=ctx.now())
     else:
-        mayor_stopped = stop_mayor(ctx, grace)
+        mayor_stopped = stop_mayor(ctx, grace)  # first: its Deacon would start the server again
+        from gastown.roles.serving import stop_server
+
+        stop_server(ctx, grace=grace)
     stopped, forced = stop_agents(ctx, grace)
     if not polecats_only:
         ctx.tmux.kill_session(MAYOR_SESSION)

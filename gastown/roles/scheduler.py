@@ -3,8 +3,11 @@
 Gather a ``Capacity`` snapshot and the queue from the ledger, let
 ``admission.plan_dispatch`` decide, then act on each decision, re-checking admission
 right before each start (a `gt sling` from a shell may have taken the slot since).
-Oldest-highest-priority first; a queued issue whose runtime is rate limited waits; a
-sling that keeps failing is dropped from the queue after three tries and escalated.
+Oldest-highest-priority first; a queued issue whose runtime is rate limited waits. A
+sling whose start fails goes back to the queue with its failures counted on the issue's
+queue row (not on the spawn, which is new each try) and waits ``admission.retry_delay``
+(5 s, then 10 s) before the next try; after three failures the issue is parked
+(``blocked``) with one escalation and leaves the queue.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from gastown.ledger.events import record_event
 from gastown.ledger.holds import HoldKind
 from gastown.ledger.issues import find_issue
 from gastown.ledger.queue import Queued
-from gastown.roles.admission import Capacity, Drop, Start, admit, plan_dispatch
+from gastown.roles.admission import Capacity, Drop, Start, admit, plan_dispatch, retry_delay
 from gastown.roles.polecat import SlingResult, sling
 from gastown.runtimes.registry import rig_runtime_name
+from gastown.states import IssueStatus
 
 log = logging.getLogger(__name__)
 MAX_FAILURES = 3
@@ -100,15 +104,25 @@ def _start(ctx: Context, item: Queued, runtime: str) -> SlingResult | None:
 
 
 def _failed(ctx: Context, item: Queued, exc: GastownError) -> None:
+    """Count a failed start on the issue's queue row: retry later, or park it after
+    ``MAX_FAILURES`` (blocked, one escalation). A failed sling has already taken the row
+    out of the queue and rolled its claim back; the row is put back from ``item``."""
     log.warning("scheduler: sling of %s failed: %s", item.issue, exc)
     with ctx.ledger.write() as conn:
         now = ctx.now()
-        failures = queue.count_failure(conn, item.issue, str(exc))
-        record_event(conn, "sling", f"queued sling failed: {exc}", now=now, rig=item.rig, issue=item.issue)
+        failures = item.failures + 1
         if failures < MAX_FAILURES:
+            delay = retry_delay(failures)
+            queue.requeue_after_failure(conn, item, failures=failures, error=str(exc), not_before=now + delay)
+            record_event(conn, "sling", f"start {failures} of {MAX_FAILURES} failed, retrying in {delay:.0f}s: {exc}",
+                         now=now, rig=item.rig, issue=item.issue, data={"failures": failures, "retry_in": delay})
             return
         queue.dequeue(conn, item.issue)
+        record_event(conn, "sling", f"start {failures} of {MAX_FAILURES} failed; parked: {exc}", now=now,
+                     rig=item.rig, issue=item.issue, data={"failures": failures})
+        issue = find_issue(conn, item.issue)
         record_escalation(
             conn, f"could not start {item.issue} after {MAX_FAILURES} tries: {exc}", now=now, severity="high",
             source="scheduler", issue=item.issue, rig=item.rig,
+            block_issue=issue is not None and issue.status != IssueStatus.CLOSED,
         )

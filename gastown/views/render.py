@@ -21,7 +21,7 @@ from rich.text import Text
 
 from gastown.config.durations import format_duration
 from gastown.ledger.events import Event
-from gastown.views.status import AgentStatus, MergeQueue, TownStatus, count_states
+from gastown.views.status import AgentStatus, MergeQueue, ServerStatus, TownStatus, count_states
 
 STATE_STYLES = {
     "working": "green", "idle": "cyan", "spawning": "yellow", "stalled": "bold red", "dead": "bold red", "done": "dim",
@@ -33,8 +33,10 @@ KIND_STYLES = {
     "stalled": "bold red", "dead": "bold red", "restart": "red", "blocked": "bold red", "escalation": "bold red",
     "hold": "yellow", "failed": "red", "conflict": "red", "merged": "green", "done": "green", "sling": "cyan",
     "spawn": "cyan", "queued": "blue", "resume": "green", "mayor": "magenta", "review": "magenta",
+    "trigger": "blue",
 }
 MR_STATE_STYLES = {"testing": "yellow", "reviewing": "magenta", "queued": "dim"}
+REQUEST_STYLES = {"captured": "yellow", "in_progress": "cyan", "success": "green", "failed": "red"}
 SEVERITY_STYLES = {"low": "dim", "medium": "yellow", "high": "red", "critical": "bold red"}
 MAX_TEXT = 400  # characters kept from any outside text before rich truncates it to the cell
 MAX_MRS_SHOWN = 20
@@ -140,6 +142,8 @@ def state_counts_text(counts: dict[str, int], *, zeros: bool = False) -> Text:
 def render_status(status: TownStatus) -> RenderableType:
     """The whole `gt status` page, top to bottom."""
     parts: list[RenderableType] = [town_header(status), mayor_line(status)]
+    if status.server is not None:
+        parts.append(server_line(status.server))
     parts += ["", _heading("Rigs", len(status.rigs)), rigs_table(status)]
     parts += ["", _heading("Agents", len(status.agents)), agents_table(status.agents)]
     if status.queued:
@@ -153,6 +157,10 @@ def render_status(status: TownStatus) -> RenderableType:
         parts += ["", _heading("Holds", len(status.holds)), holds_table(status)]
     if status.escalations:
         parts += ["", _heading("Open escalations", len(status.escalations)), escalations_table(status)]
+    if status.triggers:
+        parts += ["", _heading("Triggers", len(status.triggers)), triggers_table(status)]
+    if status.requests:
+        parts += ["", _heading("Recent trigger requests"), requests_table(status)]
     parts += ["", _heading("Issues"), issues_line(status.issues)]
     if status.blocked:
         parts.append(blocked_table(status))
@@ -205,6 +213,56 @@ def mayor_line(status: TownStatus) -> Text:
                 line.append(", ", style="dim")
             line.append(f"{literal(beat.loop, 40)} {ago(beat.age_s)}", style="yellow" if beat.stale else "")
     return line
+
+
+def server_line(server: ServerStatus) -> Text:
+    """``Server: http://127.0.0.1:8470 healthy (pid 123)``, or why it is not."""
+    line = Text("Server: ", no_wrap=True, overflow="ellipsis")
+    if server.running:
+        line.append(literal(server.url, 80))
+        healthy = bool(server.health and server.health.ok)
+        line.append(" healthy" if healthy else " UNHEALTHY", style="green" if healthy else "bold red")
+        line.append(f" (pid {server.pid})")
+        if server.health and not server.health.ok:
+            line.append(f": {literal(server.health.detail, 80)}", style="dim")
+    elif server.enabled:
+        line.append("not running", style="bold red" if server.enabled else "dim")
+        line.append(f" ({literal(server.url, 60)}; `gt up` starts it)", style="dim")
+    else:
+        line.append("disabled ([server] enabled = false)", style="dim")
+    return line
+
+
+def triggers_table(status: TownStatus) -> RenderableType:
+    table = _table("NAME", "KIND", "RIG", "STATE", "IN FLIGHT", "LAST REQUEST", "NEXT / PROBLEM", wide=("NEXT / PROBLEM",))
+    for t in status.triggers:
+        last = t.last_request
+        last_text = Text("-", style="dim") if last is None else _one_line(
+            f"{last.id} ", Text(str(last.state), style=REQUEST_STYLES.get(str(last.state), "")),
+            f" {ago(status.at - last.received_at)} ago",
+        )
+        if t.problems:
+            note = lit(t.problems[0], "red")
+        elif t.next_run is not None:
+            note = lit(f"next {clock_time(t.next_run)} ({ago(t.next_run - status.at)})")
+        else:
+            note = lit("-", "dim")
+        table.add_row(
+            lit(t.name, limit=30), lit(t.kind), lit(t.rig, limit=30),
+            Text(t.state, style="yellow" if t.paused else "green"), lit(f"{t.in_flight}/{t.max_in_flight}"), last_text,
+            note,
+        )
+    return table
+
+
+def requests_table(status: TownStatus) -> RenderableType:
+    table = _table("ID", "TRIGGER", "STATE", "AGE", "ISSUE", "MR", "OUTCOME", wide=("OUTCOME",))
+    for r in status.requests:
+        table.add_row(
+            lit(r.id), lit(r.trigger, limit=30), Text(str(r.state), style=REQUEST_STYLES.get(str(r.state), "")),
+            lit(ago(status.at - r.received_at)), lit(r.issue or "-"), lit(r.mr or "-"), lit(r.outcome or "-", "dim"),
+        )
+    return table
 
 
 def rigs_table(status: TownStatus) -> RenderableType:
@@ -379,6 +437,15 @@ def feed_header(status: TownStatus, *, problems: bool = False, now: float | None
         line.append(f" {literal(status.name, 40)}", style="bold")
     line.append(" · Mayor ")
     line.append("up" if status.mayor.running else "DOWN", style="green" if status.mayor.running else "bold red")
+    server = status.server
+    if server is not None and server.enabled:
+        healthy = server.running and bool(server.health and server.health.ok)
+        line.append(" · server ")
+        line.append("up" if healthy else ("UNHEALTHY" if server.running else "DOWN"),
+                    style="green" if healthy else "bold red")
+    in_flight = sum(t.in_flight for t in status.triggers)
+    if in_flight:
+        line.append(f" · {in_flight} requests in flight", style="blue")
     line.append(f" · {len(status.agents)} agents: ")
     line.append_text(state_counts_text(count_states(a.state for a in status.agents)))
     if status.queued:

@@ -34,6 +34,10 @@ from gastown.states import AgentState, IssueStatus, MRState
 if TYPE_CHECKING:
     import sqlite3
 
+    from gastown.ledger.triggers import Request
+    from gastown.roles.serving import Health
+    from gastown.roles.trigger_ops import TriggerView
+
 # Problems first, so a list cut short for space keeps what needs a person.
 AGENT_STATE_ORDER: tuple[str, ...] = (
     AgentState.DEAD, AgentState.STALLED, AgentState.SPAWNING, AgentState.WORKING, AgentState.IDLE, AgentState.DONE,
@@ -227,6 +231,26 @@ class EscalationStatus:
 
 
 @dataclass(frozen=True)
+class ServerStatus:
+    """The town's HTTP server: wanted (``[server] enabled``), running, where, how healthy."""
+
+    enabled: bool
+    url: str
+    pid: int | None
+    health: Health | None  # None when it is not running
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled, "running": self.running, "url": self.url, "pid": self.pid,
+            "healthy": bool(self.health and self.health.ok), "health": self.health.to_json() if self.health else None,
+        }
+
+
+@dataclass(frozen=True)
 class TownStatus:
     """Everything `gt status` shows, taken at ``at`` (unix seconds)."""
 
@@ -245,6 +269,9 @@ class TownStatus:
     blocked: list[BlockedIssue]
     # Token costs (gastown.costs): today, all time, budgets; None only in synthetic tests.
     costs: dict[str, Any] | None = field(default=None)
+    server: ServerStatus | None = None
+    triggers: list[TriggerView] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)  # the newest trigger requests, newest first
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -260,6 +287,9 @@ class TownStatus:
             "issues": dict(self.issues),
             "blocked": [b.to_json() for b in self.blocked],
             "costs": self.costs,
+            "server": self.server.to_json() if self.server else None,
+            "triggers": [t.to_json() for t in self.triggers],
+            "requests": [r.to_json(payload=False) for r in self.requests],
         }
 
 
@@ -316,11 +346,36 @@ def collect_status(ctx: Context) -> TownStatus:
         )
         for name, rig in sorted(config.rigs.items())
     ]
+    triggers, requests = _triggers(ctx)
     return TownStatus(
         root=str(ctx.town.root), name=config.town.name, max_polecats=config.town.max_polecats, at=now,
         mayor=MayorStatus(mayor_pid, beats), rigs=rigs, agents=agents, queued=queued, merge_queues=merge_queues,
         holds=holds, escalations=escalations, issues=issues, blocked=blocked, costs=cost_summary(ctx),
+        server=server_status(ctx), triggers=triggers, requests=requests,
     )
+
+
+RECENT_REQUESTS = 8
+
+
+def server_status(ctx: Context) -> ServerStatus:
+    """Where the HTTP server runs and whether ``/healthz`` answers (a short probe)."""
+    from gastown.roles import serving
+
+    record = serving.running_server(ctx.town)
+    health = None
+    if record is not None:
+        health = serving.probe(record, serving.server_token(ctx.config.server, ctx.environ), timeout=1.0)
+    return ServerStatus(ctx.config.server.enabled, serving.base_url(ctx), record.pid if record else None, health)
+
+
+def _triggers(ctx: Context) -> tuple[list[TriggerView], list[Request]]:
+    """The triggers (read only) and the newest requests of any trigger."""
+    from gastown.ledger.triggers import recent_requests
+    from gastown.roles.trigger_ops import describe
+
+    views = describe(ctx, read_only=True) if ctx.config.triggers else []
+    return views, recent_requests(ctx.ledger.connection(), limit=RECENT_REQUESTS)
 
 
 def cost_summary(ctx: Context) -> dict[str, Any]:

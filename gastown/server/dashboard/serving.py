@@ -35,15 +35,9 @@ class DashboardServer(uvicorn.Server):
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     """A listening socket (port 0: a free port, read it from ``getsockname()``)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
-    # without it every keep-alive answer waits ~40 ms for the client's delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
+    from gastown.server.run import bind as bind_server
+
+    return bind_server(host, port)
 
 
 def make_server(app: Starlette, *, log_level: str = "warning") -> DashboardServer:
