@@ -1,21 +1,137 @@
 """Fixtures: an isolated environment for every test, temp towns and upstreams, and an
-isolated tmux server on a unique socket that is always killed afterwards."""
+isolated tmux server on a unique socket that is always killed afterwards.
+
+The suite runs in parallel (pytest-xdist, the README's command): every test owns its
+HOME, git identity, tmux socket and temp dirs, so tests never meet. This file also keeps
+the run cheap and orderly:
+
+- gastown's bytecode is compiled once, by the controlling process before any worker
+  starts: every test starts `gt` processes, and where ``PYTHONDONTWRITEBYTECODE`` is set
+  (CI images often set it) each would otherwise compile every module again, about a
+  third of its start-up;
+- a run directory shared by all workers (``run_dir``) holds what they coordinate through
+  (the background install of the real CLIs: ``tests/realcli/install.py``);
+- the longest tests are scheduled first and the real-CLI tests last (``LONG_TESTS``);
+- towns are built once per worker and copied for each test (``_copy_of``).
+"""
 
 from __future__ import annotations
 
+import compileall
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import kill_tmux_server, make_upstream, run_gt, set_config
+from tests.helpers import RUN_DIR, kill_tmux_server, make_upstream, run_gt, set_config
 
 # Helper programs the tests run as agents; not test modules (importing them would run them).
 collect_ignore = ["agents"]
 
+REPO = Path(__file__).resolve().parents[1]
 AGENT_VARS = ("GT_TOWN", "GT_RIG", "GT_POLECAT", "GT_ISSUE", "GT_SPAWN", "GT_ROLE", "TMUX", "TMUX_PANE", "GT_DEBUG")
+# The invoking shell's terminal and directories must not shape what a test sees: xdist
+# exports COLUMNS=80 to its workers (rich would cut every table at 80 columns), and XDG
+# base dirs would point the CLIs past the private HOME at the user's own files.
+SHELL_VARS = ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "CLICOLOR_FORCE",
+              "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME")
+
+# Seconds the tests that take long took in a parallel run on the reference machine (2
+# cores, -n 4); everything else counts as short. Only the order matters: the longest start
+# first, so the run does not end with one worker alone on a long test. A renamed test
+# merely loses its place in the queue.
+LONG_TESTS: dict[str, float] = {
+    "tests/test_patrols.py::test_twelve_issues_never_more_than_three_agents": 90,
+    "tests/test_convoys.py::test_a_convoy_of_four_lands_by_itself_when_the_last_issue_closes": 65,
+    "tests/test_costs.py::test_budget_reached_mid_run_stops_spawns_until_raised": 60,
+    "tests/test_mq_cli.py::test_mq_list_show_retry_reject": 55,
+    "tests/test_docs.py::test_getting_started_walkthrough_runs_as_written": 55,
+    "tests/test_patrols.py::test_gt_down_keeps_hooks_and_gt_up_resumes": 45,
+    "tests/test_patrols.py::test_mayor_killed_or_tmux_killed_then_gt_up_loses_and_doubles_nothing": 45,
+    "tests/test_patrols.py::test_killed_agent_is_restarted_in_place_and_keeps_its_commits": 40,
+    "tests/test_patrols.py::test_hanging_agent_is_nudged_restarted_then_blocked": 40,
+    "tests/test_costs.py::test_costs_equal_what_the_agent_recorded": 35,
+    "tests/test_demo_cmd.py::test_gt_demo_merges_everything_and_cleans_up": 35,
+    "tests/test_status.py::test_gt_status_json_shows_agents_queue_counts_and_escalations": 32,
+    "tests/test_sling.py::test_twenty_concurrent_nudges_all_arrive_intact": 30,
+    "tests/test_mq_cli.py::test_refinery_status_and_release": 28,
+    "tests/test_convoys.py::test_sling_of_several_issues_makes_one_convoy": 28,
+    "tests/test_patrols.py::test_rate_limit_holds_the_runtime_and_work_resumes_by_itself": 28,
+    "tests/test_demo_cmd.py::test_gt_demo_keep_leaves_a_town_to_look_around": 25,
+    "tests/test_sling.py::test_sling_opens_window_worktree_and_branch": 25,
+    "tests/test_sling.py::test_three_issues_three_agents_three_mrs_then_reuse": 25,
+    "tests/test_mq_cli.py::test_mq_errors_are_one_sentence_with_a_hint": 20,
+    "tests/test_mail.py::test_mail_survives_the_agents_death_and_the_witness_announces_it_to_the_next_one": 20,
+    "tests/test_convoys.py::test_show_says_what_blocks_each_issue": 20,
+    "tests/test_feed.py::test_gt_feed_plain_prints_one_line_per_event_and_problems_filters": 18,
+    "tests/test_patrols.py::test_second_gt_up_reports_the_running_mayor": 16,
+    "tests/test_sling.py::test_failed_sling_leaves_nothing_behind": 16,
+    "tests/test_issues_cli.py::test_concurrent_writers_lose_and_duplicate_nothing": 15,
+    # The real-CLI tests (run last), scaled by how slow each CLI is (REALCLI_PACE).
+    "tests/realcli/test_sling.py::test_sling_to_merge_request": 90,
+    "tests/realcli/test_tui.py::test_tui_ready_paste_busy_idle": 40,
+    "tests/realcli/test_headless.py::test_headless_edit_with_exact_usage_and_untouched_home": 35,
+    "tests/realcli/test_headless.py::test_headless_agent_commits_and_runs_gt_done": 35,
+}
+REALCLI_PACE = {"opencode": 2.0, "aider": 1.6, "gemini": 1.6, "copilot": 1.0, "claude": 1.0, "codex": 0.6}
+MODE_PACE = {"tui": 1.3, "headless": 1.0}
+
+
+@pytest.hookimpl(tryfirst=True)  # before tests/realcli/conftest.py reads the run dir
+def pytest_configure(config: pytest.Config) -> None:
+    """Controller (or a plain run): compile gastown, open the shared run directory."""
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller prepared the run
+        config.stash[RUN_DIR] = Path(config.workerinput["gt_run_dir"])
+        return
+    compileall.compile_dir(str(REPO / "gastown"), quiet=1)
+    run_dir = Path(tempfile.mkdtemp(prefix="gt-test-run-"))
+    config.stash[RUN_DIR] = run_dir
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_HandOverRunDir(run_dir), "gastown-run-dir")
+
+
+class _HandOverRunDir:
+    """Gives every xdist worker the controller's run directory."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+
+    def pytest_configure_node(self, node: object) -> None:
+        node.workerinput["gt_run_dir"] = str(self.run_dir)  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Controller: stop a background install still running (the run is over), drop the run dir."""
+    if hasattr(config, "workerinput") or RUN_DIR not in config.stash:
+        return
+    from tests.realcli.install import stop_background
+
+    run_dir = config.stash[RUN_DIR]
+    stop_background(run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest first, real-CLI tests last (they wait for installs that run meanwhile)."""
+    position = {id(item): n for n, item in enumerate(items)}
+    items.sort(key=lambda item: (item.get_closest_marker("realcli") is not None, -expected_seconds(item),
+                                 position[id(item)]))
+
+
+def expected_seconds(item: pytest.Item) -> float:
+    """A rough duration for scheduling: LONG_TESTS, else what the markers suggest."""
+    base = item.nodeid.split("[", 1)[0]
+    params = getattr(item, "callspec", None)
+    params = params.params if params is not None else {}
+    if base in LONG_TESTS:
+        return LONG_TESTS[base] * REALCLI_PACE.get(params.get("cli"), 1.0) * MODE_PACE.get(params.get("mode"), 1.0)
+    if item.get_closest_marker("slow"):
+        return 10.0
+    return 3.0 if item.get_closest_marker("tmux") else 0.0
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +150,7 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for var in AGENT_VARS:
+    for var in (*AGENT_VARS, *SHELL_VARS):
         monkeypatch.delenv(var, raising=False)
     socket = f"gt-test-{uuid.uuid4().hex[:10]}"
     monkeypatch.setenv("GT_TMUX_SOCKET", socket)
@@ -53,23 +169,60 @@ def tmux_socket(isolated_env: str) -> str:
 
 
 @pytest.fixture
-def upstream(tmp_path: Path) -> Path:
+def upstream(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bare upstream repository with one commit on main."""
-    return make_upstream(tmp_path / "up")
+    return _copy_of("up", tmp_path, tmp_path_factory) / "upstream.git"
 
 
 @pytest.fixture
-def town(tmp_path: Path) -> Path:
+def town(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh town with no rigs."""
-    root = tmp_path / "town"
-    run_gt("init", str(root), check=True)
-    # Parallel towns would all bind port 8470; the server's own tests turn it on.
-    set_config(root, "server", {"enabled": False})
-    return root
+    return _copy_of("bare/town", tmp_path, tmp_path_factory)
 
 
 @pytest.fixture
-def rig_town(town: Path, upstream: Path) -> Path:
+def rig_town(tmp_path: Path, upstream: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A town with one rig, ``app``, cloned from ``upstream``."""
-    run_gt("rig", "add", "app", str(upstream), cwd=town, check=True)
-    return town
+    return _copy_of("rig/town", tmp_path, tmp_path_factory)
+
+
+# Towns are made once per worker with the real `gt` (init; rig add) and copied for each
+# test: the same files, without two `gt` processes per test (~1 s of CPU each time).
+_TEMPLATES: dict[str, Path] = {}
+# Files of a copy that name the template's directory: rewritten to name the copy's.
+_REWRITE = ("gastown.toml", "app/hub.git/config", "app/hub.git/FETCH_HEAD")
+
+
+def _copy_of(kind: str, tmp_path: Path, factory: pytest.TempPathFactory) -> Path:
+    """Copy template ``kind`` ("up", "bare/town" or "rig/town") to ``tmp_path/up`` or ``tmp_path/town``.
+
+    A rig town's upstream is ``tmp_path/up`` (the ``upstream`` fixture copies it there).
+    Fails if the copy still names the template anywhere: gastown stored an absolute path
+    this function does not know how to move yet (add its file to ``_REWRITE``).
+    """
+    root = _templates(factory)
+    source = root / kind
+    target = tmp_path / Path(kind).name
+    shutil.copytree(source, target, symlinks=True)
+    old, new = str(root / "up").encode(), str(tmp_path / "up").encode()
+    for rel in _REWRITE:
+        path = target / rel
+        if path.is_file():
+            path.write_bytes(path.read_bytes().replace(old, new))
+    stray = [str(p.relative_to(target)) for p in target.rglob("*")
+             if p.is_file() and "objects" not in p.parts and str(root).encode() in p.read_bytes()]
+    assert not stray, f"the {kind} template's path is still in {stray}: rewrite it in tests/conftest.py"
+    return target
+
+
+def _templates(factory: pytest.TempPathFactory) -> Path:
+    if "root" not in _TEMPLATES:
+        root = factory.mktemp("templates")
+        make_upstream(root / "up")
+        for kind in ("bare", "rig"):
+            run_gt("init", str(root / kind / "town"), check=True)
+            # Parallel towns would all bind port 8470; the server's own tests turn it on.
+            set_config(root / kind / "town", "server", {"enabled": False})
+        run_gt("rig", "add", "app", str(root / "up" / "upstream.git"), cwd=root / "rig" / "town", check=True)
+        _TEMPLATES["root"] = root
+    return _TEMPLATES["root"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -11,20 +12,52 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 T = TypeVar("T")
+
+# The directory all processes of one test run share (xdist workers and the controller);
+# set up by tests/conftest.py, removed when the run ends.
+RUN_DIR = pytest.StashKey[Path]()
+
+# A poll may keep the CPU busy at most this share of its wait (see retry_until).
+POLL_DUTY = 1 / 3
+
+
+def run_dir(config: pytest.Config) -> Path:
+    """The run directory shared by every worker of this test run (exists for the whole run)."""
+    return config.stash[RUN_DIR]
 
 
 def retry_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> T:
-    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``.
+
+    Between two calls it waits ``interval``, or longer when the predicate itself is
+    costly: one that runs `gt` spends ~0.4 s of CPU per call, and calling it back to back
+    would take a whole core from the system under test (the suite runs in parallel, so
+    every machine is loaded). The wait keeps the CPU the polling uses (its own thread and
+    the processes it ran) to ``POLL_DUTY`` of the time. After the deadline the predicate
+    is called once more before the test fails.
+    """
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
+        spent = _poll_cpu_seconds()
         last = predicate()
         if last:
             return last
-        if time.monotonic() > deadline:
+        spent = _poll_cpu_seconds() - spent
+        now = time.monotonic()
+        if now > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
-        time.sleep(interval)
+        pause = max(interval, spent * (1 / POLL_DUTY - 1))
+        time.sleep(min(pause, deadline - now + 0.01))
+
+
+def _poll_cpu_seconds() -> float:
+    """CPU used so far by this thread and by the child processes it has waited for."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.thread_time() + children.ru_utime + children.ru_stime
 
 
 def run_gt(

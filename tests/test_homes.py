@@ -79,7 +79,9 @@ def test_trust_and_onboarding_are_seeded_for_the_worktree() -> None:
     files = {cli: {f.path.name: f for f in plan_home(cli, ROOT, WORK, REAL, ENDPOINTS[cli]).files} for cli in CLI_KINDS}
     claude = json.loads(files["claude"][".claude.json"].render())
     assert claude["hasCompletedOnboarding"] and claude["projects"][str(WORK)]["hasTrustDialogAccepted"]
-    assert json.loads(files["claude"]["settings.json"].render())["skipDangerousModePermissionPrompt"] is True
+    claude_settings = json.loads(files["claude"]["settings.json"].render())
+    assert claude_settings["skipDangerousModePermissionPrompt"] is True
+    assert claude_settings["disableDeepLinkRegistration"] == "disable"  # else it edits ~/.config/mimeapps.list
     codex = tomllib.loads(files["codex"]["config.toml"].render())
     assert codex["projects"][str(WORK)] == {"trust_level": "trusted"}
     assert codex["allow_login_shell"] is False

@@ -110,11 +110,12 @@ def test_hanging_agent_is_nudged_restarted_then_blocked(town: Path) -> None:
 
 def test_rate_limit_holds_the_runtime_and_work_resumes_by_itself(town: Path) -> None:
     run_gt("up", cwd=town, check=True)
-    limited = issue(town, "hit the limit", "~~~demo\nratelimit 4\n~~~\n~~~demo\nwrite r.txt\nr\n~~~")
+    # The hold must outlast seeing it plus one `gt sling`, however loaded the machine.
+    limited = issue(town, "hit the limit", "~~~demo\nratelimit 12\n~~~\n~~~demo\nwrite r.txt\nr\n~~~")
+    later = issue(town, "wait for it", "~~~demo\nwrite w.txt\nw\n~~~")
     gt_json("sling", limited, cwd=town)
     retry_until(lambda: events(town, limited, "hold"), timeout=30, what="the hold")
     [hold] = ledger_rows(town, "SELECT * FROM holds WHERE scope = 'runtime:demo'")
-    later = issue(town, "wait for it", "~~~demo\nwrite w.txt\nw\n~~~")
     assert gt_json("sling", later, cwd=town)["status"] == "queued"
     retry_until(lambda: finished(town, limited), timeout=40, what="the limited agent to resume and finish")
     retry_until(lambda: finished(town, later), timeout=40, what="the queued issue to start after the hold")

@@ -193,7 +193,10 @@ def assess_agent(obs: AgentObs, snap: Snapshot, now: float, policy: Policy, held
         return [Observe(spawn.id, "idle"), Hold(spawn.agent, max(until, now + 1.0), obs.limited, spawn.id)]
     if spawn.id in snap.wake_after_hold:
         return [Observe(spawn.id, "working"), Nudge(spawn.id, NUDGE_RESUME, True, "its usage limit has reset")]
-    quiet_for = now - max(obs.last_output_at, spawn.last_nudge_at or 0.0)
+    # The clocks start no earlier than the prompt: a start slower than stall_after (a
+    # loaded machine) is not silence, and an idle screen before the prompt is not idling.
+    since = max(spawn.last_nudge_at or 0.0, spawn.prompted_at or 0.0)
+    quiet_for = now - max(obs.last_output_at, since)
     if quiet_for >= policy.stall_after:
         if spawn.nudges < policy.max_nudges:
             return [Observe(spawn.id, "stalled"), Nudge(spawn.id, NUDGE_STALLED, True, f"no output for {int(quiet_for)}s")]
@@ -206,7 +209,7 @@ def assess_agent(obs: AgentObs, snap: Snapshot, now: float, policy: Policy, held
     if screen is not None and screen.idle and obs.idle_since is not None:
         if obs.gastown_submits and obs.new_work and now - obs.idle_since >= SUBMIT_SETTLE:
             return [Observe(spawn.id, "idle"), Submit(spawn.id, "its CLI cannot run gt done; it went idle after working")]
-        idle_for = now - max(obs.idle_since, spawn.last_nudge_at or 0.0)
+        idle_for = now - max(obs.idle_since, since)
         if idle_for >= policy.idle_after:
             if spawn.nudges < policy.max_nudges:
                 return [Observe(spawn.id, "idle"), Nudge(spawn.id, NUDGE_IDLE, False, f"idle at its prompt for {int(idle_for)}s")]

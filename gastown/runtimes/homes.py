@@ -251,7 +251,9 @@ def _plan_claude(root: Path, worktree: Path, real_home: Path, endpoint: ModelEnd
         "bypassPermissionsModeAccepted": True,
         "projects": {str(worktree): {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True}},
     }
-    settings = {"skipDangerousModePermissionPrompt": True, "theme": "dark"}
+    # disableDeepLinkRegistration: claude would otherwise register its claude-cli:// handler
+    # with `xdg-mime`, which writes the user's real ~/.config/mimeapps.list.
+    settings = {"skipDangerousModePermissionPrompt": True, "theme": "dark", "disableDeepLinkRegistration": "disable"}
     env = {"CLAUDE_CONFIG_DIR": str(config), "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
            "DISABLE_AUTOUPDATER": "1", **_side_dirs(root, shared_cache)}
     if as_root:

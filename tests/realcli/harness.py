@@ -5,6 +5,7 @@ spawn home, the fake server, and the argv/env each CLI needs (from gastown's pre
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -39,6 +40,45 @@ REAL_HOME_FILES = {
     ".copilot/config.json": '{"trustedFolders": []}\n',
     ".gitconfig": "[user]\n\tname = Real User\n\temail = real@example.invalid\n",
 }
+
+
+def offline_env(sink: str, scratch: Path) -> dict[str, str]:
+    """The environment that keeps every real CLI off the network in a test.
+
+    ``sink`` is a URL on 127.0.0.1 where nothing accepts connections: whatever honours the
+    proxy variables (codex's plugin sync, aider's and git's HTTP, Bun's fetch in claude and
+    opencode) fails there at once instead of reaching out, or waiting on retries when
+    there is no network. Where a CLI would still go out, or would wait, its own switch:
+
+    - aider looks up the model's metadata (context window, prices) and, finding none for
+      the fake's model, downloads litellm's whole price list on every call: it reads it
+      from ``AIDER_MODEL_METADATA_FILE`` instead; no update check, analytics or release
+      notes (its preset passes these flags too, the headless tests run other argv);
+    - opencode fetches its model catalogue (models.dev) and installs provider packages
+      with its embedded npm: catalogue off, npm's registry is the sink, no retries;
+    - claude, gemini and copilot: gastown's presets and homes already switch off their
+      update checks and telemetry (``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC``,
+      gemini's settings, ``COPILOT_OFFLINE``); no traffic was seen from them with these.
+
+    Verified by running the real-CLI tests in a network namespace with only loopback,
+    its resolver answering on loopback: no name was looked up.
+    """
+    metadata = scratch / "aider-model-metadata.json"
+    metadata.write_text(json.dumps({
+        f"openai/{FAKES['aider'].model_name}": {
+            "max_input_tokens": 128000, "max_output_tokens": 16384, "max_tokens": 16384,
+            "input_cost_per_token": 0.0, "output_cost_per_token": 0.0, "litellm_provider": "openai", "mode": "chat",
+        },
+    }))
+    proxies = {name: sink for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")}
+    return {
+        **proxies,
+        "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+        "AIDER_MODEL_METADATA_FILE": str(metadata), "AIDER_CHECK_UPDATE": "false",
+        "AIDER_ANALYTICS_DISABLE": "true", "AIDER_SHOW_RELEASE_NOTES": "false",
+        "OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
+        "npm_config_registry": f"{sink}/", "npm_config_fetch_retries": "0",
+    }
 
 
 def usage_for(cli: str) -> Callable[[str, int], Usage]:

@@ -12,16 +12,23 @@ registry cannot be reached, and fails it when the registry answered but the inst
 broke (that is a real regression worth seeing). Run as a script to pre-install::
 
     python -m tests.realcli.install claude aider      # or: all
+
+In a test run the CLIs are installed by one background process per run, started by the
+first xdist worker to finish collecting (``start_background``) and stopped by the
+controller when the run ends (``stop_background``). It and the workers coordinate through
+the run directory every worker shares: its pid file (so it starts once, not once per
+worker) and one marker per CLI whose registry was unreachable (so that CLI is tried once
+per run and its tests skip at once).
 """
 
 from __future__ import annotations
 
-import atexit
 import fcntl
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -101,12 +108,14 @@ def installed_stamp(name: str, cache: Path | None = None) -> dict[str, object] |
 
 def install(
     name: str, *, cache: Path | None = None, timeout: float = INSTALL_TIMEOUT,
-    environ: dict[str, str] | None = None, nice: int = 0,
+    environ: dict[str, str] | None = None, nice: int = 0, unreachable: Path | None = None,
 ) -> Path:
     """Install CLI ``name`` at its pinned version (idempotent) and return its absolute binary.
 
     ``environ`` is the environment the installer runs in (default: this process's);
-    ``nice`` lowers its CPU priority (background installs).
+    ``nice`` lowers its CPU priority (background installs). ``unreachable`` is a marker
+    file shared by the processes of one test run: once an install found the registry
+    unreachable (and wrote it), the others raise at once instead of trying again.
 
     Raises ``RegistryUnreachable`` when the registry cannot be reached, ``InstallFailed``
     when it was reached but the result is unusable, ``KeyError`` for an unknown name.
@@ -120,12 +129,19 @@ def install(
         stamp = installed_stamp(name, root)
         if stamp and stamp.get("version") == pkg.version and binary.exists():
             return binary
+        if unreachable is not None and unreachable.exists():
+            raise RegistryUnreachable(unreachable.read_text().strip() or "found unreachable earlier in this run")
         if prefix.exists():
             shutil.rmtree(prefix)
         prefix.mkdir(parents=True)
         started = time.monotonic()
-        for argv, env in _install_steps(pkg, prefix, root, environ):
-            _run_step(argv, env, timeout, pkg, nice)
+        try:
+            for argv, env in _install_steps(pkg, prefix, root, environ):
+                _run_step(argv, env, timeout, pkg, nice)
+        except RegistryUnreachable as exc:
+            if unreachable is not None:
+                unreachable.write_text(f"{exc}\n")
+            raise
         seconds = round(time.monotonic() - started, 1)
         if not binary.exists():
             raise InstallFailed(f"{pkg.package}@{pkg.version} installed but {binary} is missing")
@@ -136,59 +152,113 @@ def install(
 
 
 def ensure_cli(name: str) -> Path:
-    """pytest entry: the installed binary, or skip the test when the registry is unreachable."""
+    """pytest entry: the installed binary, or skip the test when the registry is unreachable.
+
+    Waits for the run's background install of ``name`` if it is under way (the per-CLI
+    lock), and installs it in the foreground otherwise. The installer gets the
+    environment this process started with (tests point the CLIs at a dead proxy to keep
+    them offline; the installer must reach the registry) with the test's HOME.
+    """
     import pytest
 
     if name in PACKAGES and PACKAGES[name].kind == "npm" and shutil.which("npm") is None:
         pytest.skip("npm is not installed")
-    unreachable = _PREFETCH_UNREACHABLE.get(name)
-    if unreachable is not None:
-        pytest.skip(f"cannot install {name}: registry unreachable ({unreachable})")
     try:
-        return install(name)
+        return install(name, environ={**_ENVIRON_AT_START, "HOME": os.environ["HOME"]},
+                       unreachable=_unreachable_marker(_RUN_DIR, name))
     except RegistryUnreachable as exc:
         pytest.skip(f"cannot install {name}: registry unreachable ({exc})")
     except InstallFailed as exc:
         pytest.fail(f"installing {name} failed: {exc}")
 
 
-# CLIs whose background install found the registry unreachable: their tests skip at once.
-_PREFETCH_UNREACHABLE: dict[str, str] = {}
+# This process's environment before any test changed it (see ensure_cli).
+_ENVIRON_AT_START = dict(os.environ)
+# The test run's shared directory (``use_run_dir``); None outside a test run.
+_RUN_DIR: Path | None = None
+_PIDFILE = "realcli-install.pid"
 
 
-def prefetch(names: list[str]) -> list[threading.Thread]:
-    """Install ``names`` in the background (niced): npm packages one after another on one
-    thread, pip packages on another. A test that needs a CLI still being installed waits
-    for it on the per-CLI lock (``ensure_cli``); failures are left for ``ensure_cli`` to
-    report, except an unreachable registry, which makes its tests skip without retrying.
+def use_run_dir(run_dir: Path) -> None:
+    """Coordinate with the other processes of this test run through ``run_dir``."""
+    global _RUN_DIR
+    _RUN_DIR = run_dir
 
-    The installers get a snapshot of this environment with a private, temporary HOME
-    (tests change ``os.environ`` while these threads run; nothing may touch the real HOME).
+
+def _unreachable_marker(run_dir: Path | None, name: str) -> Path | None:
+    return run_dir / f"realcli-unreachable-{name}" if run_dir is not None else None
+
+
+def start_background(names: list[str], run_dir: Path) -> bool:
+    """Install ``names`` in one background process for the whole run; False if one was
+    already started (by another xdist worker). The process is niced, in its own session,
+    logs to ``run_dir/realcli-install.log`` and gets a private temporary HOME. Tests that
+    need a CLI still being installed wait for it on its lock (``ensure_cli``).
     """
-    environ = dict(os.environ)
-    environ["HOME"] = tempfile.mkdtemp(prefix="gt-realcli-install-")
-    atexit.register(shutil.rmtree, environ["HOME"], True)
+    wanted = [n for n in dict.fromkeys(names) if n in PACKAGES]
+    if not wanted:
+        return False
+    try:
+        fd = os.open(run_dir / _PIDFILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as pidfile, (run_dir / "realcli-install.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.realcli.install", "--background", str(run_dir), *wanted],
+            cwd=REPO, env=dict(_ENVIRON_AT_START), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            start_new_session=True,
+        )
+        pidfile.write(f"{proc.pid}\n")
+    return True
+
+
+def stop_background(run_dir: Path) -> None:
+    """Stop the run's background install (its whole session) if it still runs."""
+    try:
+        pid = int((run_dir / _PIDFILE).read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if b"tests.realcli.install" not in cmdline or str(run_dir).encode() not in cmdline:
+        return  # not ours (it ended and the pid was reused)
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def _install_in_background(run_dir: Path, names: list[str]) -> None:
+    """The background process: npm packages one after another on one thread, pip packages
+    on another, niced, with a private HOME (nothing may touch the real one)."""
+    os.nice(10)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # clean up HOME too
+    home = tempfile.mkdtemp(prefix="gt-realcli-install-")
+    environ = {**os.environ, "HOME": home}
     cache = cache_root()
 
     def run(group: list[str]) -> None:
         for name in group:
+            started = time.monotonic()
             try:
-                install(name, cache=cache, environ=environ, nice=10)
-            except RegistryUnreachable as exc:
-                _PREFETCH_UNREACHABLE[name] = str(exc)
-            except Exception:  # noqa: BLE001 - ensure_cli installs again and reports it
-                pass
+                install(name, cache=cache, environ=environ, unreachable=_unreachable_marker(run_dir, name))
+                print(f"{name}: ready after {time.monotonic() - started:.1f}s", flush=True)
+            except Exception as exc:  # noqa: BLE001 - ensure_cli installs again and reports it
+                print(f"{name}: {type(exc).__name__}: {exc}", flush=True)
 
     threads = []
-    for kind in ("pip", "npm"):
-        group = [n for n in dict.fromkeys(names) if n in PACKAGES and PACKAGES[n].kind == kind]
-        if kind == "npm" and shutil.which("npm") is None:
-            group = []
-        if group:
-            thread = threading.Thread(target=run, args=(group,), name=f"realcli-install-{kind}", daemon=True)
-            thread.start()
-            threads.append(thread)
-    return threads
+    try:
+        for kind in ("pip", "npm"):
+            group = [n for n in names if PACKAGES[n].kind == kind]
+            if kind == "npm" and shutil.which("npm") is None:
+                group = []
+            if group:
+                thread = threading.Thread(target=run, args=(group,), name=f"realcli-install-{kind}")
+                thread.start()
+                threads.append(thread)
+        for thread in threads:
+            thread.join()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _install_steps(
@@ -238,6 +308,9 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--background"]:
+        _install_in_background(Path(argv[1]), argv[2:])
+        return 0
     names = list(PACKAGES) if argv in ([], ["all"]) else argv
     status = 0
     for name in names:
