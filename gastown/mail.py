@@ -71,8 +71,8 @@ def check_address(ctx: Context, text: str) -> str:
     if address in PEOPLE:
         return address
     rig, polecat = address.split("/")
-    if rig not in ctx.config.rigs:
-        known = ", ".join(sorted(ctx.config.rigs)) or "none yet"
+    if rig not in ctx.settings.rigs:
+        known = ", ".join(sorted(ctx.settings.rigs)) or "none yet"
         raise NotFound(f"cannot mail {address}: no rig named {rig!r} (rigs: {known})", hint="see `gt rig list`")
     names = work.polecat_names(ctx.ledger.connection(), rig)
     if polecat not in names:

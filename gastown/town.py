@@ -26,6 +26,7 @@ from gastown.errors import TownNotFound
 
 if TYPE_CHECKING:
     from gastown.config.schema import TownConfig
+    from gastown.config.settings import Settings
 
 CONFIG_NAME = "gastown.toml"
 STATE_DIR = ".gastown"
@@ -67,6 +68,11 @@ class Town:
     def run_dir(self) -> Path:
         return self.state_dir / "run"
 
+    @property
+    def config_cache_path(self) -> Path:
+        """The settings of the last gastown.toml that validated (``gastown.config.cache``)."""
+        return self.run_dir / "config.json"
+
     def rig_dir(self, rig: str) -> Path:
         return self.root / rig
 
@@ -94,9 +100,17 @@ class Town:
         return os.environ.get("GT_TMUX_SOCKET") or socket_name_for(self.root)
 
     def config(self) -> TownConfig:
+        """gastown.toml validated (pydantic); raises ``ConfigError``. Refreshes the settings cache."""
         from gastown.config.load import load_config
 
-        return load_config(self.config_path)
+        return load_config(self.config_path, cache_path=self.config_cache_path)
+
+    def settings(self) -> Settings:
+        """What reading commands need of gastown.toml, validated only if the file changed
+        since it last validated; raises ``ConfigError`` like ``config()``."""
+        from gastown.config.load import load_settings
+
+        return load_settings(self.config_path, cache_path=self.config_cache_path)
 
 
 def socket_name_for(root: Path) -> str:

@@ -12,7 +12,7 @@ from gastown.states import IssueStatus
 
 def resolve_rig(ctx: Context, rig: str | None) -> str:
     """The rig an issue goes to: the one named, else the only rig there is."""
-    rigs = ctx.config.rigs
+    rigs = ctx.settings.rigs
     if rig is not None:
         require_rig(ctx, rig)
         return rig
@@ -27,23 +27,23 @@ def resolve_rig(ctx: Context, rig: str | None) -> str:
 
 
 def require_rig(ctx: Context, rig: str) -> None:
-    if rig not in ctx.config.rigs:
-        known = ", ".join(sorted(ctx.config.rigs)) or "none yet"
+    if rig not in ctx.settings.rigs:
+        known = ", ".join(sorted(ctx.settings.rigs)) or "none yet"
         raise NotFound(f"no rig named {rig!r} in this town (rigs: {known})", hint="add it with `gt rig add`")
 
 
 def rig_of_issue(ctx: Context, issue_id: str) -> str | None:
     """The rig whose prefix the id carries, if any rig has it."""
     prefix = issue_prefix(issue_id)
-    for name in ctx.config.rigs:
-        if ctx.config.rig_prefix(name) == prefix:
+    for name in ctx.settings.rigs:
+        if ctx.settings.rig_prefix(name) == prefix:
             return name
     return None
 
 
 def create(ctx: Context, *, title: str, body: str, rig: str | None, priority: int) -> Issue:
     rig_name = resolve_rig(ctx, rig)
-    prefix = ctx.config.rig_prefix(rig_name)
+    prefix = ctx.settings.rig_prefix(rig_name)
     with ctx.ledger.write() as conn:
         now = ctx.now()
         issue = create_issue(conn, rig=rig_name, prefix=prefix, title=title, body=body, priority=priority, now=now)

@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, say
+from gastown.cli._common import JsonOpt, TownOpt, open_context
+from gastown.cli._output import print_json, print_table, print_verbatim, say
+from gastown.safetext import one_line
 
 
 def register(app: typer.Typer) -> None:
@@ -63,7 +65,7 @@ def peek(
     if not live:
         say(f"-- {target} is not on screen ({spawn.status}); the end of its log {spawn.log_path}:")
     for row in rows:
-        say(row)
+        print_verbatim(row)  # the pane as it is: gt peek is the one command that shows raw text
 
 
 def attach(

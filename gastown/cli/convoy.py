@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, say
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._output import print_json, print_table, say
+from gastown.safetext import one_line
 
 if TYPE_CHECKING:
     from gastown.convoys import ConvoyView
 
-app = typer.Typer(help="Group issues into convoys and watch them land.", no_args_is_help=True)
+app = command_group("Group issues into convoys and watch them land.")
 
 ConvoyArg = Annotated[str, typer.Argument(metavar="CONVOY", help="Convoy id (cv-...) or its exact name.")]
 

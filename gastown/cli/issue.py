@@ -6,10 +6,12 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, read_body, say
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context, read_body
+from gastown.cli._output import print_json, print_table, say
+from gastown.safetext import one_line
 from gastown.states import IssueStatus
 
-app = typer.Typer(help="Create, list, show, close and reopen issues.", no_args_is_help=True)
+app = command_group("Create, list, show, close and reopen issues.")
 
 
 @app.command("create")

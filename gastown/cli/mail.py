@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, read_body, say
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context, read_body
+from gastown.cli._output import print_json, print_table, say
+from gastown.safetext import one_line
 
-app = typer.Typer(help="Send and read durable mail (addresses: mayor, human, RIG/POLECAT).", no_args_is_help=True)
+app = command_group("Send and read durable mail (addresses: mayor, human, RIG/POLECAT).")
 
 
 @app.command("send")

@@ -6,13 +6,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, say
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._output import print_json, print_table, say
+from gastown.safetext import one_line
 from gastown.states import MRState
 
 if TYPE_CHECKING:
     from gastown.ledger.mrs import MR
 
-app = typer.Typer(help="The merge queue: list, show, retry and reject merge requests.", no_args_is_help=True)
+app = command_group("The merge queue: list, show, retry and reject merge requests.")
 
 MrArg = Annotated[str, typer.Argument(metavar="MR", help="Merge request id, e.g. mr-k3x9q2.")]
 

@@ -6,9 +6,10 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, open_context, print_json, print_table, say
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._output import print_json, print_table, say
 
-app = typer.Typer(help="List and remove polecats (worker slots with their worktrees).", no_args_is_help=True)
+app = command_group("List and remove polecats (worker slots with their worktrees).")
 
 
 @app.command("list")
@@ -21,7 +22,7 @@ def list_(
     from gastown.roles.fleet import list_polecats
 
     ctx = open_context(town)
-    if rig is not None and rig not in ctx.config.rigs:
+    if rig is not None and rig not in ctx.settings.rigs:
         from gastown.errors import NotFound
 
         raise NotFound(f"no rig named {rig!r} in this town", hint="see `gt rig list`")

@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, open_context, print_json, print_table, say
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._output import print_json, print_table, say
 
 if TYPE_CHECKING:
     from gastown.refinery.engine import RecoveryReport, RoundReport
 
-app = typer.Typer(help="The refinery: run, inspect and release each rig's merge queue.", no_args_is_help=True)
+app = command_group("The refinery: run, inspect and release each rig's merge queue.")
 
 RigArg = Annotated[str, typer.Argument(metavar="RIG", help="The rig whose queue to act on.")]
 LOCK_WAIT_S = 5.0

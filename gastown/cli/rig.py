@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, open_context, print_json, print_table, say
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._output import print_json, print_table, say
 
-app = typer.Typer(help="Add, list and remove rigs (projects).", no_args_is_help=True)
+app = command_group("Add, list and remove rigs (projects).")
 
 
 @app.command("add")

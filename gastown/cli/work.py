@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, _root_town, open_context, print_json, say
+from gastown.cli._common import JsonOpt, TownOpt, chosen_town, open_context
+from gastown.cli._output import print_json, say
 
 
 def register(app: typer.Typer) -> None:
@@ -66,7 +67,7 @@ def done(
     from gastown.roles.done import done as do_done
     from gastown.roles.done import identify
 
-    me = identify(os.environ, Path.cwd(), town if town is not None else _root_town["town"])
+    me = identify(os.environ, Path.cwd(), chosen_town(town))
     result = do_done(Context(me.town), me, blocked=blocked)
     if json_out:
         print_json(result.to_json())
@@ -79,5 +80,5 @@ def prime(town: TownOpt = None) -> None:
     from gastown.context import Context
     from gastown.roles.done import identify, prime_text
 
-    me = identify(os.environ, Path.cwd(), town if town is not None else _root_town["town"])
+    me = identify(os.environ, Path.cwd(), chosen_town(town))
     say(prime_text(Context(me.town), me))

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gastown.context import Context
 from gastown.errors import GastownError
 from gastown.ledger.events import record_event
 from gastown.ledger.timefmt import iso
-from gastown.roles.polecat import SlingResult, at_capacity, runtime_held, sling
-from gastown.runtimes.registry import rig_runtime_name
+
+if TYPE_CHECKING:
+    from gastown.roles.polecat import SlingResult
 
 log = logging.getLogger(__name__)
 MAX_FAILURES = 3
@@ -55,6 +56,8 @@ def dispatch(ctx: Context) -> list[SlingResult]:
     budget reached mid-run stops the next start.
     """
     from gastown.costs import budget_block, check_budgets, collect
+    from gastown.roles.polecat import at_capacity, runtime_held, sling
+    from gastown.runtimes.registry import rig_runtime_name
 
     collect(ctx)
     check_budgets(ctx)

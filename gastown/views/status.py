@@ -5,7 +5,8 @@ Cost of ``collect_status``: short indexed ledger reads, ONE ``tmux list-panes -a
 try of the Mayor's lock file. Never a pane capture and never a write, so the feed can
 take one every couple of seconds without slowing the Mayor down.
 
-Every dataclass here has ``to_json()``; the fields are documented in
+Every record here (a ``NamedTuple``: cheaper to define than a dataclass, and `gt status`
+defines them on every run) has ``to_json()``; the fields are documented in
 ``docs/status-and-feed.md``. Times are ISO 8601 UTC strings, durations are seconds
 (``*_s``, rounded to 0.1) measured from the snapshot's ``at``.
 """
@@ -14,8 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from gastown.context import Context
 from gastown.ledger.escalations import Escalation, list_escalations
@@ -43,8 +43,7 @@ def _secs(value: float | None) -> float | None:
     return None if value is None else round(max(0.0, value), 1)
 
 
-@dataclass(frozen=True)
-class AgentStatus:
+class AgentStatus(NamedTuple):
     """One agent (an active spawn) as ``gt agents`` sees it, plus its issue's title and ages."""
 
     agent: AgentView
@@ -60,8 +59,7 @@ class AgentStatus:
         return {**self.agent.to_json(), "title": self.title, "age_s": _secs(self.age_s), "quiet_s": _secs(self.quiet_s)}
 
 
-@dataclass(frozen=True)
-class QueuedSling:
+class QueuedSling(NamedTuple):
     """A sling waiting for capacity (or for its runtime's rate limit to lift)."""
 
     item: Queued
@@ -72,8 +70,7 @@ class QueuedSling:
         return {**self.item.to_json(), "title": self.title, "waited_s": _secs(self.waited_s)}
 
 
-@dataclass(frozen=True)
-class InFlightMR:
+class InFlightMR(NamedTuple):
     """A merge request being tested or waiting its turn."""
 
     mr: MR
@@ -89,8 +86,7 @@ class InFlightMR:
         }
 
 
-@dataclass(frozen=True)
-class MergeQueue:
+class MergeQueue(NamedTuple):
     """One rig's merge queue: counts by state, the MRs in flight, the last round, the hold."""
 
     rig: str
@@ -122,8 +118,7 @@ class MergeQueue:
         }
 
 
-@dataclass(frozen=True)
-class HoldStatus:
+class HoldStatus(NamedTuple):
     """A row of the ``holds`` table: a runtime's rate limit, a rig's refinery hold, or the
     ``town:polecats`` pause of `gt down --polecats`."""
 
@@ -142,8 +137,7 @@ class HoldStatus:
         }
 
 
-@dataclass(frozen=True)
-class LoopBeat:
+class LoopBeat(NamedTuple):
     """The last heartbeat of one Mayor loop."""
 
     loop: str
@@ -163,8 +157,7 @@ class LoopBeat:
         }
 
 
-@dataclass(frozen=True)
-class MayorStatus:
+class MayorStatus(NamedTuple):
     """Whether the Mayor holds its lock, and its loops' heartbeats.
 
     ``pid`` is None when no Mayor runs and -1 when one runs but its pid file is unreadable.
@@ -185,8 +178,7 @@ class MayorStatus:
         }
 
 
-@dataclass(frozen=True)
-class RigSummary:
+class RigSummary(NamedTuple):
     name: str
     branch: str
     agent: str
@@ -201,8 +193,7 @@ class RigSummary:
         }
 
 
-@dataclass(frozen=True)
-class BlockedIssue:
+class BlockedIssue(NamedTuple):
     id: str
     rig: str
     title: str
@@ -213,8 +204,7 @@ class BlockedIssue:
         return {"id": self.id, "rig": self.rig, "title": self.title, "reason": self.reason, "since": iso(self.since)}
 
 
-@dataclass(frozen=True)
-class EscalationStatus:
+class EscalationStatus(NamedTuple):
     escalation: Escalation
     age_s: float
 
@@ -222,8 +212,7 @@ class EscalationStatus:
         return {**self.escalation.to_json(), "age_s": _secs(self.age_s)}
 
 
-@dataclass(frozen=True)
-class TownStatus:
+class TownStatus(NamedTuple):
     """Everything `gt status` shows, taken at ``at`` (unix seconds)."""
 
     root: str
@@ -240,7 +229,7 @@ class TownStatus:
     issues: dict[str, int]
     blocked: list[BlockedIssue]
     # Token costs (gastown.costs): today, all time, budgets; None only in synthetic tests.
-    costs: dict[str, Any] | None = field(default=None)
+    costs: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -274,7 +263,7 @@ def collect_status(ctx: Context) -> TownStatus:
     views = list_agents(ctx)
     mayor_pid = running_pid(ctx.town)
     now = ctx.now()
-    config = ctx.config
+    config = ctx.settings
     with ctx.ledger.read() as conn:
         queued_items = sling_queue(ctx)
         merge_rows = _merge_queues(ctx, now)
@@ -332,10 +321,10 @@ def cost_summary(ctx: Context) -> dict[str, Any]:
         "today_tokens": todays.input + todays.output + todays.cache_read + todays.cache_write,
         "total_tokens": all_time.input + all_time.output + all_time.cache_read + all_time.cache_write,
         "unpriced_spawns": all_time.unpriced,
-        "budget_usd": ctx.config.town.budget,
+        "budget_usd": ctx.settings.town.budget,
         "rig_budgets": {
             rig: {"budget_usd": cfg.budget, "today_usd": round(spent(ctx, rig=rig), 4)}
-            for rig, cfg in sorted(ctx.config.rigs.items()) if cfg.budget is not None
+            for rig, cfg in sorted(ctx.settings.rigs.items()) if cfg.budget is not None
         },
     }
 
