@@ -13,10 +13,7 @@ through the output chokepoint (``gastown.cli._output``), so quoted input is show
 from __future__ import annotations
 
 import importlib
-import io
 import os
-import sys
-import traceback
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
@@ -25,7 +22,7 @@ from typer.core import TyperGroup
 
 from gastown import __version__
 from gastown.cli._common import set_root_town
-from gastown.cli._output import print_error
+from gastown.cli._output import SafeStderr, print_error, say
 from gastown.errors import ConfigError, ExitCode, GastownError
 
 
@@ -117,13 +114,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    add_completion=False,  # our own --install-completion/--show-completion [SHELL], in gastown.cli.complete
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
 def _version(value: bool) -> None:
     if value:
-        sys.stdout.write(f"gt {__version__}\n")
+        say(f"gt {__version__}")
         raise typer.Exit()
 
 
@@ -134,13 +132,34 @@ def _root(
         typer.Option("--town", help="Town directory (default: GT_TOWN, else the nearest parent with gastown.toml).", show_default=False),
     ] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    install_completion: Annotated[bool, typer.Option(
+        "--install-completion", expose_value=False, is_eager=True,
+        callback=lambda ctx, param, value: _completion("install_option", ctx, param, value),
+        help="Install Tab completion for the shell you are in (bash, zsh or fish).",
+    )] = False,
+    show_completion: Annotated[str | None, typer.Option(
+        "--show-completion", metavar="SHELL", expose_value=False, is_eager=True,
+        callback=lambda ctx, param, value: _completion("show_option", ctx, param, value),
+        help="Print the Tab completion script for SHELL (bash, zsh or fish), to install it yourself.",
+    )] = None,
 ) -> None:
     set_root_town(town_dir)
+
+
+def _completion(action: str, ctx: Any, param: Any, value: object) -> None:
+    if value:
+        from gastown.cli import complete
+
+        getattr(complete, action)(ctx, param, value)
 
 
 def run(args: list[str]) -> int:
     from typer.main import get_command
 
+    if os.environ.get("_GT_COMPLETE"):  # the shell asks for candidates (see gastown.cli.complete)
+        from gastown.cli.complete import enable
+
+        enable()
     command = get_command(app)
     try:
         code = command.main(args=args, prog_name="gt", standalone_mode=False)
@@ -151,7 +170,7 @@ def run(args: list[str]) -> int:
     except typer.TyperException as exc:  # click's usage errors: they quote what was typed
         show = getattr(exc, "show", None)
         if show is not None:
-            show(file=_SafeStderr())
+            show(file=SafeStderr())
         else:
             print_error(f"gt: {exc.message}")
         return exc.exit_code
@@ -161,8 +180,7 @@ def run(args: list[str]) -> int:
     except BrokenPipeError:
         return int(ExitCode.FAILURE)
     except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
-        if os.environ.get("GT_DEBUG") == "1":
-            traceback.print_exc()
+        _debug_traceback()
         print_error(
             f"gt: internal error: {type(exc).__name__}: {exc}\n"
             "    this is a bug in gastown; rerun with GT_DEBUG=1 for the traceback and report it"
@@ -171,8 +189,7 @@ def run(args: list[str]) -> int:
 
 
 def report(exc: GastownError) -> None:
-    if os.environ.get("GT_DEBUG") == "1":
-        traceback.print_exc()
+    _debug_traceback()
     lines = [f"gt: {exc.message}"]
     if isinstance(exc, ConfigError) and len(exc.problems) > 1:
         lines += [f"    {problem}" for problem in exc.problems]
@@ -181,14 +198,9 @@ def report(exc: GastownError) -> None:
     print_error("\n".join(lines))
 
 
-class _SafeStderr(io.TextIOBase):
-    """Where click writes a usage error: through the sanitizer, into stderr."""
+def _debug_traceback() -> None:
+    """With ``GT_DEBUG=1``, the traceback of the exception being handled (raw: it is for a developer)."""
+    if os.environ.get("GT_DEBUG") == "1":
+        import traceback
 
-    def write(self, text: str) -> int:
-        from gastown.safetext import visible
-
-        sys.stderr.write(visible(text, multiline=True))
-        return len(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
+        traceback.print_exc()

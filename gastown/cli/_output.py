@@ -15,6 +15,7 @@ as it is. Nothing else in ``gastown/cli`` writes to stdout or stderr
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
@@ -58,6 +59,18 @@ def print_error(text: str) -> None:
     """A message for stderr (errors, warnings), sanitized like ``say``."""
     sys.stderr.write(visible(text, multiline=True) + "\n")
     sys.stderr.flush()
+
+
+class SafeStderr(io.TextIOBase):
+    """A stderr for code that writes by itself (click's usage errors quote what was typed):
+    everything written is sanitized like ``print_error``."""
+
+    def write(self, text: str) -> int:
+        sys.stderr.write(visible(text, multiline=True))
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def print_table(columns: list[str], rows: list[list[str]], *, empty: str = "nothing to show") -> None:

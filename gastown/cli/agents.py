@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from gastown.cli import complete
 from gastown.cli._common import JsonOpt, TownOpt, open_context
 from gastown.cli._output import print_json, print_table, print_verbatim, say
 from gastown.safetext import one_line
@@ -21,7 +22,7 @@ def register(app: typer.Typer) -> None:
 
 
 def agents(
-    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig.")] = None,
+    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig.", autocompletion=complete.rigs)] = None,
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -54,7 +55,7 @@ def agents(
 
 
 def peek(
-    target: Annotated[str, typer.Argument(metavar="RIG/POLECAT")],
+    target: Annotated[str, typer.Argument(metavar="RIG/POLECAT", autocompletion=complete.polecats)],
     lines: Annotated[int, typer.Option("-n", "--lines", min=1, help="How many lines.")] = 40,
     town: TownOpt = None,
 ) -> None:
@@ -69,7 +70,7 @@ def peek(
 
 
 def attach(
-    target: Annotated[str | None, typer.Argument(metavar="[RIG/POLECAT]", help="Agent to watch (default: the mayor session).")] = None,
+    target: Annotated[str | None, typer.Argument(metavar="[RIG/POLECAT]", help="Agent to watch (default: the mayor session).", autocompletion=complete.polecats)] = None,
     town: TownOpt = None,
 ) -> None:
     """Attach this terminal to an agent's pane (detach again with the tmux prefix, then d)."""
@@ -81,7 +82,7 @@ def attach(
 
 
 def nudge(
-    target: Annotated[str, typer.Argument(metavar="RIG/POLECAT")],
+    target: Annotated[str, typer.Argument(metavar="RIG/POLECAT", autocompletion=complete.polecats)],
     message: Annotated[str, typer.Argument(help="What to type into the agent.")],
     now: Annotated[bool, typer.Option("--now", help="Type even if the agent is busy.")] = False,
     town: TownOpt = None,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from gastown.cli import complete
 from gastown.cli._common import JsonOpt, TownOpt, open_context
 from gastown.cli._output import print_json, print_table, say
 
@@ -15,7 +16,10 @@ def register(app: typer.Typer) -> None:
 
 
 def costs(
-    by: Annotated[str, typer.Option("--by", help="Group by rig, day, issue, agent (rig/polecat), runtime or convoy.")] = "rig",
+    by: Annotated[str, typer.Option(
+        "--by", help="Group by rig, day, issue, agent (rig/polecat), runtime or convoy.",
+        autocompletion=complete.fixed("rig", "day", "issue", "agent", "runtime", "convoy"),
+    )] = "rig",
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

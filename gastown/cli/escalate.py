@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from gastown.cli import complete
 from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
 from gastown.cli._output import print_json, print_table, say
 from gastown.safetext import one_line
@@ -33,7 +34,9 @@ app = command_group(
 def raise_(
     message: Annotated[str, typer.Argument(help="What blocks the work.")],
     severity: Annotated[str, typer.Option("--severity", "-s", help="low | medium | high | critical")] = "medium",
-    issue: Annotated[str | None, typer.Option("--issue", help="The issue it is about (agents: their own).")] = None,
+    issue: Annotated[str | None, typer.Option(
+        "--issue", help="The issue it is about (agents: their own).", autocompletion=complete.any_issue
+    )] = None,
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from gastown.cli import complete
 from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context, read_body
 from gastown.cli._output import print_json, print_table, say
 from gastown.safetext import one_line
@@ -18,7 +19,9 @@ app = command_group("Create, list, show, close and reopen issues.")
 def create(
     title: Annotated[str, typer.Argument(help="One-line title.")],
     body: Annotated[str | None, typer.Option("--body", "-b", help="Body text, or - to read it from standard input.")] = None,
-    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Rig the issue belongs to (needed when there are several).")] = None,
+    rig: Annotated[str | None, typer.Option(
+        "--rig", "-r", help="Rig the issue belongs to (needed when there are several).", autocompletion=complete.rigs
+    )] = None,
     priority: Annotated[int, typer.Option("--priority", "-p", min=0, max=4, help="0 (most urgent) to 4.")] = 2,
     town: TownOpt = None,
     json_out: JsonOpt = False,
@@ -36,7 +39,7 @@ def create(
 
 @app.command("list")
 def list_(
-    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig's issues.")] = None,
+    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig's issues.", autocompletion=complete.rigs)] = None,
     status: Annotated[IssueStatus | None, typer.Option("--status", "-s", help="Only issues in this status.")] = None,
     town: TownOpt = None,
     json_out: JsonOpt = False,
@@ -57,7 +60,7 @@ def list_(
 
 @app.command("show")
 def show(
-    issue_id: Annotated[str, typer.Argument(metavar="ID", help="Issue id, e.g. app-k3x9q.")],
+    issue_id: Annotated[str, typer.Argument(metavar="ID", help="Issue id, e.g. app-k3x9q.", autocompletion=complete.any_issue)],
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -79,7 +82,7 @@ def show(
 
 @app.command("close")
 def close(
-    issue_id: Annotated[str, typer.Argument(metavar="ID")],
+    issue_id: Annotated[str, typer.Argument(metavar="ID", autocompletion=complete.unclosed_issues)],
     reason: Annotated[str | None, typer.Option("--reason", help="Why it is closed.")] = None,
     town: TownOpt = None,
     json_out: JsonOpt = False,
@@ -96,7 +99,7 @@ def close(
 
 @app.command("reopen")
 def reopen(
-    issue_id: Annotated[str, typer.Argument(metavar="ID")],
+    issue_id: Annotated[str, typer.Argument(metavar="ID", autocompletion=complete.reopenable_issues)],
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from gastown.cli import complete
 from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context, read_body
 from gastown.cli._output import print_json, print_table, say
 from gastown.safetext import one_line
@@ -15,7 +16,7 @@ app = command_group("Send and read durable mail (addresses: mayor, human, RIG/PO
 
 @app.command("send")
 def send(
-    to: Annotated[str, typer.Argument(metavar="TO", help="mayor, human, or RIG/POLECAT.")],
+    to: Annotated[str, typer.Argument(metavar="TO", help="mayor, human, or RIG/POLECAT.", autocompletion=complete.mail_addresses)],
     subject: Annotated[str, typer.Option("--subject", "-s", help="One-line subject.")],
     body: Annotated[
         str | None, typer.Option("--message", "-m", help="The message, or - to read it from standard input.")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from gastown.cli import complete
 from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
 from gastown.cli._output import print_json, print_table, say
 
@@ -14,7 +15,7 @@ app = command_group("List and remove polecats (worker slots with their worktrees
 
 @app.command("list")
 def list_(
-    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig.")] = None,
+    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig.", autocompletion=complete.rigs)] = None,
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -39,8 +40,10 @@ def list_(
 
 @app.command("remove")
 def remove(
-    name: Annotated[str, typer.Argument(metavar="[RIG/]NAME")],
-    rig: Annotated[str | None, typer.Option("--rig", "-r", help="The polecat's rig (needed with several rigs).")] = None,
+    name: Annotated[str, typer.Argument(metavar="[RIG/]NAME", autocompletion=complete.polecats)],
+    rig: Annotated[str | None, typer.Option(
+        "--rig", "-r", help="The polecat's rig (needed with several rigs).", autocompletion=complete.rigs
+    )] = None,
     force: Annotated[bool, typer.Option("--force", help="Archive unmerged or uncommitted work under refs/gastown/archive/ and remove anyway.")] = False,
     town: TownOpt = None,
 ) -> None:

@@ -45,7 +45,7 @@ def load_settings(path: Path, *, cache_path: Path) -> Settings:
 
 def _validated(raw: bytes, path: Path, cache_path: Path | None) -> TownConfig:
     config = parse_config(decode_config(raw, path), source=path)
-    if cache_path is not None:
+    if cache_path is not None and cache.lookup(cache_path, raw) is None:
         cache.store(cache_path, raw, Settings.from_config(config))
     return config
 
