@@ -65,14 +65,15 @@ def feed(
             start = ctx.now() - parse_duration(since)
         except ValueError as exc:
             raise InvalidInput(f"--since {exc}", hint='give a duration such as "90s", "15m" or "2h"') from None
-    out = console()
     try:
-        if plain or json_out or not out.is_terminal:
+        if plain or json_out or not sys.stdout.isatty():
             cursor = EventCursor(ctx.ledger.connection, since=start, backlog=lines, problems=problems)
             stream_plain(cursor, say, as_json=json_out, follow=not once, interval=interval)
         elif once:
+            out = console()
             out.print(LiveFeed(ctx, out, problems=problems, since=start).frame())
         else:
+            out = console()
             LiveFeed(ctx, out, problems=problems, since=start, interval=interval).run()
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a feed ends: not a failure

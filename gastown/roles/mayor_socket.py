@@ -190,6 +190,7 @@ def handle_request(mayor_ctx: Context, request: dict[str, Any]) -> dict[str, Any
                   environ={str(k): str(v) for k, v in environ.items()} if isinstance(environ, dict) else os.environ)
     ctx.__dict__["ledger"] = mayor_ctx.ledger  # its connections are per thread; this one is closed below
     results: list[dict[str, Any]] = []
+    log.info("sling %s requested over the socket", " ".join(str(i) for i in request.get("issues") or []))
     try:
         from gastown.roles.polecat import sling
 
