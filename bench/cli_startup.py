@@ -50,15 +50,15 @@ def best_of(argv: list[str], cwd: Path | None = None, runs: int = RUNS) -> float
 
 def populate(town: Path) -> None:
     """40 issues, 3 of them slung to sleeping agents, 2 merge requests queued."""
-    from gastown import tracker
     from gastown.context import Context
+    from gastown.ledger import issues
     from gastown.ledger.mrs import record_mr
     from gastown.roles.polecat import sling
     from gastown.town import Town
 
     ctx = Context(Town(town))
-    ids = [tracker.create(ctx, title=f"bench issue {n}", body="x" * 200, rig="app", priority=n % 5).id
-           for n in range(40)]
+    ids = [issues.create(ctx.ledger, title=f"bench issue {n}", body="x" * 200, rig="app", priority=n % 5,
+                         prefixes=ctx.settings.rig_prefixes()).id for n in range(40)]
     for issue in ids[:3]:
         sling(ctx, issue, agent="sleeper")
     with ctx.ledger.write() as conn:

@@ -36,7 +36,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def main() -> None:
-    from gastown import tracker
+    from gastown.ledger import issues
     from gastown.context import Context
     from gastown.roles.polecat import sling
     from gastown.roles.witness import Witness
@@ -55,7 +55,7 @@ def main() -> None:
         live = 0
         for size in (10, 50):
             for n in range(live, size):
-                issue = tracker.create(ctx, title=f"idle {n}", body="", rig="app", priority=2).id
+                issue = issues.create(ctx.ledger, title=f"idle {n}", body="", rig="app", priority=2, prefixes=ctx.config.rig_prefixes()).id
                 sling(ctx, issue, agent="idler")
             live = size
             time.sleep(3)  # starters mark them running; logs settle

@@ -63,13 +63,13 @@ def floor(town: Path, socket: str) -> list[float]:
 
 
 def in_process(town: Path) -> list[float]:
-    from gastown import tracker
+    from gastown.ledger import issues
     from gastown.context import Context
     from gastown.roles.polecat import sling
     from gastown.town import Town
 
     ctx = Context(Town(town))
-    ids = [tracker.create(ctx, title=f"bench {n}", body="", rig="app", priority=2).id for n in range(TRIALS + 1)]
+    ids = [issues.create(ctx.ledger, title=f"bench {n}", body="", rig="app", priority=2, prefixes=ctx.settings.rig_prefixes()).id for n in range(TRIALS + 1)]
     sling(ctx, ids[0], agent="marker")  # warm: imports, first fetch, tmux session
     times = []
     for issue in ids[1:]:
@@ -84,7 +84,7 @@ def in_process(town: Path) -> list[float]:
 
 
 def from_cli(town: Path, label: str) -> list[float]:
-    from gastown import tracker
+    from gastown.ledger import issues
     from gastown.context import Context
     from gastown.town import Town
 
@@ -92,7 +92,8 @@ def from_cli(town: Path, label: str) -> list[float]:
     ctx = Context(Town(town))
     times = []
     for n in range(TRIALS):
-        issue = tracker.create(ctx, title=f"cli {label} {n}", body="", rig="app", priority=2).id
+        issue = issues.create(ctx.ledger, title=f"cli {label} {n}", body="", rig="app", priority=2,
+                              prefixes=ctx.settings.rig_prefixes()).id
         before = set(town.glob("started-*"))
         started = time.perf_counter()
         proc = subprocess.Popen([gt, "sling", issue, "--agent", "marker"], cwd=town, stdout=subprocess.DEVNULL)

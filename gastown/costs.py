@@ -17,13 +17,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gastown.context import Context
 from gastown.errors import GastownError, InvalidInput
-from gastown.ledger import work
+from gastown.ledger import holds, work
+from gastown.ledger import usage as usage_rows
 from gastown.ledger.events import record_event
+from gastown.ledger.holds import HoldKind, HoldScope
+from gastown.ledger.usage import GROUPINGS, CostRow
+from gastown.states import SpawnStatus
 
 if TYPE_CHECKING:
     from gastown.config.schema import Price, TownConfig
@@ -50,9 +53,6 @@ def default_prices() -> dict[str, Price]:
         "gemini-2.5-flash": Price(input=0.3, output=2.5, cache_read=0.075),
         "demo": Price(),
     }
-
-
-GROUPINGS = ("rig", "day", "issue", "agent", "runtime", "convoy")
 
 
 def price_for(config: TownConfig, model: str) -> Price | None:
@@ -105,13 +105,8 @@ def collect(ctx: Context, *, spawns: list[work.Spawn] | None = None) -> int:
     conn = ctx.ledger.connection()
     if spawns is None:
         spawns = work.spawns_with_status(conn, work.ACTIVE_STATUSES)
-        spawns += [
-            s for s in (work.get_spawn(conn, row[0]) for row in conn.execute(
-                "SELECT spawns.id FROM spawns LEFT JOIN usage ON usage.spawn = spawns.id"
-                " WHERE spawns.status IN ('ended', 'failed') AND (usage.final IS NULL OR usage.final = 0)"
-                " AND spawns.ended_at > ?", (ctx.now() - 86400,),
-            )) if s
-        ]
+        unread = usage_rows.unread_ended_spawns(conn, ended_after=ctx.now() - 86400)
+        spawns += [s for s in (work.get_spawn(conn, spawn_id) for spawn_id in unread) if s]
     changed = 0
     for spawn in spawns:
         try:
@@ -124,63 +119,29 @@ def collect(ctx: Context, *, spawns: list[work.Spawn] | None = None) -> int:
         usage = read_spawn_usage(runtime.cli, home)  # type: ignore[arg-type]
         tokens = usage.tokens()
         price = next((p for p in (price_for(ctx.config, m) for m in usage.models) if p is not None), None)
-        cost = cost_of(tokens, price) if price is not None else (usage.cost_usd or 0.0)
-        final = spawn.status in ("ended", "failed")
+        tally = usage_rows.Tally(
+            input=tokens["input"], output=tokens["output"], cache_read=tokens["cache_read"],
+            cache_write=tokens["cache_write"],
+            cost=cost_of(tokens, price) if price is not None else (usage.cost_usd or 0.0),
+            priced=price is not None or not usage.models, models=",".join(usage.models),
+            final=spawn.status in (SpawnStatus.ENDED, SpawnStatus.FAILED),
+        )
         with ctx.ledger.write() as conn:
-            row = conn.execute("SELECT * FROM usage WHERE spawn = ?", (spawn.id,)).fetchone()
-            values = (tokens["input"], tokens["output"], tokens["cache_read"], tokens["cache_write"], cost,
-                      int(price is not None or not usage.models), ",".join(usage.models), int(final))
-            if row is not None and tuple(row[k] for k in (
-                "input", "output", "cache_read", "cache_write", "cost", "priced", "models", "final")) == values:
+            if usage_rows.get_tally(conn, spawn.id) == tally:
                 continue
-            conn.execute(
-                "INSERT INTO usage (spawn, issue, rig, polecat, agent, day, input, output, cache_read, cache_write,"
-                " cost, priced, models, final, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (spawn) DO UPDATE SET input = excluded.input, output = excluded.output,"
-                " cache_read = excluded.cache_read, cache_write = excluded.cache_write, cost = excluded.cost,"
-                " priced = excluded.priced, models = excluded.models, final = excluded.final,"
-                " updated_at = excluded.updated_at",
-                (spawn.id, spawn.issue, spawn.rig, spawn.polecat, spawn.agent, local_day(spawn.started_at),
-                 *values, ctx.now()),
+            usage_rows.record_tally(
+                conn, spawn=spawn.id, issue=spawn.issue, rig=spawn.rig, polecat=spawn.polecat, agent=spawn.agent,
+                day=local_day(spawn.started_at), tally=tally, now=ctx.now(),
             )
         changed += 1
     return changed
-
-
-@dataclass(frozen=True)
-class CostRow:
-    key: str
-    input: int
-    output: int
-    cache_read: int
-    cache_write: int
-    cost: float
-    spawns: int
-    unpriced: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "cost": round(self.cost, 6)}
 
 
 def totals(ctx: Context, by: str = "rig", *, since_day: str | None = None) -> list[CostRow]:
     """Usage summed by ``rig``, ``day``, ``issue``, ``agent`` (rig/polecat), ``runtime`` or ``convoy``."""
     if by not in GROUPINGS:
         raise InvalidInput(f"cannot group costs by {by!r}", hint="use one of: " + ", ".join(GROUPINGS))
-    key = {
-        "rig": "usage.rig", "day": "usage.day", "issue": "usage.issue", "runtime": "usage.agent",
-        "agent": "usage.rig || '/' || usage.polecat", "convoy": "COALESCE(convoy_issues.convoy, '(none)')",
-    }[by]
-    join = " LEFT JOIN convoy_issues ON convoy_issues.issue = usage.issue" if by == "convoy" else ""
-    where, args = "", []
-    if since_day:
-        where, args = " WHERE usage.day >= ?", [since_day]
-    rows = ctx.ledger.connection().execute(
-        f"SELECT {key} AS k, SUM(input), SUM(output), SUM(cache_read), SUM(cache_write), SUM(cost),"
-        f" COUNT(DISTINCT usage.spawn), SUM(1 - priced) FROM usage{join}{where} GROUP BY k ORDER BY k",
-        args,
-    ).fetchall()
-    return [CostRow(str(r[0]), int(r[1] or 0), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0), float(r[5] or 0.0),
-                    int(r[6] or 0), int(r[7] or 0)) for r in rows]
+    return usage_rows.totals(ctx.ledger.connection(), by, since_day=since_day)
 
 
 def grand_total(rows: list[CostRow]) -> CostRow:
@@ -192,76 +153,107 @@ def grand_total(rows: list[CostRow]) -> CostRow:
 
 
 def spent(ctx: Context, *, day: str | None = None, rig: str | None = None) -> float:
-    day = day or local_day(ctx.now())
-    sql, args = "SELECT COALESCE(SUM(cost), 0) FROM usage WHERE day = ?", [day]
-    if rig is not None:
-        sql, args = sql + " AND rig = ?", [*args, rig]
-    return float(ctx.ledger.connection().execute(sql, args).fetchone()[0])
+    return usage_rows.spent(ctx.ledger.connection(), day=day or local_day(ctx.now()), rig=rig)
 
 
-def budget_block(ctx: Context, rig: str) -> str | None:
-    """Why no new agent may start in ``rig`` today (its or the town's budget is spent), else None."""
-    cfg = ctx.config
-    if cfg.town.budget is not None and spent(ctx) >= cfg.town.budget:
-        return f"the town's daily budget of ${cfg.town.budget:.2f} is spent"
-    rig_budget = cfg.rigs[rig].budget if rig in cfg.rigs else None
-    if rig_budget is not None and spent(ctx, rig=rig) >= rig_budget:
-        return f"rig {rig}'s daily budget of ${rig_budget:.2f} is spent"
-    return None
+# -- budgets -----------------------------------------------------------------------------
 
 
-def check_budgets(ctx: Context) -> None:
-    """Hold (with an event and an escalation) each budget that is spent; release each hold
-    whose budget has room again (a new day, or a raised budget), with an event."""
-    from gastown.escalations import raise_escalation
+@dataclass(frozen=True)
+class Budgets:
+    """Today's budgets and spending, read at one moment (``read_budgets``)."""
 
-    cfg = ctx.config
-    scopes: dict[str, tuple[float | None, float]] = {"budget:town": (cfg.town.budget, spent(ctx))}
-    for rig, rig_cfg in cfg.rigs.items():
-        scopes[f"budget:{rig}"] = (rig_cfg.budget, spent(ctx, rig=rig))
+    town_budget: float | None
+    town_spent: float
+    rig_budgets: dict[str, float | None]  # every configured rig
+    rig_spent: dict[str, float]
+
+    def scopes(self) -> dict[HoldScope, tuple[float | None, float]]:
+        """``{scope: (budget, spent)}`` for the town and every rig."""
+        out: dict[HoldScope, tuple[float | None, float]] = {HoldScope.town_budget(): (self.town_budget, self.town_spent)}
+        for rig, budget in self.rig_budgets.items():
+            out[HoldScope.rig_budget(rig)] = (budget, self.rig_spent.get(rig, 0.0))
+        return out
+
+
+def read_budgets(ctx: Context) -> Budgets:
     conn = ctx.ledger.connection()
-    held = {row[0] for row in conn.execute("SELECT scope FROM holds WHERE scope LIKE 'budget:%'")}
+    by_rig = usage_rows.spent_by_rig(conn, day=local_day(ctx.now()))
+    return Budgets(
+        town_budget=ctx.config.town.budget, town_spent=sum(by_rig.values()),
+        rig_budgets={rig: cfg.budget for rig, cfg in ctx.config.rigs.items()}, rig_spent=by_rig,
+    )
+
+
+def budget_blocks(budgets: Budgets) -> dict[str, str]:
+    """``{rig: why no new agent may start there today}`` for every rig whose budget, or the
+    town's, is spent. Pure.
+
+    >>> budget_blocks(Budgets(None, 5.0, {"town": 4.0, "app": None}, {"town": 5.0}))
+    {'town': "rig town's daily budget of $4.00 is spent"}
+    """
+    blocks: dict[str, str] = {}
+    town_spent = budgets.town_budget is not None and budgets.town_spent >= budgets.town_budget
+    for rig, budget in budgets.rig_budgets.items():
+        if town_spent:
+            blocks[rig] = f"the town's daily budget of ${budgets.town_budget:.2f} is spent"
+        elif budget is not None and budgets.rig_spent.get(rig, 0.0) >= budget:
+            blocks[rig] = f"rig {rig}'s daily budget of ${budget:.2f} is spent"
+    return blocks
+
+
+@dataclass(frozen=True)
+class HoldBudget:
+    scope: HoldScope
+    message: str
+    budget: float
+    spent: float
+
+
+@dataclass(frozen=True)
+class ReleaseBudget:
+    scope: HoldScope
+    message: str | None  # None: the hold of a rig that is gone, removed quietly
+
+
+BudgetAction = HoldBudget | ReleaseBudget
+
+
+def assess_budgets(budgets: Budgets, held: set[HoldScope]) -> list[BudgetAction]:
+    """Hold each spent budget that is not held yet; release each hold whose budget has
+    room again (a new day, a raised or removed budget) or whose rig is gone. Pure."""
+    actions: list[BudgetAction] = []
+    scopes = budgets.scopes()
     for scope, (budget, used) in scopes.items():
-        scope_rig: str | None = None if scope == "budget:town" else scope.split(":", 1)[1]
-        who = "the town" if scope_rig is None else f"rig {scope_rig}"
+        who = "the town" if scope.subject is None else f"rig {scope.subject}"
         if budget is not None and used >= budget and scope not in held:
             message = f"{who} reached its daily budget (${used:.2f} of ${budget:.2f}): no new agents start today"
-            with ctx.ledger.write() as conn:
-                conn.execute(
-                    "INSERT OR IGNORE INTO holds (scope, until, reason, created_at) VALUES (?, NULL, ?, ?)",
-                    (scope, message, ctx.now()),
-                )
-                record_event(conn, "hold", message, now=ctx.now(), rig=scope_rig, data={"budget": budget, "spent": used})
-            raise_escalation(ctx, message + "; raise the budget to go on", severity="high", source="budget", rig=scope_rig)
+            actions.append(HoldBudget(scope, message, budget, used))
         elif scope in held and (budget is None or used < budget):
-            message = f"{who} has budget again (${used:.2f} spent of ${budget or 0:.2f}): dispatch resumes"
-            if budget is None:
-                message = f"{who} has no budget any more: dispatch resumes"
-            with ctx.ledger.write() as conn:
-                conn.execute("DELETE FROM holds WHERE scope = ?", (scope,))
-                record_event(conn, "resume", message, now=ctx.now(), rig=scope_rig)
-    for scope in held - set(scopes):
+            message = (f"{who} has no budget any more: dispatch resumes" if budget is None
+                       else f"{who} has budget again (${used:.2f} spent of ${budget:.2f}): dispatch resumes")
+            actions.append(ReleaseBudget(scope, message))
+    actions += [ReleaseBudget(scope, None) for scope in sorted(held - set(scopes), key=str)]
+    return actions
+
+
+def check_budgets(ctx: Context) -> list[BudgetAction]:
+    """Hold (with an event and an escalation) each budget that is spent; release each hold
+    whose budget has room again, with an event. Returns what it decided."""
+    from gastown.ledger.escalations import record_escalation
+
+    held = {h.scope for h in holds.list_holds(ctx.ledger.connection(), HoldKind.BUDGET)}
+    actions = assess_budgets(read_budgets(ctx), held)
+    for action in actions:
         with ctx.ledger.write() as conn:
-            conn.execute("DELETE FROM holds WHERE scope = ?", (scope,))
-
-
-def reap_homes(ctx: Context, *, older_than: float = 600.0) -> int:
-    """Delete the private homes of runs that ended a while ago and whose usage was read a
-    last time: they hold copied credentials. Returns how many were removed."""
-    import shutil
-
-    from gastown.roles.launch import home_path
-
-    removed = 0
-    rows = ctx.ledger.connection().execute(
-        "SELECT spawns.id FROM spawns LEFT JOIN usage ON usage.spawn = spawns.id"
-        " WHERE spawns.status IN ('ended', 'failed') AND spawns.ended_at < ?"
-        " AND usage.final = 1",
-        (ctx.now() - older_than,),
-    ).fetchall()
-    for row in rows:
-        home: Path = home_path(ctx.town, row[0])
-        if home.is_dir():
-            shutil.rmtree(home, ignore_errors=True)
-            removed += 1
-    return removed
+            now = ctx.now()
+            if isinstance(action, HoldBudget):
+                if not holds.place_hold(conn, action.scope, reason=action.message, now=now, replace=False):
+                    continue  # another process held it meanwhile
+                record_event(conn, "hold", action.message, now=now, rig=action.scope.rig,
+                             data={"budget": action.budget, "spent": action.spent})
+                record_escalation(conn, action.message + "; raise the budget to go on", now=now, severity="high",
+                                  source="budget", rig=action.scope.rig)
+            elif holds.release_hold(conn, action.scope) and action.message:
+                record_event(conn, "resume", action.message, now=now, rig=action.scope.rig)
+    return actions

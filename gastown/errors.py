@@ -15,7 +15,11 @@
     │   │   └── GitTimeout            git ran past its timeout and was killed
     │   └── TmuxError
     ├── DeliveryFailed                exit 1  keystrokes could not be verified in a pane
-    └── LedgerError                   exit 1  the SQLite ledger failed
+    └── LedgerError                   exit 1  the SQLite ledger failed (every sqlite3 error, mapped)
+        ├── LedgerBusy                        another process held the write lock too long
+        ├── LedgerReadOnly                    the file, its directory or the disk is read-only
+        ├── LedgerFull                        the disk is full
+        └── LedgerCorrupt                     the file is damaged (the hint names the last backup)
 
 Only ``gastown.cli`` turns these into messages and exit codes. Every error carries
 one sentence saying what is wrong (``message``) and, where there is one, what to do
@@ -127,4 +131,20 @@ class DeliveryFailed(GastownError):
 
 
 class LedgerError(GastownError):
+    pass
+
+
+class LedgerBusy(LedgerError):
+    pass
+
+
+class LedgerReadOnly(LedgerError):
+    pass
+
+
+class LedgerFull(LedgerError):
+    pass
+
+
+class LedgerCorrupt(LedgerError):
     pass

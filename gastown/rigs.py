@@ -8,10 +8,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gastown.config.schema import NAME_RE, PREFIX_RE, RESERVED_RIG_NAMES, default_prefix
+from gastown.config.schema import default_prefix
+from gastown.names import NAME_RE, PREFIX_RE, RESERVED_RIG_NAMES
 from gastown.context import Context
 from gastown.errors import Conflict, InvalidInput, NotFound
 from gastown.town import Town
+from gastown.ledger.mrs import count_by_state
+from gastown.ledger.work import count_hooks
 
 
 def town_template() -> str:
@@ -168,15 +171,14 @@ def remove_rig(ctx: Context, name: str, *, keep_files: bool) -> Path | None:
 
 def _refuse_if_busy(ctx: Context, name: str) -> None:
     conn = ctx.ledger.connection()
-    hooked = conn.execute("SELECT COUNT(*) FROM hooks WHERE rig = ?", (name,)).fetchone()[0]
+    hooked = count_hooks(conn, name)
     if hooked:
         raise Conflict(
             f"rig {name!r} has {hooked} issue(s) on a polecat's hook",
             hint="let them finish (or close them and `gt down --polecats`) first",
         )
-    waiting = conn.execute(
-        "SELECT COUNT(*) FROM mrs WHERE rig = ? AND state IN ('queued', 'testing')", (name,)
-    ).fetchone()[0]
+    states = count_by_state(conn, name)
+    waiting = states["queued"] + states["testing"]
     if waiting:
         raise Conflict(
             f"rig {name!r} has {waiting} merge request(s) waiting in its queue",

@@ -28,6 +28,16 @@ class AgentState(enum.StrEnum):
     DONE = "done"
 
 
+class SpawnStatus(enum.StrEnum):
+    """A spawn's stored lifecycle (what gastown did), not what its pane shows (``AgentState``)."""
+
+    STARTING = "starting"  # window made, prompt not yet delivered
+    RUNNING = "running"
+    DONE = "done"  # `gt done` recorded; the pane is to be ended
+    ENDED = "ended"  # finished, replaced or stopped
+    FAILED = "failed"  # the launch was rolled back
+
+
 class MRState(enum.StrEnum):
     QUEUED = "queued"
     TESTING = "testing"
@@ -49,6 +59,19 @@ ISSUE_TRANSITIONS: dict[IssueStatus, frozenset[IssueStatus]] = {
     _I.CLOSED: frozenset({_I.OPEN}),
 }
 
+_S = SpawnStatus
+SPAWN_TRANSITIONS: dict[SpawnStatus, frozenset[SpawnStatus]] = {
+    # starting -> done: a quick agent ran `gt done` before its prompt was confirmed
+    _S.STARTING: frozenset({_S.RUNNING, _S.DONE, _S.ENDED, _S.FAILED}),
+    _S.RUNNING: frozenset({_S.DONE, _S.ENDED}),
+    _S.DONE: frozenset({_S.ENDED}),
+    _S.ENDED: frozenset(),
+    _S.FAILED: frozenset(),
+}
+# Spawns that hold an agent (live) and that still hold a capacity slot (active).
+LIVE_SPAWN_STATUSES = (_S.STARTING, _S.RUNNING)
+ACTIVE_SPAWN_STATUSES = (_S.STARTING, _S.RUNNING, _S.DONE)
+
 _M = MRState
 MR_TRANSITIONS: dict[MRState, frozenset[MRState]] = {
     _M.QUEUED: frozenset({_M.TESTING, _M.REJECTED}),
@@ -64,6 +87,11 @@ MR_TRANSITIONS: dict[MRState, frozenset[MRState]] = {
 def check_issue_transition(issue_id: str, old: IssueStatus, new: IssueStatus) -> None:
     if new != old and new not in ISSUE_TRANSITIONS[old]:
         raise Conflict(f"issue {issue_id} is {old}; it cannot become {new}")
+
+
+def check_spawn_transition(spawn_id: str, old: SpawnStatus, new: SpawnStatus) -> None:
+    if new != old and new not in SPAWN_TRANSITIONS[old]:
+        raise Conflict(f"spawn {spawn_id} is {old}; it cannot become {new}")
 
 
 def check_mr_transition(mr_id: str, old: MRState, new: MRState) -> None:

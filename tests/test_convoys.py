@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from gastown import convoys
-from gastown.convoys import IssueProgress, auto_name, close_finished, waiting_on
+from gastown.ledger import convoys
+from gastown.ledger.convoys import IssueProgress, auto_name, close_finished, waiting_on
 from gastown.errors import InvalidInput
-from gastown.escalations import raise_escalation
+from gastown.ledger.escalations import raise_escalation
 from gastown.ledger.issues import set_issue_status
 from gastown.roles.deacon import Deacon
 from gastown.states import IssueStatus
@@ -115,7 +115,7 @@ def test_a_convoy_of_four_lands_by_itself_when_the_last_issue_closes(rig_town: P
     deacon.patrol()  # the Deacon lands it, nobody had to look at it
     row = ledger_rows(rig_town, "SELECT status, closed_at FROM convoys WHERE id = ?", convoy_id)[0]
     assert row["status"] == "closed" and row["closed_at"] is not None
-    assert close_finished(ctx) == [] and close_finished(ctx) == []  # idempotent
+    assert close_finished(ctx.ledger) == [] and close_finished(ctx.ledger) == []  # idempotent
     deacon.patrol()
     landed = [m for m in convoy_events(rig_town, convoy_id) if "landed" in m]
     assert landed == [f"convoy {convoy_id} landed: all 4 issue(s) closed: four of them"]
@@ -128,10 +128,10 @@ def test_a_convoy_of_four_lands_by_itself_when_the_last_issue_closes(rig_town: P
     added = gt_json("convoy", "add", convoy_id, fifth, ids[0], cwd=rig_town)
     assert added["added"] == [fifth] and added["status"] == "open" and added["closed_at"] is None
     run_gt("issue", "close", fifth, cwd=rig_town, check=True)
-    assert close_finished(ctx) == [convoy_id]
+    assert close_finished(ctx.ledger) == [convoy_id]
     # reopening one of its issues opens it too
     run_gt("issue", "reopen", ids[1], cwd=rig_town, check=True)
-    close_finished(ctx)
+    close_finished(ctx.ledger)
     assert gt_json("convoy", "show", convoy_id, cwd=rig_town)["status"] == "open"
 
 
@@ -143,7 +143,7 @@ def test_a_convoy_lands_when_the_refinery_merges_its_work(rig_town: Path) -> Non
     before = gt_json("convoy", "show", convoy_id, cwd=rig_town)
     assert [i["waiting_on"] for i in before["issues"]] == [f"in the merge queue ({m.id})" for m in (first, second)]
     run_gt("refinery", "run", "app", cwd=rig_town, check=True)
-    assert close_finished(ctx) == [convoy_id]
+    assert close_finished(ctx.ledger) == [convoy_id]
     after = gt_json("convoy", "show", convoy_id, cwd=rig_town)
     assert after["status"] == "closed" and after["merged"] == 2
     assert [i["mr"]["state"] for i in after["issues"]] == ["merged", "merged"]
@@ -160,7 +160,7 @@ def test_issues_may_be_in_several_convoys_and_names_are_kept_literally(rig_town:
     by_name = gt_json("convoy", "show", "only a", cwd=rig_town)
     assert by_name["id"] == second["id"]
     run_gt("issue", "close", a, cwd=rig_town, check=True)
-    assert close_finished(open_ctx(rig_town)) == [second["id"]]
+    assert close_finished(open_ctx(rig_town).ledger) == [second["id"]]
     assert gt_json("convoy", "show", first["id"], cwd=rig_town)["status"] == "open"
 
 
@@ -203,7 +203,7 @@ def test_show_says_what_blocks_each_issue(rig_town: Path, tmux_socket: str) -> N
     slung = gt_json("sling", working, queued, "--agent", "argbot", "--no-convoy", cwd=rig_town)
     assert [s["status"] for s in slung] == ["started", "queued"] and slung[0]["convoy"] is None
     ctx = open_ctx(rig_town)
-    esc = raise_escalation(ctx, "needs the staging password", severity="high", source="witness", issue=blocked,
+    esc = raise_escalation(ctx.ledger, "needs the staging password", severity="high", source="witness", issue=blocked,
                            block_issue=True)
     with ctx.ledger.write() as conn:
         set_issue_status(conn, review, IssueStatus.HOOKED, now=ctx.now())
@@ -271,5 +271,5 @@ def test_sling_with_an_unknown_issue_makes_no_convoy_and_slings_nothing(rig_town
 def test_domain_create_refuses_unknown_issue_before_writing(rig_town: Path) -> None:
     ctx = open_ctx(rig_town)
     with pytest.raises(Exception, match="no issue app-zzzzz"):
-        convoys.create(ctx, "x", ["app-zzzzz"])
+        convoys.create(ctx.ledger, "x", ["app-zzzzz"])
     assert ledger_rows(rig_town, "SELECT * FROM convoys") == []

@@ -22,6 +22,7 @@ def test_gt_demo_merges_everything_and_cleans_up(tmp_path: Path) -> None:
     assert summary["conflicts"] >= 1 and summary["red_gates"] >= 1, "the demo shows a conflict and a red gate fixed"
     assert summary["problems"] == []
     assert summary["tokens"] > 0
+    assert summary["convoy"].startswith("cv-") and summary["convoy_landed"] is True, "the demo's issues travel as one convoy"
     # cleaned up: the temp town is gone and so is its tmux server
     assert not Path(summary["town"]).exists()
     listed = subprocess.run(["tmux", "-L", summary["socket"], "ls"], capture_output=True, text=True)
@@ -36,6 +37,9 @@ def test_gt_demo_keep_leaves_a_town_to_look_around(tmp_path: Path) -> None:
         status = json.loads(run_gt("status", "--json", cwd=Path(town), check=True).stdout)
         assert status["issues"]["closed"] == 6 and status["mayor"]["running"]
         assert "6 of 6 issues merged" in result.stdout and "gt attach" in result.stdout
+        [convoy] = json.loads(run_gt("convoy", "list", "--json", cwd=Path(town), check=True).stdout)
+        assert (convoy["name"], convoy["status"], convoy["closed"], convoy["total"]) == ("gastown demo", "closed", 6, 6)
+        assert f"convoy       {convoy['id']} (landed" in result.stdout
     finally:
         run_gt("down", "--timeout", "1", cwd=Path(town), env={"GT_TMUX_SOCKET": _socket_of(Path(town))})
         subprocess.run(["tmux", "-L", _socket_of(Path(town)), "kill-server"], capture_output=True)

@@ -144,12 +144,12 @@ def test_concurrent_writers_lose_and_duplicate_nothing(rig_town: Path, tmp_path:
         from pathlib import Path
         from gastown.context import Context
         from gastown.town import Town
-        from gastown import tracker
+        from gastown.ledger import issues
         ctx = Context(Town(Path({str(rig_town)!r})))
         ctx.config
         while not Path({str(go)!r}).exists():
             time.sleep(0.005)
-        ids = [tracker.create(ctx, title=f"w{{sys.argv[1]}}-{{n}}", body="", rig="app", priority=2).id for n in range(50)]
+        ids = [issues.create(ctx.ledger, title=f"w{{sys.argv[1]}}-{{n}}", body="", rig="app", priority=2, prefixes=ctx.config.rig_prefixes()).id for n in range(50)]
         print(json.dumps(ids))
         """
     )

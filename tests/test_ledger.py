@@ -45,3 +45,38 @@ def test_event_messages_stay_on_one_line(tmp_path: Path) -> None:
         record_event(conn, "test", "first\nsecond", now=1.0, issue="app-aaaaa", data={"k": 1})
     [event] = list_events(ledger.connection())
     assert event.message == "first second" and event.data == {"k": 1} and event.issue == "app-aaaaa"
+
+
+@pytest.mark.parametrize(
+    "path,allowed",
+    [
+        pytest.param(["running", "done", "ended"], True, id="a run that finished"),
+        pytest.param(["running", "ended"], True, id="a run stopped or replaced"),
+        pytest.param(["failed"], True, id="a launch rolled back"),
+        pytest.param(["done"], True, id="gt done before the prompt was confirmed"),
+        pytest.param(["ended", "running"], False, id="an ended run never runs again"),
+        pytest.param(["failed", "ended"], False, id="a failed launch stays failed"),
+        pytest.param(["running", "starting"], False, id="no going back to starting"),
+        pytest.param(["done", "running"], False, id="a finished run does not resume"),
+    ],
+)
+def test_spawn_statuses_move_only_as_the_table_allows(tmp_path: Path, path: list[str], allowed: bool) -> None:
+    from gastown.errors import Conflict
+    from gastown.ledger import work
+    from gastown.states import SpawnStatus
+
+    ledger = create_ledger(tmp_path / "ledger.db")
+    with ledger.write() as conn:
+        work.insert_spawn(conn, spawn_id="sp-1", issue="app-00000", rig="app", polecat="rivet", agent="demo",
+                          attempt=1, kind="fresh", log_path="l", prompt_path="p", now=0.0)
+    try:
+        with ledger.write() as conn:
+            for status in path:
+                work.update_spawn(conn, "sp-1", status=status)
+    except Conflict as exc:
+        assert not allowed, exc
+        assert "cannot become" in exc.message
+        assert work.get_spawn(ledger.connection(), "sp-1").status == SpawnStatus.STARTING  # rolled back whole
+    else:
+        assert allowed
+        assert work.get_spawn(ledger.connection(), "sp-1").status == SpawnStatus(path[-1])

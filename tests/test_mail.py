@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from gastown.errors import InvalidInput
-from gastown.escalations import raise_escalation
+from gastown.ledger.escalations import raise_escalation
 from gastown.ledger.mail import Mail
-from gastown.mail import announce_pending, announcement, own_address, parse_address
+from gastown.ledger.mail import announcement, own_address, parse_address
+from gastown.roles.announcer import announce_pending
 from tests.helpers import gt_json, ledger_rows, retry_until, run_gt, set_config
 from tests.refinery_support import open_ctx
 
@@ -131,7 +132,7 @@ def test_escalations_mail_the_human(rig_town: Path) -> None:
     hostile = "can't reach \"db\" $(whoami) 🚀\nsee logs"
     esc = gt_json("escalate", hostile, "--severity", "critical", cwd=rig_town)
     issue = gt_json("issue", "create", "flaky deploy", cwd=rig_town)["id"]
-    blocked = raise_escalation(open_ctx(rig_town), "gave up after 3 restarts", severity="high", source="witness",
+    blocked = raise_escalation(open_ctx(rig_town).ledger, "gave up after 3 restarts", severity="high", source="witness",
                                issue=issue, block_issue=True)
     inbox = gt_json("mail", "inbox", cwd=rig_town)
     by_subject = {m["subject"]: m for m in inbox}

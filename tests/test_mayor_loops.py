@@ -50,3 +50,18 @@ def test_a_wake_file_starts_the_next_cycle_at_once(town: Path) -> None:
     retry_until(lambda: len(cycles) >= 2, timeout=3, what="the woken cycle")
     assert cycles[1] - woke < 1.0
     loop.stop()
+
+
+def test_stale_loops_read_the_time_they_are_given(rig_town: Path) -> None:
+    """The Deacon asks with its clock's ``now``; the answer must not depend on the wall clock."""
+    now = [1_000.0]
+    ctx = Context(Town(rig_town), clock=lambda: now[0])
+    mayor = Mayor(ctx)
+    loop = Loop("witness:app", lambda: None, lambda: 2.0, ctx)
+    loop.thread = threading.Thread(target=lambda: None)
+    loop.thread.start()
+    mayor.loops[loop.name] = loop
+    loop._beat("waiting")
+    loop.thread = threading.current_thread()  # alive for the question below
+    assert mayor.stale_loops(now[0] + 30) == []
+    assert mayor.stale_loops(now[0] + 61) == ["witness:app"]

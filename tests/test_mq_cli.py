@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from gastown.ledger.mrs import get_mr, list_mrs, queue_order, record_mr
-from gastown.refinery import rounds
+from gastown.ledger import rounds
 from gastown.states import MRState
 from tests.helpers import gt_json, run_gt
 from tests.refinery_support import check_gate, configure_rig, new_issue, open_ctx, submit

@@ -219,3 +219,22 @@ def test_second_gt_up_reports_the_running_mayor(town: Path) -> None:
     assert second["mayor_pid"] == first["mayor_pid"]
     foreground = run_gt("up", "--foreground", cwd=town, timeout=20)
     assert foreground.returncode == 6 and "already running" in foreground.stderr
+
+
+def test_a_patrol_refuses_an_action_it_does_not_know(town: Path) -> None:
+    """A new action type the policy learned but the patrol did not is a bug, said loudly."""
+    from dataclasses import dataclass
+
+    from gastown.roles.deacon import Deacon
+    from gastown.roles.witness import Witness
+    from tests.refinery_support import open_ctx
+
+    @dataclass(frozen=True)
+    class Teleport:
+        spawn: str
+
+    ctx = open_ctx(town)
+    with pytest.raises(TypeError, match="cannot apply Teleport"):
+        Witness(ctx, "app").apply(Teleport("sp-1"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="cannot apply Teleport"):
+        Deacon(ctx).apply(Teleport("sp-1"))  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from gastown.ledger.escalations import list_escalations
 from gastown.ledger.events import list_events
 from gastown.ledger.issues import get_issue
 from gastown.ledger.mrs import get_mr, list_mrs
-from gastown.refinery import rounds
+from gastown.ledger import rounds
 from gastown.refinery.engine import Refinery
 from gastown.states import IssueStatus, MRState
 from tests.helpers import git, retry_until, run_gt

@@ -15,9 +15,10 @@ from gastown.context import Context
 from gastown.ledger.escalations import Escalation
 from gastown.ledger.events import Event
 from gastown.ledger.mrs import _example as example_mr
-from gastown.refinery import rounds
+from gastown.ledger import rounds
+from gastown.ledger.holds import HoldScope
 from gastown.roles.fleet import AgentView
-from gastown.roles.scheduler import Queued
+from gastown.ledger.queue import Queued
 from gastown.states import AgentState, MRState
 from gastown.town import Town
 from gastown.views import text
@@ -85,13 +86,13 @@ def synthetic_status(agents: int = 50) -> TownStatus:
             for n in range(8)
         ]
         last = rounds.Round(7, rig, NOW - 500, NOW - 400, "abc", ("mr-1",), None, (), 3, "merged", None)
-        hold = rounds.Hold(f"refinery:{rig}", "gates red on the target: " + HOSTILE, NOW - 30, None) if i == 1 else None
+        hold = rounds.Hold(HoldScope.refinery(rig), "gates red on the target: " + HOSTILE, NOW - 30, None) if i == 1 else None
         queues.append(MergeQueue(rig, "main", 4, {"queued": 7, "testing": 1, "conflict": 1, "failed": 0, "merged": 9,
                                                  "rejected": 0}, mrs, 12 if i == 0 else None, last, hold))
     holds = [
         HoldStatus("runtime:claude", "runtime", "claude", "usage limit reached " + HOSTILE, NOW - 60, NOW + 600, True),
         HoldStatus("refinery:api", "refinery", "api", "gates red", NOW - 30, None, True),
-        HoldStatus("town:polecats", "pause", "polecats", "gt down --polecats", NOW - 10, None, True),
+        HoldStatus("pause:polecats", "pause", "polecats", "gt down --polecats", NOW - 10, None, True),
     ]
     esc = Escalation("esc-abc123", "app-00005", "app", "polecat05", None, "high", HOSTILE, "witness", NOW - 90,
                      None, None)

@@ -11,7 +11,6 @@ Descriptions (shown by zsh and fish) are issue titles made one safe line.
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import typer
 
 from gastown.errors import GastownError, InvalidInput
+from gastown.names import NAME_RE
 from gastown.safetext import one_line
 from gastown.town import Town, find_town
 
@@ -64,7 +64,7 @@ def _guarded(find: Callable[[Town, str], Candidates]) -> Callable[[typer.Context
             return []
         try:
             return [(value, one_line(help, 60)) for value, help in find(town, incomplete)]
-        except (GastownError, sqlite3.Error, OSError, ValueError):
+        except (GastownError, OSError, ValueError):
             return []
 
     return complete
@@ -75,7 +75,7 @@ def rig_names(town: Town) -> list[str]:
     import tomllib
 
     rigs = tomllib.loads(town.config_path.read_text(encoding="utf-8")).get("rigs", {})
-    return [name for name in rigs if isinstance(name, str) and name.isprintable() and " " not in name]
+    return [name for name in rigs if NAME_RE.match(name)]
 
 
 def _rigs(town: Town, incomplete: str) -> Candidates:
@@ -86,7 +86,7 @@ def _issues_in(*statuses: str) -> Callable[[Town, str], Candidates]:
     def find(town: Town, incomplete: str) -> Candidates:
         from gastown.ledger import names
 
-        with _ledger(town) as conn:
+        with names.read_only(town.ledger_path) as conn:
             return [(id_, f"{status}: {title}") for id_, status, title in names.issues(conn, incomplete, statuses)]
 
     return find
@@ -95,7 +95,7 @@ def _issues_in(*statuses: str) -> Callable[[Town, str], Candidates]:
 def _polecats(town: Town, incomplete: str) -> Candidates:
     from gastown.ledger import names
 
-    with _ledger(town) as conn:
+    with names.read_only(town.ledger_path) as conn:
         found = names.polecats(conn)
     return [(f"{rig}/{name}", f"on {issue}" if issue else "idle") for rig, name, issue in found
             if f"{rig}/{name}".startswith(incomplete)]
@@ -104,7 +104,7 @@ def _polecats(town: Town, incomplete: str) -> Candidates:
 def _merge_requests(town: Town, incomplete: str) -> Candidates:
     from gastown.ledger import names
 
-    with _ledger(town) as conn:
+    with names.read_only(town.ledger_path) as conn:
         return [(id_, f"{state}: {issue}") for id_, state, issue in names.merge_requests(conn, incomplete)]
 
 
@@ -118,21 +118,6 @@ def _sling_targets(town: Town, incomplete: str) -> Candidates:
 def _mail_addresses(town: Town, incomplete: str) -> Candidates:
     fixed = [("mayor", "the Mayor"), ("human", "you")]
     return [c for c in fixed if c[0].startswith(incomplete)] + _polecats(town, incomplete)
-
-
-class _ledger:
-    """``with _ledger(town) as conn``: a read-only connection, closed afterwards."""
-
-    def __init__(self, town: Town) -> None:
-        from gastown.ledger.names import open_read_only
-
-        self.conn = open_read_only(town.ledger_path)
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.close()
 
 
 rigs = _guarded(_rigs)

@@ -12,7 +12,7 @@ from gastown.cli._output import print_json, print_table, say
 from gastown.safetext import one_line
 
 if TYPE_CHECKING:
-    from gastown.convoys import ConvoyView
+    from gastown.ledger.convoys import ConvoyView
 
 app = command_group("Group issues into convoys and watch them land.")
 
@@ -27,9 +27,9 @@ def create(
     json_out: JsonOpt = False,
 ) -> None:
     """Create a convoy and print its id."""
-    from gastown import convoys
+    from gastown.ledger import convoys
 
-    made = convoys.create(open_context(town), name, issues or [])
+    made = convoys.create(open_context(town).ledger, name, issues or [])
     if json_out:
         print_json(made.to_json())
     else:
@@ -44,9 +44,9 @@ def add(
     json_out: JsonOpt = False,
 ) -> None:
     """Add issues to a convoy (reopening it if it had landed)."""
-    from gastown import convoys
+    from gastown.ledger import convoys
 
-    shown, added = convoys.add(open_context(town), convoy, issues)
+    shown, added = convoys.add(open_context(town).ledger, convoy, issues)
     if json_out:
         print_json({**shown.to_json(), "added": added})
         return
@@ -59,9 +59,9 @@ def add(
 @app.command("list")
 def list_(town: TownOpt = None, json_out: JsonOpt = False) -> None:
     """List convoys, open ones first, with their progress."""
-    from gastown import convoys
+    from gastown.ledger import convoys
 
-    views = convoys.listing(open_context(town))
+    views = convoys.listing(open_context(town).ledger)
     if json_out:
         print_json([v.to_json(with_issues=False) for v in views])
         return
@@ -75,9 +75,9 @@ def list_(town: TownOpt = None, json_out: JsonOpt = False) -> None:
 @app.command("show")
 def show(convoy: ConvoyArg, town: TownOpt = None, json_out: JsonOpt = False) -> None:
     """Show a convoy's progress and, per issue, what it waits on."""
-    from gastown import convoys
+    from gastown.ledger import convoys
 
-    shown = convoys.show(open_context(town), convoy)
+    shown = convoys.show(open_context(town).ledger, convoy)
     if json_out:
         print_json(shown.to_json())
         return
@@ -85,7 +85,7 @@ def show(convoy: ConvoyArg, town: TownOpt = None, json_out: JsonOpt = False) -> 
 
 
 def render(shown: ConvoyView) -> None:
-    from gastown.convoys import waiting_on
+    from gastown.ledger.convoys import waiting_on
 
     c = shown.convoy
     say(f"{c.id}  [{c.status}]  {shown.closed} of {shown.total} closed ({shown.merged} merged)")

@@ -88,7 +88,11 @@ def progress_table(ctx: Any, ids: list[str], elapsed: float) -> Any:
     from rich.text import Text
 
     from gastown.ledger.events import list_events
+    from gastown.ledger.issues import get_issue
+    from gastown.ledger.mrs import latest_for_issue
+    from gastown.ledger.rounds import total_gate_runs
     from gastown.roles.fleet import list_agents
+    from gastown.views.render import literal
 
     conn = ctx.ledger.connection()
     agents = {a.issue: a for a in list_agents(ctx)}
@@ -97,23 +101,21 @@ def progress_table(ctx: Any, ids: list[str], elapsed: float) -> Any:
         table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=44 if column == "TITLE" else None)
     merged = 0
     for issue_id in ids:
-        row = conn.execute("SELECT title, status FROM issues WHERE id = ?", (issue_id,)).fetchone()
-        mr = conn.execute(
-            "SELECT state FROM mrs WHERE issue = ? ORDER BY created_at DESC LIMIT 1", (issue_id,)
-        ).fetchone()
-        merged += row["status"] == "closed"
+        issue = get_issue(conn, issue_id)
+        mr = latest_for_issue(conn, issue_id)
+        merged += issue.status == "closed"
         agent = agents.get(issue_id)
         table.add_row(
             issue_id,
-            Text(row["status"], style=STATUS_STYLE.get(row["status"], "")),
+            Text(str(issue.status), style=STATUS_STYLE.get(str(issue.status), "")),
             Text(f"{agent.rig}/{agent.polecat} {agent.state}" if agent else "-"),
-            Text(mr["state"] if mr else "-"),
-            Text(row["title"]),
+            Text(str(mr.state) if mr else "-"),
+            Text(literal(issue.title)),
         )
-    gate_runs = conn.execute("SELECT COALESCE(SUM(gate_runs), 0) FROM refinery_rounds").fetchone()[0]
+    gate_runs = total_gate_runs(conn)
     head = Text(f"gastown demo · {elapsed:4.0f}s · merged {merged}/{len(ids)} · gate runs {gate_runs}", style="bold")
     recent = list_events(conn, limit=6, newest_first=True)
-    lines = [Text(f"  {e.kind:<10} {(e.polecat or e.rig or ''):<10} {e.message}", style="dim", overflow="ellipsis", no_wrap=True)
+    lines = [Text(f"  {e.kind:<10} {(e.polecat or e.rig or ''):<10} {literal(e.message)}", style="dim", overflow="ellipsis", no_wrap=True)
              for e in reversed(recent)]
     return Group(head, table, Text(""), *lines)
 
@@ -126,6 +128,9 @@ def _print_summary(summary: Any) -> None:
     say(f"  gate runs    {summary.gate_runs}")
     say(f"  tokens       {summary.tokens:,} (demo agents cost nothing; `gt costs` shows real ones)")
     say(f"  upstream     {summary.upstream_commits} commits on main, its tests {tests}")
+    if summary.convoy:
+        landed = "landed" if summary.convoy_landed else "not landed"
+        say(f"  convoy       {summary.convoy} ({landed}; gt convoy show {summary.convoy})")
     for problem in summary.problems:
         say(f"  problem      {problem}")
     if summary.kept:

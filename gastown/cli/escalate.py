@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -41,10 +40,10 @@ def raise_(
     json_out: JsonOpt = False,
 ) -> None:
     """Raise an escalation (from an agent: about its own issue, which becomes blocked)."""
-    from gastown.escalations import escalate_from
+    from gastown.ledger.escalations import escalate_from
 
     ctx = open_context(town)
-    esc = escalate_from(ctx, os.environ, Path.cwd(), message, severity=severity, issue=issue)
+    esc = escalate_from(ctx.ledger, os.environ, message, severity=severity, issue=issue)
     if json_out:
         print_json(esc.to_json())
     else:
@@ -74,7 +73,7 @@ def list_(
 @app.command("ack")
 def ack(escalation: Annotated[str, typer.Argument(metavar="ID")], town: TownOpt = None) -> None:
     """Acknowledge an escalation: it stops counting as open and stops aging."""
-    from gastown.escalations import acknowledge
+    from gastown.ledger.escalations import acknowledge
 
-    esc = acknowledge(open_context(town), escalation)
+    esc = acknowledge(open_context(town).ledger, escalation)
     say(f"acknowledged {esc.id}")

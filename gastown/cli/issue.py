@@ -27,10 +27,12 @@ def create(
     json_out: JsonOpt = False,
 ) -> None:
     """Create an issue and print its id."""
-    from gastown import tracker
+    from gastown.ledger import issues
 
     ctx = open_context(town)
-    issue = tracker.create(ctx, title=title, body=read_body(body), rig=rig, priority=priority)
+    issue = issues.create(
+        ctx.ledger, title=title, body=read_body(body), rig=rig, priority=priority, prefixes=ctx.settings.rig_prefixes()
+    )
     if json_out:
         print_json({"id": issue.id})
     else:
@@ -45,9 +47,12 @@ def list_(
     json_out: JsonOpt = False,
 ) -> None:
     """List issues, most urgent first."""
-    from gastown import tracker
+    from gastown.ledger.issues import choose_rig, list_issues
 
-    issues = tracker.listing(open_context(town), rig=rig, status=status)
+    ctx = open_context(town)
+    if rig is not None:
+        choose_rig(ctx.settings.rigs, rig)  # an unknown rig is an error, not an empty list
+    issues = list_issues(ctx.ledger.connection(), rig=rig, status=status)
     if json_out:
         print_json([i.to_json() for i in issues])
         return
@@ -65,9 +70,9 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """Show one issue, title and body exactly as stored."""
-    from gastown import tracker
+    from gastown.ledger.issues import get_issue
 
-    issue = tracker.show(open_context(town), issue_id)
+    issue = get_issue(open_context(town).ledger.connection(), issue_id)
     if json_out:
         print_json(issue.to_json())
         return
@@ -88,9 +93,9 @@ def close(
     json_out: JsonOpt = False,
 ) -> None:
     """Close an issue."""
-    from gastown import tracker
+    from gastown.ledger import issues
 
-    issue = tracker.close(open_context(town), issue_id, reason=reason)
+    issue = issues.close(open_context(town).ledger, issue_id, reason=reason)
     if json_out:
         print_json(issue.to_json())
     else:
@@ -104,9 +109,9 @@ def reopen(
     json_out: JsonOpt = False,
 ) -> None:
     """Reopen a closed or blocked issue."""
-    from gastown import tracker
+    from gastown.ledger import issues
 
-    issue = tracker.reopen(open_context(town), issue_id)
+    issue = issues.reopen(open_context(town).ledger, issue_id)
     if json_out:
         print_json(issue.to_json())
     else:

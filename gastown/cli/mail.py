@@ -25,9 +25,10 @@ def send(
     json_out: JsonOpt = False,
 ) -> None:
     """Send a message; a live agent is told of it when next idle."""
-    from gastown import mail
+    from gastown.ledger import mail
 
-    sent = mail.send(open_context(town), to, subject, read_body(body))
+    ctx = open_context(town)
+    sent = mail.send(ctx.ledger, to, subject, read_body(body), sender=mail.own_address(ctx.environ), rigs=ctx.settings.rigs)
     if json_out:
         print_json(sent.to_json())
     else:
@@ -42,10 +43,13 @@ def inbox(
     json_out: JsonOpt = False,
 ) -> None:
     """List unread messages, newest first."""
-    from gastown import mail
+    from gastown.ledger import mail
     from gastown.ledger.timefmt import iso
 
-    address, messages = mail.inbox(open_context(town), to=to, include_read=all_)
+    ctx = open_context(town)
+    address, messages = mail.inbox(
+        ctx.ledger, to=to, caller=mail.own_address(ctx.environ), rigs=ctx.settings.rigs, include_read=all_
+    )
     if json_out:
         print_json([m.to_json() for m in messages])
         return
@@ -67,10 +71,10 @@ def read(
     json_out: JsonOpt = False,
 ) -> None:
     """Print a message exactly as sent, and mark it read."""
-    from gastown import mail
+    from gastown.ledger import mail
     from gastown.ledger.timefmt import iso
 
-    message = mail.read(open_context(town), mail_id)
+    message = mail.read(open_context(town).ledger, mail_id)
     if json_out:
         print_json(message.to_json())
         return

@@ -49,11 +49,11 @@ def remove(
 ) -> None:
     """Remove an idle polecat and its worktree (refuses with unmerged work unless --force)."""
     from gastown.roles.fleet import remove_polecat
-    from gastown.tracker import resolve_rig
+    from gastown.ledger.issues import choose_rig
 
     ctx = open_context(town)
     if "/" in name:
         rig, name = name.split("/", 1)
-    rig_name = resolve_rig(ctx, rig)
+    rig_name = choose_rig(ctx.settings.rigs, rig)
     archived = remove_polecat(ctx, rig_name, name, force=force)
     say(f"removed {rig_name}/{name}" + (f"; its work is archived at {archived}" if archived else ""))

@@ -14,10 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from gastown.config.durations import parse_duration
-
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
-RESERVED_RIG_NAMES = frozenset({"mayor", "gastown"})
+from gastown.names import NAME_RE, PREFIX_RE, RESERVED_RIG_NAMES
 
 
 def _duration(value: object) -> float:
@@ -194,6 +191,10 @@ class TownConfig(_Section):
     def rig_prefix(self, rig: str) -> str:
         cfg = self.rigs[rig]
         return cfg.prefix or default_prefix(rig)
+
+    def rig_prefixes(self) -> dict[str, str]:
+        """Every rig's issue prefix, by rig name."""
+        return {rig: self.rig_prefix(rig) for rig in self.rigs}
 
 
 def default_prefix(rig: str) -> str:

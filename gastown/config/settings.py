@@ -76,6 +76,10 @@ class Settings(NamedTuple):
         """The issue-id prefix of ``rig`` (``KeyError`` for an unknown rig, as ``TownConfig``)."""
         return self.rigs[rig].prefix
 
+    def rig_prefixes(self) -> dict[str, str]:
+        """Every rig's issue prefix, by rig name."""
+        return {rig: settings.prefix for rig, settings in self.rigs.items()}
+
     @classmethod
     def from_config(cls, config: TownConfig) -> Settings:
         """The settings of a validated config."""

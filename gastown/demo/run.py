@@ -20,6 +20,7 @@ from gastown.demo.project import FILES, GATE, ISSUES
 from gastown.errors import GastownError
 from gastown.town import Town
 
+CONVOY_NAME = "gastown demo"
 DEMO_IDENTITY = {
     "GIT_AUTHOR_NAME": "gastown demo",
     "GIT_AUTHOR_EMAIL": "demo@gastown.invalid",
@@ -44,6 +45,8 @@ class DemoSummary:
     tokens: int
     kept: bool
     socket: str
+    convoy: str | None = None
+    convoy_landed: bool = False
     problems: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -107,7 +110,7 @@ def run_demo(
 ) -> DemoSummary:
     """Build, run and (unless ``keep``) clean up a demo town. ``show`` is called about
     twice a second with the progress to draw."""
-    from gastown import tracker
+    from gastown.ledger import convoys, issues
     from gastown.roles import lifecycle
     from gastown.roles.polecat import sling
 
@@ -119,8 +122,12 @@ def run_demo(
     ctx = build_town(root, think=think)
     summary_problems: list[str] = []
     try:
-        ids = [tracker.create(ctx, title=i.title, body=i.body, rig="calc", priority=i.priority).id for i in ISSUES]
-        _convoy(ctx, ids)
+        prefixes = ctx.config.rig_prefixes()
+        ids = [
+            issues.create(ctx.ledger, title=i.title, body=i.body, rig="calc", priority=i.priority, prefixes=prefixes).id
+            for i in ISSUES
+        ]
+        convoy = convoys.create(ctx.ledger, CONVOY_NAME, ids).convoy.id
         lifecycle.up(ctx)
         for issue in ids:
             sling(ctx, issue)
@@ -135,7 +142,7 @@ def run_demo(
             summary_problems.append(f"not everything landed within {int(timeout)}s")
         if show is not None:
             show(ctx, ids, time.monotonic() - started)
-        summary = summarize(ctx, ids, time.monotonic() - started, keep=keep)
+        summary = summarize(ctx, ids, convoy, time.monotonic() - started, keep=keep)
         summary.problems += summary_problems
         return summary
     finally:
@@ -148,42 +155,34 @@ def run_demo(
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _convoy(ctx: Context, ids: list[str]) -> None:
-    try:
-        from gastown.convoys import create_convoy  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    try:
-        create_convoy(ctx, "demo", ids)
-    except (GastownError, TypeError):
-        pass
-
-
 def _settled(ctx: Context, ids: list[str]) -> bool:
-    rows = ctx.ledger.connection().execute(
-        f"SELECT status FROM issues WHERE id IN ({','.join('?' * len(ids))})", ids
-    ).fetchall()
-    return all(row[0] in ("closed", "blocked") for row in rows)
+    from gastown.ledger.issues import count_with_status
+
+    return count_with_status(ctx.ledger.connection(), ids, ("closed", "blocked")) == len(ids)
 
 
-def summarize(ctx: Context, ids: list[str], seconds: float, *, keep: bool) -> DemoSummary:
-    conn = ctx.ledger.connection()
-    marks = ",".join("?" * len(ids))
-    merged = conn.execute(f"SELECT COUNT(*) FROM issues WHERE status = 'closed' AND id IN ({marks})", ids).fetchone()[0]
-    conflicts = conn.execute("SELECT COUNT(*) FROM mrs WHERE state = 'conflict'").fetchone()[0]
-    red = conn.execute("SELECT COUNT(*) FROM mrs WHERE state = 'failed'").fetchone()[0]
-    gate_runs = conn.execute("SELECT COALESCE(SUM(gate_runs), 0) FROM refinery_rounds").fetchone()[0]
-    upstream = Path(ctx.config.rigs["calc"].repo)
-    commits = int(_git(upstream, "rev-list", "--count", "main"))
+def summarize(ctx: Context, ids: list[str], convoy: str | None, seconds: float, *, keep: bool) -> DemoSummary:
     from gastown.costs import collect
+    from gastown.ledger.convoys import close_finished, get_convoy
+    from gastown.ledger.issues import count_with_status
+    from gastown.ledger.mrs import count_by_state
+    from gastown.ledger.rounds import total_gate_runs
+    from gastown.ledger.usage import total_tokens
 
     collect(ctx)
-    tokens = conn.execute("SELECT COALESCE(SUM(input + output + cache_read + cache_write), 0) FROM usage").fetchone()[0]
+    close_finished(ctx.ledger)
+    conn = ctx.ledger.connection()
+    merged = count_with_status(conn, ids, ("closed",))
+    states = count_by_state(conn)
+    conflicts, red = states["conflict"], states["failed"]
+    upstream = Path(ctx.config.rigs["calc"].repo)
+    commits = int(_git(upstream, "rev-list", "--count", "main"))
+    landed = convoy is not None and get_convoy(conn, convoy).status == "closed"
     return DemoSummary(
-        town=str(ctx.town.root), upstream=str(upstream), issues=len(ids), merged=int(merged),
-        fix_cycles=int(conflicts + red), conflicts=int(conflicts), red_gates=int(red), gate_runs=int(gate_runs),
+        town=str(ctx.town.root), upstream=str(upstream), issues=len(ids), merged=merged,
+        fix_cycles=conflicts + red, conflicts=conflicts, red_gates=red, gate_runs=total_gate_runs(conn),
         seconds=round(seconds, 1), upstream_commits=commits, upstream_tests_green=upstream_green(upstream),
-        tokens=int(tokens), kept=keep, socket=ctx.tmux.socket,
+        tokens=total_tokens(conn), kept=keep, socket=ctx.tmux.socket, convoy=convoy, convoy_landed=landed,
     )
 
 

@@ -106,3 +106,25 @@ def list_events(
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return [Event.from_row(row) for row in conn.execute(sql, args)]
+
+
+def last_event_id(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+
+
+def count_events(conn: sqlite3.Connection, *, kinds: tuple[str, ...], since: float) -> int:
+    """Events of ``kinds`` recorded at or after ``since``."""
+    row = conn.execute(
+        f"SELECT COUNT(*) FROM events WHERE kind IN ({','.join('?' * len(kinds))}) AND at >= ?", (*kinds, since)
+    ).fetchone()
+    return int(row[0])
+
+
+def has_event_with(conn: sqlite3.Connection, *, issue: str, kind: str, data: dict[str, Any]) -> bool:
+    """Whether the issue has an event of ``kind`` whose data holds every key/value of ``data``."""
+    where = " AND ".join("json_extract(data, ?) = ?" for _ in data)
+    args: list[Any] = [issue, kind]
+    for key, value in data.items():
+        args += [f"$.{key}", value]
+    row = conn.execute(f"SELECT 1 FROM events WHERE issue = ? AND kind = ? AND {where} LIMIT 1", args).fetchone()
+    return row is not None

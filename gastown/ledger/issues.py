@@ -1,15 +1,27 @@
-"""Issue rows: create, read, list and move between statuses."""
+"""Issues: the units of work, from creation to closing.
+
+Row functions (``create_issue``, ``get_issue``, ``set_issue_status``, ...) take a
+connection and run inside the caller's transaction; the operations people reach
+through `gt issue` (``create``, ``close``, ``reopen``) take the ``Ledger``, open their
+own write transaction and record an event. Statuses and their allowed moves live in
+``gastown.states``.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gastown.errors import InvalidInput, NotFound
+from gastown.errors import Conflict, InvalidInput, NotFound
+from gastown.ledger.events import record_event
 from gastown.ledger.ids import ISSUE_ID_RE, new_issue_id
 from gastown.ledger.timefmt import iso
 from gastown.states import IssueStatus, check_issue_transition
+
+if TYPE_CHECKING:
+    from gastown.ledger.db import Ledger
 
 MAX_TITLE_BYTES = 64 * 1024
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -150,3 +162,98 @@ def count_by_status(conn: sqlite3.Connection) -> dict[str, int]:
     for row in conn.execute("SELECT status, COUNT(*) FROM issues GROUP BY status"):
         counts[row[0]] = row[1]
     return counts
+
+
+def count_with_status(conn: sqlite3.Connection, ids: Collection[str], statuses: Collection[str]) -> int:
+    """How many of ``ids`` are in one of ``statuses``."""
+    if not ids or not statuses:
+        return 0
+    sql = (f"SELECT COUNT(*) FROM issues WHERE id IN ({','.join('?' * len(ids))})"
+           f" AND status IN ({','.join('?' * len(statuses))})")
+    return int(conn.execute(sql, [*ids, *statuses]).fetchone()[0])
+
+
+def titles_of(conn: sqlite3.Connection, ids: Collection[str]) -> dict[str, str]:
+    """Titles of the given issues, in chunks small enough for SQLite's variable limit."""
+    wanted = sorted(set(ids))
+    titles: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        rows = conn.execute(f"SELECT id, title FROM issues WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        titles.update((row["id"], row["title"]) for row in rows)
+    return titles
+
+
+# -- operations -------------------------------------------------------------------------
+
+
+def choose_rig(rigs: Collection[str], wanted: str | None) -> str:
+    """The rig a new issue goes to: the one named, else the only rig there is. Pure.
+
+    >>> choose_rig(["app"], None), choose_rig(["app", "web"], "web")
+    ('app', 'web')
+    """
+    if wanted is not None:
+        if wanted not in rigs:
+            known = ", ".join(sorted(rigs)) or "none yet"
+            raise NotFound(f"no rig named {wanted!r} in this town (rigs: {known})", hint="add it with `gt rig add`")
+        return wanted
+    if len(rigs) == 1:
+        return next(iter(rigs))
+    if not rigs:
+        raise NotFound("this town has no rigs yet", hint="add one with `gt rig add NAME REPO`")
+    raise NotFound(
+        f"this town has {len(rigs)} rigs; say which one with --rig",
+        hint="rigs: " + ", ".join(sorted(rigs)),
+    )
+
+
+def create(
+    ledger: Ledger, *, title: str, body: str, rig: str | None, priority: int, prefixes: Mapping[str, str]
+) -> Issue:
+    """A new open issue in ``rig`` (or the only rig), its id under the rig's prefix
+    (``prefixes``: rig name -> issue prefix), with an event."""
+    rig_name = choose_rig(prefixes, rig)
+    with ledger.write() as conn:
+        now = ledger.clock()
+        issue = create_issue(conn, rig=rig_name, prefix=prefixes[rig_name], title=title, body=body,
+                             priority=priority, now=now)
+        record_event(conn, "issue", f"created: {_short(title)}", now=now, rig=rig_name, issue=issue.id)
+    return issue
+
+
+def close(ledger: Ledger, issue_id: str, *, reason: str | None) -> Issue:
+    """Close the issue (idempotent), with an event."""
+    with ledger.write() as conn:
+        issue = get_issue(conn, issue_id)
+        if issue.status == IssueStatus.CLOSED:
+            return issue
+        now = ledger.clock()
+        issue = set_issue_status(conn, issue_id, IssueStatus.CLOSED, now=now, reason=reason or "closed by hand")
+        record_event(conn, "issue", f"closed: {reason or 'by hand'}", now=now, rig=issue.rig, issue=issue_id)
+    return issue
+
+
+def reopen(ledger: Ledger, issue_id: str) -> Issue:
+    """Reopen a closed or blocked issue (idempotent for an open one). A blocked issue that
+    is still on its hook becomes ``hooked`` again, so its agent resumes in its worktree."""
+    with ledger.write() as conn:
+        issue = get_issue(conn, issue_id)
+        if issue.status == IssueStatus.OPEN:
+            return issue
+        if issue.status not in (IssueStatus.CLOSED, IssueStatus.BLOCKED):
+            raise Conflict(
+                f"issue {issue_id} is {issue.status}, not closed or blocked",
+                hint="only closed or blocked issues can be reopened",
+            )
+        now = ledger.clock()
+        hooked = conn.execute("SELECT 1 FROM hooks WHERE issue = ?", (issue_id,)).fetchone() is not None
+        issue = set_issue_status(conn, issue_id, IssueStatus.HOOKED if hooked else IssueStatus.OPEN, now=now)
+        record_event(conn, "issue", "reopened" + (" (its agent resumes)" if hooked else ""), now=now,
+                     rig=issue.rig, issue=issue_id)
+    return issue
+
+
+def _short(text: str, limit: int = 80) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"

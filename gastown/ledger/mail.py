@@ -1,23 +1,36 @@
-"""Mail rows: durable messages between agents, the Mayor and the human.
+"""Mail: durable messages between agents, the Mayor and the human.
 
-A message is addressed to ``mayor``, ``human`` or ``RIG/POLECAT`` (validated by
-``gastown.mail``, not here). It outlives its recipient: an agent that dies and is
-restarted still finds it. ``read_at`` is set by `gt mail read`; ``announced_at`` once a
-short notice was typed into the recipient's pane. Ids are ``mail-xxxxxx``. Writes belong
-inside ``Ledger.write()``.
+Addresses are ``mayor``, ``human`` and ``RIG/POLECAT``. A message is a row, so it
+outlives its recipient: an agent that dies and is restarted still finds it in
+`gt mail inbox`. ``read_at`` is set by `gt mail read`; ``announced_at`` once a one-line
+notice was typed into the recipient's pane (``gastown.roles.announcer``, run by the
+Witness). Mail to ``mayor`` and ``human`` is never typed anywhere. Ids are
+``mail-xxxxxx``.
+
+Row functions take a connection (writes inside ``Ledger.write()``); the operations
+``send``, ``inbox`` and ``read`` take the ``Ledger``.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gastown.errors import InvalidInput, NotFound
+from gastown.ledger.events import record_event
 from gastown.ledger.ids import new_id
 from gastown.ledger.issues import check_text
 from gastown.ledger.timefmt import iso
+from gastown.ledger.work import polecat_names
+from gastown.names import NAME_RE
+
+if TYPE_CHECKING:
+    from gastown.ledger.db import Ledger
+
+PEOPLE = ("mayor", "human")
+SUBJECT_IN_NOTICE = 80
 
 MAX_SUBJECT_BYTES = 64 * 1024
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -131,3 +144,105 @@ def mark_announced(conn: sqlite3.Connection, mail_id: str, *, now: float) -> boo
     return conn.execute(
         "UPDATE mail SET announced_at = ? WHERE id = ? AND announced_at IS NULL", (now, mail_id)
     ).rowcount > 0
+
+
+# -- addresses --------------------------------------------------------------------------
+
+
+def parse_address(text: str) -> str:
+    """The canonical form of a mail address, or ``InvalidInput``. Pure.
+
+    A trailing ``/`` is dropped (``mayor/`` is how the original spells it).
+
+    >>> parse_address("mayor/"), parse_address(" app/rivet ")
+    ('mayor', 'app/rivet')
+    """
+    address = text.strip()
+    if address.endswith("/"):
+        address = address[:-1]
+    if address in PEOPLE:
+        return address
+    rig, slash, polecat = address.partition("/")
+    if slash and NAME_RE.match(rig) and NAME_RE.match(polecat):
+        return f"{rig}/{polecat}"
+    raise InvalidInput(
+        f"{text!r} is not a mail address", hint="send to mayor, human, or an agent as RIG/POLECAT (e.g. app/rivet)"
+    )
+
+
+def check_address(conn: sqlite3.Connection, text: str, *, rigs: Collection[str]) -> str:
+    """``parse_address`` plus: the rig is one of ``rigs`` and the polecat one it has had."""
+    address = parse_address(text)
+    if address in PEOPLE:
+        return address
+    rig, polecat = address.split("/")
+    if rig not in rigs:
+        known = ", ".join(sorted(rigs)) or "none yet"
+        raise NotFound(f"cannot mail {address}: no rig named {rig!r} (rigs: {known})", hint="see `gt rig list`")
+    names = polecat_names(conn, rig)
+    if polecat not in names:
+        known = ", ".join(names) or "none yet"
+        raise NotFound(
+            f"cannot mail {address}: rig {rig} has no polecat {polecat!r} (polecats: {known})",
+            hint="see `gt polecat list`",
+        )
+    return address
+
+
+def own_address(environ: Mapping[str, str]) -> str:
+    """Who is running this command: the agent named by its GT_* env, else the human."""
+    if environ.get("GT_ROLE") == "polecat" and environ.get("GT_RIG") and environ.get("GT_POLECAT"):
+        return f"{environ['GT_RIG']}/{environ['GT_POLECAT']}"
+    return "human"
+
+
+# -- operations -------------------------------------------------------------------------
+
+
+def send(ledger: Ledger, to: str, subject: str, body: str, *, sender: str, rigs: Collection[str]) -> Mail:
+    """Store a message for ``to`` (validated against ``rigs`` and their polecats), with an event.
+
+    Never types anything: a live recipient hears of it from the Witness's announcer.
+    """
+    with ledger.write() as conn:
+        recipient = check_address(conn, to, rigs=rigs)
+        now = ledger.clock()
+        mail = insert_mail(conn, sender=sender, recipient=recipient, subject=subject, body=body, now=now)
+        rig, _, polecat = recipient.partition("/")
+        record_event(
+            conn, "mail", f"{sender} → {recipient}: {one_line(subject)}", now=now,
+            rig=rig if polecat else None, polecat=polecat or None, data={"mail": mail.id},
+        )
+    return mail
+
+
+def inbox(
+    ledger: Ledger, *, to: str | None, caller: str, rigs: Collection[str], include_read: bool = False
+) -> tuple[str, list[Mail]]:
+    """``(address, messages newest first)``: the inbox of ``to`` (checked), else the caller's."""
+    conn = ledger.connection()
+    address = check_address(conn, to, rigs=rigs) if to is not None else caller
+    return address, list_mail(conn, recipient=address, unread_only=not include_read)
+
+
+def read(ledger: Ledger, mail_id: str) -> Mail:
+    """The message, marked read (the first reading's time is kept)."""
+    with ledger.write() as conn:
+        get_mail(conn, mail_id)
+        return mark_read(conn, mail_id, now=ledger.clock())
+
+
+def announcement(mail: Mail) -> str:
+    """The one line typed into an agent about ``mail``. Pure.
+
+    >>> announcement(Mail("mail-1", "human", "app/rivet", "hi\\nthere", "", 0.0, None, None))
+    'gastown mail from human: "hi there" — read it with: gt mail read mail-1'
+    """
+    subject = one_line(mail.subject, SUBJECT_IN_NOTICE)
+    return f'gastown mail from {one_line(mail.sender, 60)}: "{subject}" — read it with: gt mail read {mail.id}'
+
+
+def one_line(text: str, limit: int = 120) -> str:
+    """Whitespace folded to single spaces, cut with an ellipsis at ``limit``. Pure."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"

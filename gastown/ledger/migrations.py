@@ -244,6 +244,15 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX usage_day ON usage (day, rig)
         """,
     ),
+    Migration(
+        5,
+        "typed hold scopes: rig budgets as budget:rig:<rig>, the pause as pause:polecats",
+        """
+        UPDATE holds SET scope = 'pause:polecats' WHERE scope = 'town:polecats';
+        UPDATE holds SET scope = 'budget:rig:' || substr(scope, 8)
+            WHERE scope LIKE 'budget:%' AND scope != 'budget:town' AND scope NOT LIKE 'budget:rig:%'
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

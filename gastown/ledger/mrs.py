@@ -236,6 +236,37 @@ def next_batch(conn: sqlite3.Connection, rig: str, *, limit: int, now: float) ->
     return queue_order(list_mrs(conn, rig, [MRState.QUEUED]), now)[:limit]
 
 
+def latest_for_issue(conn: sqlite3.Connection, issue: str) -> MR | None:
+    """The issue's newest MR, whatever its state."""
+    row = conn.execute("SELECT * FROM mrs WHERE issue = ? ORDER BY created_at DESC, id DESC LIMIT 1", (issue,)).fetchone()
+    return MR.from_row(row) if row else None
+
+
+def latest_of_spawn(conn: sqlite3.Connection, spawn: str) -> MR | None:
+    """The newest MR a spawn submitted, if any."""
+    row = conn.execute("SELECT * FROM mrs WHERE spawn = ? ORDER BY created_at DESC LIMIT 1", (spawn,)).fetchone()
+    return MR.from_row(row) if row else None
+
+
+def count_sent_back(conn: sqlite3.Connection, issue: str) -> int:
+    """How many of the issue's MRs came back from the queue (conflict or failed): its fix cycles so far."""
+    row = conn.execute(
+        "SELECT COUNT(*) FROM mrs WHERE issue = ? AND state IN ('conflict', 'failed')", (issue,)
+    ).fetchone()
+    return int(row[0])
+
+
+def sent_back_awaiting_fix(conn: sqlite3.Connection, rig: str) -> list[MR]:
+    """Conflicted or failed MRs of ``rig`` whose issue is still in review, oldest first."""
+    rows = conn.execute(
+        "SELECT mrs.* FROM mrs JOIN issues ON issues.id = mrs.issue"
+        " WHERE mrs.rig = ? AND mrs.state IN ('conflict', 'failed') AND issues.status = 'in_review'"
+        " ORDER BY mrs.created_at, mrs.id",
+        (rig,),
+    )
+    return [MR.from_row(row) for row in rows]
+
+
 def count_by_state(conn: sqlite3.Connection, rig: str | None = None) -> dict[str, int]:
     counts = {str(s): 0 for s in MRState}
     sql = "SELECT state, COUNT(*) FROM mrs" + (" WHERE rig = ?" if rig else "") + " GROUP BY state"

@@ -1,25 +1,42 @@
 """Ids and names a shell completes: issues, polecats, merge requests. Read-only and fast.
 
-The connection is opened read-only (``mode=ro``) with a short busy timeout and never
-migrates anything: completion must not write to a town or wait on it. Callers treat any
-``sqlite3.Error`` as "nothing to complete".
+``read_only(path)`` opens the ledger with ``mode=ro`` and a short busy timeout and never
+migrates anything: completion must not write to a town or wait on it. Every ``sqlite3``
+error (no ledger, locked, damaged) comes out as a ``LedgerError``; completion treats it
+as "nothing to complete".
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
+
+from gastown.errors import LedgerError
 
 LIMIT = 200
 
 
-def open_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection to the ledger at ``path``; ``sqlite3.Error`` if there is none."""
+@contextmanager
+def read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to the ledger at ``path``, closed afterwards; ``LedgerError``
+    for a missing, locked or damaged ledger (also from the queries run in the block)."""
+    from gastown.ledger.db import describe_error
+
     if not path.is_file():
-        raise sqlite3.OperationalError(f"no ledger at {path}")
-    return sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=0.5)
+        raise LedgerError(f"there is no ledger at {path}", hint="run `gt init` to create the town")
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=0.5)
+    except sqlite3.Error as exc:
+        raise describe_error(exc, path, doing="read") from None
+    try:
+        yield conn
+    except sqlite3.Error as exc:
+        raise describe_error(exc, path, doing="read") from None
+    finally:
+        conn.close()
 
 
 def issues(conn: sqlite3.Connection, prefix: str, statuses: Sequence[str] = ()) -> list[tuple[str, str, str]]:

@@ -5,9 +5,8 @@ both enforced by the schema). A *spawn* is one run of an agent for a hook; every
 lifecycle record is keyed by spawn id, so a stale report about an old run can never be
 mistaken for the current one.
 
-Spawn statuses (stored): ``starting`` (window made, prompt not yet delivered),
-``running``, ``done`` (``gt done`` recorded; the pane is to be ended), ``ended``
-(finished, replaced or stopped), ``failed`` (the launch was rolled back).
+Spawn statuses are ``states.SpawnStatus`` with their allowed moves in
+``states.SPAWN_TRANSITIONS``; ``update_spawn`` refuses any other move.
 """
 
 from __future__ import annotations
@@ -17,9 +16,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from gastown.ledger.timefmt import iso
+from gastown.states import ACTIVE_SPAWN_STATUSES, LIVE_SPAWN_STATUSES, SpawnStatus, check_spawn_transition
 
-LIVE_STATUSES = ("starting", "running")
-ACTIVE_STATUSES = ("starting", "running", "done")
+LIVE_STATUSES = LIVE_SPAWN_STATUSES
+ACTIVE_STATUSES = ACTIVE_SPAWN_STATUSES
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Spawn:
     agent: str
     attempt: int
     kind: str
-    status: str
+    status: SpawnStatus
     observed: str
     pane_id: str | None
     pid: int | None
@@ -71,8 +71,14 @@ class Spawn:
     def live(self) -> bool:
         return self.status in LIVE_STATUSES
 
+    @property
+    def active(self) -> bool:
+        """It still holds a capacity slot (live, or finished but its pane not yet closed)."""
+        return self.status in ACTIVE_STATUSES
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["status"] = str(self.status)
         for key in ("started_at", "ready_at", "prompted_at", "done_at", "ended_at", "last_nudge_at", "last_output_at"):
             out[key] = iso(out[key])
         return out
@@ -83,7 +89,11 @@ def _hook(row: sqlite3.Row | None) -> Hook | None:
 
 
 def _spawn(row: sqlite3.Row | None) -> Spawn | None:
-    return Spawn(**{k: row[k] for k in row.keys()}) if row else None
+    if row is None:
+        return None
+    values = {k: row[k] for k in row.keys()}
+    values["status"] = SpawnStatus(values["status"])
+    return Spawn(**values)
 
 
 # -- polecats ---------------------------------------------------------------------------
@@ -173,18 +183,36 @@ def update_spawn(conn: sqlite3.Connection, spawn_id: str, **values: Any) -> None
     unknown = set(values) - allowed
     if unknown:
         raise ValueError(f"unknown spawn fields: {sorted(unknown)}")
+    if "status" in values:
+        row = conn.execute("SELECT status FROM spawns WHERE id = ?", (spawn_id,)).fetchone()
+        if row is not None:
+            new = SpawnStatus(values["status"])
+            check_spawn_transition(spawn_id, SpawnStatus(row[0]), new)
+            values["status"] = str(new)
     assignments = ", ".join(f"{key} = ?" for key in values)
     conn.execute(f"UPDATE spawns SET {assignments} WHERE id = ?", (*values.values(), spawn_id))
 
 
-def spawns_with_status(conn: sqlite3.Connection, statuses: tuple[str, ...], rig: str | None = None) -> list[Spawn]:
+def spawns_with_status(
+    conn: sqlite3.Connection, statuses: tuple[SpawnStatus | str, ...], rig: str | None = None
+) -> list[Spawn]:
     sql = f"SELECT * FROM spawns WHERE status IN ({','.join('?' * len(statuses))})"
-    args: list[Any] = list(statuses)
+    args: list[Any] = [str(s) for s in statuses]
     if rig is not None:
         sql += " AND rig = ?"
         args.append(rig)
     sql += " ORDER BY started_at"
     return [s for s in (_spawn(r) for r in conn.execute(sql, args)) if s]
+
+
+def ended_spawns(conn: sqlite3.Connection, *, since: float | None = None) -> list[Spawn]:
+    """Spawns that ended or failed (after ``since``), oldest first."""
+    sql = "SELECT * FROM spawns WHERE status IN ('ended', 'failed')"
+    args: list[Any] = []
+    if since is not None:
+        sql += " AND ended_at > ?"
+        args.append(since)
+    return [s for s in (_spawn(r) for r in conn.execute(sql + " ORDER BY ended_at", args)) if s]
 
 
 def attempts_for(conn: sqlite3.Connection, issue: str) -> int:
@@ -196,3 +224,31 @@ def latest_spawn(conn: sqlite3.Connection, rig: str, polecat: str) -> Spawn | No
         "SELECT * FROM spawns WHERE rig = ? AND polecat = ? ORDER BY started_at DESC, rowid DESC LIMIT 1", (rig, polecat)
     ).fetchone()
     return _spawn(row)
+
+
+# -- capacity ---------------------------------------------------------------------------
+
+
+def slots_held(conn: sqlite3.Connection) -> list[str]:
+    """One rig name per capacity slot in use: each hook of an issue that is not blocked
+    (its agent is starting, running, or about to be resumed), plus each finished spawn
+    whose pane is not yet closed."""
+    rows = conn.execute(
+        "SELECT hooks.rig FROM hooks JOIN issues ON issues.id = hooks.issue WHERE issues.status != 'blocked'"
+        " UNION ALL SELECT rig FROM spawns WHERE status = 'done'"
+    )
+    return [row[0] for row in rows]
+
+
+def blocked_hooked_issues(conn: sqlite3.Connection, rig: str | None = None) -> set[str]:
+    """Issues that are on a hook but blocked (their agent was let go; the worktree waits)."""
+    sql = "SELECT hooks.issue FROM hooks JOIN issues ON issues.id = hooks.issue WHERE issues.status = 'blocked'"
+    args: list[Any] = []
+    if rig is not None:
+        sql += " AND hooks.rig = ?"
+        args.append(rig)
+    return {row[0] for row in conn.execute(sql, args)}
+
+
+def count_hooks(conn: sqlite3.Connection, rig: str) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM hooks WHERE rig = ?", (rig,)).fetchone()[0])

@@ -34,7 +34,7 @@ from typing import Any
 from gastown._internal.locks import file_lock
 from gastown.context import Context
 from gastown.errors import Conflict, GastownError, GitError, NotFound
-from gastown.escalations import raise_escalation
+from gastown.ledger.escalations import raise_escalation
 from gastown.git.hub import fetch
 from gastown.git.merge import (
     Conflicted, MergeItem, RefineryWorktree, archive_branches, fast_forward_ref, is_ancestor, missing_commits,
@@ -44,7 +44,8 @@ from gastown.git.worktrees import ref_sha, target_ref
 from gastown.ledger.events import record_event
 from gastown.ledger.issues import find_issue, set_issue_status
 from gastown.ledger.mrs import MR, get_mr, list_mrs, next_batch, set_mr_state
-from gastown.refinery import fixes, rounds
+from gastown.ledger import rounds
+from gastown.refinery import fixes
 from gastown.refinery.gates import GateRun, GateRunner, gate_env, gate_marker, run_gates, stop_orphaned_gates
 from gastown.refinery.plan import BisectPlan, Finish, GateBase
 from gastown.refinery.settings import RefinerySettings, resolve_settings
@@ -391,7 +392,7 @@ class Refinery:
             rounds.finish_round(conn, row.id, "held", now=now)
             record_event(conn, "hold", f"refinery of rig {self.rig} on hold: {reason}", now=now, rig=self.rig,
                          data={"round": row.id, "base": base})
-            raise_escalation(self.ctx, f"the merge queue of rig {self.rig} is on hold: {reason}", severity="high",
+            raise_escalation(self.ctx.ledger, f"the merge queue of rig {self.rig} is on hold: {reason}", severity="high",
                              source="refinery", rig=self.rig)
         report.outcome, report.message = "held", reason
         report.requeued = list(finish.requeue)
@@ -472,7 +473,7 @@ class Refinery:
                 rounds.set_hold(conn, self.rig, reason=reason, now=now, until=now + ERROR_BACKOFF_S)
                 record_event(conn, "hold", f"refinery of rig {self.rig} paused: {reason}", now=now, rig=self.rig)
                 if first_error:
-                    raise_escalation(self.ctx, f"the merge queue of rig {self.rig} failed: {reason}",
+                    raise_escalation(self.ctx.ledger, f"the merge queue of rig {self.rig} failed: {reason}",
                                      severity="high", source="refinery", rig=self.rig)
             self.worktree.reset(row.base_sha or "HEAD")
         except Exception as cleanup_exc:  # noqa: BLE001 - recovery will finish the job

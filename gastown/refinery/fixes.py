@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from gastown.context import Context
-from gastown.escalations import raise_escalation
-from gastown.ledger.events import record_event
-from gastown.ledger.mrs import MR, SENT_BACK_STATES, list_mrs
-from gastown.states import IssueStatus, MRState
+from gastown.ledger.escalations import raise_escalation
+from gastown.ledger.events import has_event_with, record_event
+from gastown.ledger.mrs import MR, SENT_BACK_STATES, list_mrs, sent_back_awaiting_fix
+from gastown.ledger.work import hook_of_polecat
+from gastown.states import MRState
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +89,7 @@ def default_slinger() -> Slinger:
 
 def pending(ctx: Context, rig: str) -> list[MR]:
     """Conflicted/failed MRs of ``rig`` whose issue is in review and not yet sent back."""
-    rows = ctx.ledger.connection().execute(
-        "SELECT mrs.* FROM mrs JOIN issues ON issues.id = mrs.issue"
-        " WHERE mrs.rig = ? AND mrs.state IN (?, ?) AND issues.status = ? ORDER BY mrs.created_at, mrs.id",
-        (rig, *(str(s) for s in SENT_BACK_STATES), str(IssueStatus.IN_REVIEW)),
-    )
-    return [mr for mr in map(MR.from_row, rows) if not _already_sent(ctx, mr)]
+    return [mr for mr in sent_back_awaiting_fix(ctx.ledger.connection(), rig) if not _already_sent(ctx, mr)]
 
 
 def send_back_pending(
@@ -133,28 +129,20 @@ def _send_back(ctx: Context, mr: MR, *, target: str, max_fix_cycles: int, slinge
 
 
 def _sling_target(ctx: Context, mr: MR) -> str:
-    if mr.polecat:
-        row = ctx.ledger.connection().execute(
-            "SELECT 1 FROM hooks WHERE rig = ? AND polecat = ?", (mr.rig, mr.polecat)
-        ).fetchone()
-        if row is None:
-            return f"{mr.rig}/{mr.polecat}"
+    if mr.polecat and hook_of_polecat(ctx.ledger.connection(), mr.rig, mr.polecat) is None:
+        return f"{mr.rig}/{mr.polecat}"
     return mr.rig
 
 
 def _already_sent(ctx: Context, mr: MR) -> bool:
-    rows = ctx.ledger.connection().execute(
-        "SELECT data FROM events WHERE issue = ? AND kind = 'sendback'"
-        " AND json_extract(data, '$.mr') = ? AND json_extract(data, '$.attempt') = ?",
-        (mr.issue, mr.id, mr.attempts),
-    ).fetchone()
-    return rows is not None
+    return has_event_with(ctx.ledger.connection(), issue=mr.issue, kind="sendback",
+                          data={"mr": mr.id, "attempt": mr.attempts})
 
 
 def _mark(ctx: Context, mr: MR, outcome: SendBack, *, escalate: str | None = None) -> SendBack:
     with ctx.ledger.write() as conn:
         if escalate is not None:
-            raise_escalation(ctx, escalate, severity="medium", source="refinery", issue=mr.issue, rig=mr.rig,
+            raise_escalation(ctx.ledger, escalate, severity="medium", source="refinery", issue=mr.issue, rig=mr.rig,
                              polecat=mr.polecat, block_issue=True)
         record_event(
             conn, "sendback", f"{mr.id}: {outcome.message}", now=ctx.now(), rig=mr.rig, polecat=mr.polecat,

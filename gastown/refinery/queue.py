@@ -14,7 +14,7 @@ from gastown.context import Context
 from gastown.errors import Conflict
 from gastown.ledger.events import record_event
 from gastown.ledger.mrs import ACTIVE_STATES, MR, count_by_state, get_mr, list_mrs, queue_order, set_mr_state
-from gastown.refinery import rounds
+from gastown.ledger import rounds
 from gastown.refinery.settings import RefinerySettings, resolve_settings
 from gastown.states import MRState
 

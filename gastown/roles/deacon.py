@@ -1,33 +1,38 @@
-"""The Deacon: town-wide housekeeping that no single rig owns.
+"""The Deacon: town-wide housekeeping that no single rig owns — gather, ``assess``, act.
 
 - loops whose heartbeat went stale are restarted (through the Mayor);
-- orphans are reaped: gastown-tagged windows with no active spawn, stale launch files,
-  worktrees of polecats the ledger no longer knows (archiving unmerged work first);
+- orphans are reaped: gastown-tagged windows with no active spawn, finished agents left
+  in their pane, stale launch files, private homes of old runs, worktrees of polecats
+  the ledger no longer knows (archiving unmerged work first);
 - escalations nobody acknowledged are aged (their severity goes up once);
-- convoys whose issues are all closed are closed (they "land").
+- convoys whose issues are all closed are closed (they "land");
+- the ledger is backed up every few hours.
 
-Never touches a window gastown did not tag, a process it did not start, or a commit
-that is neither on the target nor archived.
+The decisions are ``deacon_policy.assess``; this module gathers the snapshot and acts,
+re-checking each destructive step right before it. Never touches a window gastown did
+not tag, a process it did not start, or a commit that is neither on the target nor
+archived.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gastown.context import Context
 from gastown.errors import GastownError
-from gastown.ledger import work
-from gastown.ledger.escalations import SEVERITIES
+from gastown.ledger import convoys, escalations, work
+from gastown.ledger import usage as usage_rows
+from gastown.ledger.backups import last_backup_time, take_backup
 from gastown.ledger.events import record_event
+from gastown.roles import deacon_policy as dp
 from gastown.roles import launch
+from gastown.states import SpawnStatus
 
 log = logging.getLogger(__name__)
-
-ESCALATION_AGE = 4 * 3600.0
-LAUNCH_FILE_AGE = 600.0
 
 
 @dataclass
@@ -35,22 +40,111 @@ class Deacon:
     ctx: Context
     stale_loops: Callable[[float], list[str]] = lambda now: []
     restart_loop: Callable[[str], None] = lambda name: None
-    escalation_age: float = ESCALATION_AGE
+    escalation_age: float = dp.DeaconPolicy.escalation_age
     reaped: list[str] = field(default_factory=list)
 
-    def patrol(self) -> None:
+    def policy(self) -> dp.DeaconPolicy:
+        return dp.DeaconPolicy(idle_reap_after=self.ctx.config.witness.idle_reap_after,
+                               escalation_age=self.escalation_age)
+
+    def patrol(self) -> list[dp.Action]:
+        """One patrol: returns the actions it took (for tests and the log)."""
         now = self.ctx.now()
-        for name in self.stale_loops(now):
-            log.warning("deacon: loop %s has a stale heartbeat; restarting it", name)
-            self._event("mayor", f"restarted loop {name}: its heartbeat went stale")
-            self.restart_loop(name)
-        self.reap_windows()
-        self.reap_finished(now)
-        self.reap_launch_files()
-        self.reap_homes()
-        self.reap_lost_worktrees()
-        self.age_escalations(now)
-        self.land_convoys()
+        actions = dp.assess(self.gather(now), now, self.policy())
+        for action in actions:
+            try:
+                self.apply(action)
+            except GastownError as exc:  # one failed action never skips the rest
+                log.warning("deacon: %s failed: %s", type(action).__name__, exc)
+        return actions
+
+    # -- gathering ----------------------------------------------------------------------
+
+    def gather(self, now: float) -> dp.DeaconSnapshot:
+        panes = [p for p in self.ctx.tmux.list_panes() if p.spawn]
+        with self.ctx.ledger.read() as conn:
+            statuses = {}
+            for pane in panes:
+                spawn = work.get_spawn(conn, pane.spawn or "")
+                if spawn is not None:
+                    statuses[spawn.id] = spawn.status
+            finished = tuple(
+                dp.Finished(s.id, s.rig, s.polecat, s.done_at)
+                for s in work.spawns_with_status(conn, (SpawnStatus.DONE,))
+            )
+            ended = {s.id: s.ended_at or 0.0 for s in work.ended_spawns(conn)}
+            final = usage_rows.finally_read_spawns(conn, ended_before=now)
+            known = {rig: set(work.polecat_names(conn, rig)) for rig in self.ctx.config.rigs}
+            aging = tuple(dp.OpenEscalation(e.id, e.created_at)
+                          for e in escalations.due_for_ageing(conn, raised_before=now))
+            convoys_due = bool(convoys.finished_open(conn) or convoys.unfinished_closed(conn))
+        homes = tuple(
+            dp.EndedRun(spawn_id, ended[spawn_id]) for spawn_id in final
+            if spawn_id in ended and launch.home_path(self.ctx.town, spawn_id).is_dir()
+        )
+        return dp.DeaconSnapshot(
+            stale_loops=tuple(self.stale_loops(now)),
+            tagged_panes=tuple(dp.TaggedPane(p.pane_id, f"{p.session}:{p.window}", p.spawn or "") for p in panes),
+            spawn_status=statuses,
+            finished=finished,
+            launch_files=self._launch_files(),
+            ended_runs=homes,
+            lost_worktrees=self._lost_worktrees(known),
+            open_escalations=aging,
+            convoys_due=convoys_due,
+            last_backup_at=last_backup_time(self.ctx.ledger),
+        )
+
+    def _launch_files(self) -> dict[str, float]:
+        launch_dir = self.ctx.town.run_dir / "launch"
+        found = {}
+        for path in launch_dir.glob("*.json*") if launch_dir.is_dir() else ():
+            try:
+                found[str(path)] = path.stat().st_mtime
+            except OSError:
+                continue
+        return found
+
+    def _lost_worktrees(self, known: dict[str, set[str]]) -> tuple[dp.LostWorktree, ...]:
+        """Worktree directories whose polecat the ledger does not know."""
+        from gastown.git import worktrees as wt
+
+        lost = []
+        for rig, cfg in self.ctx.config.rigs.items():
+            base = self.ctx.town.polecats_dir(rig)
+            if not base.is_dir():
+                continue
+            for path in sorted(base.iterdir()):
+                if path.name not in known.get(rig, set()) and wt.is_worktree(path):
+                    lost.append(dp.LostWorktree(rig, str(path), cfg.branch))
+        return tuple(lost)
+
+    # -- acting -------------------------------------------------------------------------
+
+    def apply(self, action: dp.Action) -> None:
+        if isinstance(action, dp.RestartLoop):
+            log.warning("deacon: loop %s has a stale heartbeat; restarting it", action.name)
+            self._event("mayor", f"restarted loop {action.name}: its heartbeat went stale")
+            self.restart_loop(action.name)
+        elif isinstance(action, dp.CloseWindow):
+            self._close_window(action)
+        elif isinstance(action, dp.EndFinished):
+            self._end_finished(action)
+        elif isinstance(action, dp.RemoveLaunchFile):
+            Path(action.path).unlink(missing_ok=True)
+        elif isinstance(action, dp.RemoveHome):
+            self._remove_home(action.spawn)
+        elif isinstance(action, dp.ReapWorktree):
+            self._reap_worktree(action)
+        elif isinstance(action, dp.AgeEscalation):
+            with self.ctx.ledger.write() as conn:
+                escalations.age_escalation(conn, action.id, now=self.ctx.now())
+        elif isinstance(action, dp.LandConvoys):
+            convoys.close_finished(self.ctx.ledger)
+        elif isinstance(action, dp.BackupLedger):
+            take_backup(self.ctx.ledger, now=self.ctx.now())
+        else:  # a new action the policy learned but the patrol did not: a bug, said loudly
+            raise TypeError(f"the deacon cannot apply {type(action).__name__}")
 
     def _event(
         self, kind: str, message: str, *, rig: str | None = None, polecat: str | None = None, spawn: str | None = None
@@ -58,91 +152,44 @@ class Deacon:
         with self.ctx.ledger.write() as conn:
             record_event(conn, kind, message, now=self.ctx.now(), rig=rig, polecat=polecat, spawn=spawn)
 
-    def reap_windows(self) -> None:
-        """Close gastown-tagged windows whose spawn is over (or unknown)."""
-        panes = [p for p in self.ctx.tmux.list_panes() if p.spawn]
-        if not panes:
-            return
-        conn = self.ctx.ledger.connection()
-        for pane in panes:
-            spawn = work.get_spawn(conn, pane.spawn or "")
-            if spawn is not None and spawn.status in work.ACTIVE_STATUSES:
-                continue
-            if self.ctx.tmux.display(pane.pane_id, "#{@gt_spawn}") != pane.spawn:
-                continue  # re-check: the pane was reused meanwhile
-            launch.stop_pane(self.ctx.tmux, pane.pane_id, grace=2.0)
-            self.reaped.append(pane.pane_id)
-            self._event("reap", f"closed window {pane.session}:{pane.window} of finished run {pane.spawn}", spawn=pane.spawn)
+    def _close_window(self, action: dp.CloseWindow) -> None:
+        """Close a gastown-tagged window whose spawn is over (or unknown), if it still is."""
+        spawn = work.get_spawn(self.ctx.ledger.connection(), action.spawn)
+        if spawn is not None and spawn.active:
+            return  # it came back to life (a restart reused the pane)
+        if self.ctx.tmux.display(action.pane_id, "#{@gt_spawn}") != action.spawn:
+            return  # the pane was reused meanwhile
+        launch.stop_pane(self.ctx.tmux, action.pane_id, grace=2.0)
+        self.reaped.append(action.pane_id)
+        self._event("reap", f"closed window {action.where} of finished run {action.spawn}", spawn=action.spawn)
 
-    def reap_finished(self, now: float) -> None:
-        """End agents that finished (`gt done`) but still sit in their pane past
-        ``idle_reap_after`` (the Witness normally ends them within seconds)."""
+    def _end_finished(self, action: dp.EndFinished) -> None:
+        """End an agent that finished (`gt done`) but still sits in its pane (the Witness
+        normally ends it within seconds)."""
         from gastown.roles.polecat import end_spawn
 
-        cutoff = now - self.ctx.config.witness.idle_reap_after
-        for spawn in work.spawns_with_status(self.ctx.ledger.connection(), ("done",)):
-            if spawn.done_at is not None and spawn.done_at < cutoff:
-                end_spawn(self.ctx, spawn.id, reason="finished and idle too long", grace=2.0)
-                self._event("reap", f"ended {spawn.rig}/{spawn.polecat}: finished and idle", spawn=spawn.id)
-
-    def reap_homes(self) -> None:
-        """Private homes of finished runs hold copied credentials: removed once their usage is read."""
-        from gastown.costs import reap_homes
-
-        reap_homes(self.ctx)
-
-    def reap_launch_files(self) -> None:
-        launch_dir = self.ctx.town.run_dir / "launch"
-        if not launch_dir.is_dir():
+        spawn = work.get_spawn(self.ctx.ledger.connection(), action.spawn)
+        if spawn is None or spawn.status != SpawnStatus.DONE:
             return
-        cutoff = time.time() - LAUNCH_FILE_AGE
-        for path in launch_dir.glob("*.json*"):
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-            except OSError:
-                pass
+        end_spawn(self.ctx, action.spawn, reason="finished and idle too long", grace=2.0)
+        self._event("reap", f"ended {action.rig}/{action.polecat}: finished and idle", spawn=action.spawn)
 
-    def reap_lost_worktrees(self) -> None:
-        """Worktree directories whose polecat the ledger does not know: archive, then remove."""
+    def _remove_home(self, spawn_id: str) -> None:
+        """A finished run's private home holds copied credentials: removed once its usage is read."""
+        import shutil
+
+        shutil.rmtree(launch.home_path(self.ctx.town, spawn_id), ignore_errors=True)
+
+    def _reap_worktree(self, action: dp.ReapWorktree) -> None:
+        """Archive a lost worktree's unmerged work, then remove it, if the polecat is still unknown."""
         from gastown.git import worktrees as wt
 
-        conn = self.ctx.ledger.connection()
-        for rig, cfg in self.ctx.config.rigs.items():
-            base = self.ctx.town.polecats_dir(rig)
-            if not base.is_dir():
-                continue
-            known = set(work.polecat_names(conn, rig))
-            for path in base.iterdir():
-                if path.name in known or not wt.is_worktree(path):
-                    continue
-                try:
-                    archived = wt.remove_worktree(self.ctx.town.hub_path(rig), path, target=cfg.branch, force=True)
-                except GastownError as exc:
-                    log.warning("deacon: cannot reap %s: %s", path, exc)
-                    continue
-                note = f"; its work is archived at {archived}" if archived else ""
-                self._event("reap", f"removed the worktree of unknown polecat {path.name}{note}", rig=rig, polecat=path.name)
-
-    def land_convoys(self) -> None:
-        """Close convoys whose issues are all closed (cheap: one query when none is due)."""
-        from gastown.convoys import close_finished
-
-        close_finished(self.ctx)
-
-    def age_escalations(self, now: float) -> None:
-        conn = self.ctx.ledger.connection()
-        rows = conn.execute(
-            "SELECT id, severity, message, rig, issue FROM escalations"
-            " WHERE acked_at IS NULL AND aged_at IS NULL AND created_at < ?",
-            (now - self.escalation_age,),
-        ).fetchall()
-        for row in rows:
-            level = SEVERITIES.index(row["severity"]) if row["severity"] in SEVERITIES else 1
-            higher = SEVERITIES[min(level + 1, len(SEVERITIES) - 1)]
-            with self.ctx.ledger.write() as conn:
-                conn.execute("UPDATE escalations SET severity = ?, aged_at = ? WHERE id = ?", (higher, now, row["id"]))
-                record_event(
-                    conn, "escalation", f"{row['id']} unacknowledged for hours: now {higher}: {row['message']}",
-                    now=now, rig=row["rig"], issue=row["issue"],
-                )
+        path = Path(action.path)
+        if os.path.basename(action.path) in work.polecat_names(self.ctx.ledger.connection(), action.rig):
+            return  # the polecat was (re)made meanwhile
+        if not wt.is_worktree(path):
+            return
+        archived = wt.remove_worktree(self.ctx.town.hub_path(action.rig), path, target=action.target, force=True)
+        note = f"; its work is archived at {archived}" if archived else ""
+        self._event("reap", f"removed the worktree of unknown polecat {path.name}{note}", rig=action.rig,
+                    polecat=path.name)

@@ -22,7 +22,8 @@ from gastown.git.merge import pin_mr_commit
 from gastown.ledger import work
 from gastown.ledger.events import record_event
 from gastown.ledger.issues import get_issue, set_issue_status
-from gastown.states import IssueStatus
+from gastown.ledger.mrs import latest_of_spawn
+from gastown.states import IssueStatus, SpawnStatus
 from gastown.town import Town, find_town
 from gastown.wake import wake
 
@@ -141,23 +142,21 @@ def autosave(worktree: Path, issue: str) -> int:
 
 
 def _record(ctx: Context, hook: work.Hook, head: str) -> tuple[str, bool]:
-    from gastown.ledger.mrs import record_mr
+    from gastown.ledger.mrs import count_sent_back, record_mr
 
     rig_cfg = ctx.config.rigs[hook.rig]
     with ctx.ledger.write() as conn:
         now = ctx.now()
         issue = get_issue(conn, hook.issue)
-        cycles = conn.execute(
-            "SELECT COUNT(*) FROM mrs WHERE issue = ? AND state IN ('conflict', 'failed')", (hook.issue,)
-        ).fetchone()[0]
         mr, created = record_mr(
             conn, rig=hook.rig, issue=hook.issue, polecat=hook.polecat, spawn=hook.spawn, branch=hook.branch,
-            commit_sha=head, target=rig_cfg.branch, priority=issue.priority, fix_cycle=int(cycles), now=now,
+            commit_sha=head, target=rig_cfg.branch, priority=issue.priority,
+            fix_cycle=count_sent_back(conn, hook.issue), now=now,
         )
         if issue.status != IssueStatus.IN_REVIEW:
             set_issue_status(conn, hook.issue, IssueStatus.IN_REVIEW, now=now)
         if hook.spawn:
-            work.update_spawn(conn, hook.spawn, status="done", done_at=now)
+            work.update_spawn(conn, hook.spawn, status=SpawnStatus.DONE, done_at=now)
         work.delete_hook(conn, hook.issue)
         record_event(
             conn, "done", f"submitted {head[:12]} on {hook.branch} as {mr.id}", now=now, rig=hook.rig,
@@ -167,17 +166,17 @@ def _record(ctx: Context, hook: work.Hook, head: str) -> tuple[str, bool]:
 
 
 def _blocked(ctx: Context, hook: work.Hook, reason: str) -> DoneResult:
-    from gastown.escalations import raise_escalation
+    from gastown.ledger.escalations import raise_escalation
 
     if not reason.strip():
         raise InvalidInput("--blocked needs a reason", hint='gt done --blocked "what stops the work"')
     esc = raise_escalation(
-        ctx, f"{hook.rig}/{hook.polecat} gave up on {hook.issue}: {reason}", severity="medium",
+        ctx.ledger, f"{hook.rig}/{hook.polecat} gave up on {hook.issue}: {reason}", severity="medium",
         source=f"{hook.rig}/{hook.polecat}", issue=hook.issue, polecat=hook.polecat, spawn=hook.spawn, block_issue=True,
     )
     with ctx.ledger.write() as conn:
         if hook.spawn:
-            work.update_spawn(conn, hook.spawn, status="done", done_at=ctx.now(), end_reason="blocked")
+            work.update_spawn(conn, hook.spawn, status=SpawnStatus.DONE, done_at=ctx.now(), end_reason="blocked")
     _schedule_pane_end(ctx, hook.spawn)
     return DoneResult(
         "blocked", hook.issue, None, None, 0,
@@ -189,26 +188,24 @@ def _already(ctx: Context, me: AgentSelf, worktree: Path) -> DoneResult:
     """No hook: either this work was already submitted (say so), or there never was any."""
     conn = ctx.ledger.connection()
     spawn = work.get_spawn(conn, me.spawn) if me.spawn else work.latest_spawn(conn, me.rig, me.polecat)
-    if spawn is None or spawn.status not in ("done", "ended"):
+    if spawn is None or spawn.status not in (SpawnStatus.DONE, SpawnStatus.ENDED):
         raise NotFound(
             f"polecat {me.rig}/{me.polecat} has no issue on its hook",
             hint="there is nothing to submit; wait for work to be slung",
         )
-    row = conn.execute(
-        "SELECT id, commit_sha FROM mrs WHERE spawn = ? ORDER BY created_at DESC LIMIT 1", (spawn.id,)
-    ).fetchone()
-    if row is None:
+    mr = latest_of_spawn(conn, spawn.id)
+    if mr is None:
         raise NotFound(f"this run ({spawn.id}) already finished without a merge request", hint="stop now")
-    head = wt.head_sha(worktree) if wt.is_worktree(worktree) else row["commit_sha"]
-    if head != row["commit_sha"]:
+    head = wt.head_sha(worktree) if wt.is_worktree(worktree) else mr.commit_sha
+    if head != mr.commit_sha:
         raise Conflict(
-            f"this work was already submitted as {row['id']} at {row['commit_sha'][:12]}; "
+            f"this work was already submitted as {mr.id} at {mr.commit_sha[:12]}; "
             f"the newer commit {head[:12]} is not submitted",
             hint="the merge queue tests what was submitted; stop now",
         )
     return DoneResult(
-        "already", spawn.issue, row["id"], head, 0,
-        f"already submitted as merge request {row['id']} ({head[:12]}); nothing more to do. Stop now.",
+        "already", spawn.issue, mr.id, head, 0,
+        f"already submitted as merge request {mr.id} ({head[:12]}); nothing more to do. Stop now.",
     )
 
 

@@ -13,8 +13,10 @@ from gastown.errors import Conflict, NotFound, NotRunning
 from gastown.git import worktrees as wt
 from gastown.ledger import work
 from gastown.ledger.events import record_event
+from gastown.ledger.issues import find_issue
 from gastown.ledger.timefmt import iso
 from gastown.logtail import last_lines
+from gastown.states import IssueStatus
 from gastown.tmux.names import PaneInfo
 
 if TYPE_CHECKING:  # the spawn path and typing are for acting; `gt agents` only reads
@@ -204,8 +206,8 @@ def list_polecats(ctx: Context, rig: str | None = None) -> list[PolecatView]:
             ahead = wt.commits_ahead(path, "HEAD", target) if wt.is_worktree(path) else 0
             state = "idle"
             if hook is not None:
-                status = conn.execute("SELECT status FROM issues WHERE id = ?", (hook.issue,)).fetchone()
-                state = "blocked" if status and status[0] == "blocked" else "working"
+                issue = find_issue(conn, hook.issue)
+                state = "blocked" if issue is not None and issue.status == IssueStatus.BLOCKED else "working"
             views.append(PolecatView(rig_name, name, state, hook.issue if hook else None, branch, str(path), dirty, ahead))
     return views
 

@@ -20,9 +20,11 @@ from gastown._internal.processes import alive, descendants, send_signal
 from gastown.context import Context
 from gastown.errors import GastownError, NotRunning, ToolMissing
 from gastown.ledger import work
-from gastown.ledger.events import record_event
+from gastown.ledger.events import count_events, record_event
+from gastown.ledger.heartbeats import loops_beating_since
+from gastown.ledger.holds import HoldScope, place_hold, release_hold
+from gastown.states import SpawnStatus
 from gastown.roles.mayor import running_pid
-from gastown.roles.witness import PAUSE_SCOPE
 from gastown.tmux.names import MAYOR_SESSION
 from gastown.town import Town
 
@@ -69,7 +71,7 @@ def up(ctx: Context, *, wait: float = 30.0) -> UpReport:
     town = ctx.town
     town.run_dir.mkdir(parents=True, exist_ok=True)
     with ctx.ledger.write() as conn:
-        conn.execute("DELETE FROM holds WHERE scope = ?", (PAUSE_SCOPE,))
+        release_hold(conn, HoldScope.pause())
     hooked = len(work.list_hooks(ctx.ledger.connection()))
     pid = running_pid(town)
     if pid is not None:
@@ -79,10 +81,8 @@ def up(ctx: Context, *, wait: float = 30.0) -> UpReport:
     started_at = ctx.now()
     _start_keeper(ctx)
     pid = _wait_for_mayor(ctx, started_at, wait)
-    resumed = ctx.ledger.connection().execute(
-        "SELECT COUNT(*) FROM events WHERE kind IN ('resume', 'restart') AND at >= ?", (started_at,)
-    ).fetchone()[0]
-    return UpReport(pid, False, warnings, hooked, int(resumed))
+    resumed = count_events(ctx.ledger.connection(), kinds=("resume", "restart"), since=started_at)
+    return UpReport(pid, False, warnings, hooked, resumed)
 
 
 def _start_keeper(ctx: Context) -> None:
@@ -107,12 +107,7 @@ def _wait_for_mayor(ctx: Context, started_at: float, wait: float) -> int:
     while time.monotonic() < deadline:
         pid = running_pid(ctx.town)
         if pid is not None:
-            beats = {
-                row["loop"] for row in ctx.ledger.connection().execute(
-                    "SELECT loop FROM heartbeats WHERE at >= ? AND detail = 'waiting'", (started_at,)
-                )
-            }
-            if loops <= beats:
+            if loops <= loops_beating_since(ctx.ledger.connection(), started_at, detail="waiting"):
                 return pid
         time.sleep(0.1)
     tail = _mayor_log_tail(ctx)
@@ -180,10 +175,7 @@ def down(ctx: Context, *, polecats_only: bool = False, timeout: float | None = N
     mayor_stopped = False
     if polecats_only:
         with ctx.ledger.write() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO holds (scope, until, reason, created_at) VALUES (?, NULL, ?, ?)",
-                (PAUSE_SCOPE, "gt down --polecats", ctx.now()),
-            )
+            place_hold(conn, HoldScope.pause(), reason="gt down --polecats", now=ctx.now())
     else:
         mayor_stopped = stop_mayor(ctx, grace)
     stopped, forced = stop_agents(ctx, grace)
@@ -272,9 +264,12 @@ def stop_agents(ctx: Context, grace: float) -> tuple[int, int]:
     with ctx.ledger.write() as conn:
         now = ctx.now()
         for spawn in spawns:
-            done = spawn.status == "done"
+            current = work.get_spawn(conn, spawn.id)
+            if current is None or not current.active:
+                continue  # ended meanwhile (the Witness, a `gt done`)
+            done = current.status == SpawnStatus.DONE
             work.update_spawn(
-                conn, spawn.id, status="ended", ended_at=now,
+                conn, spawn.id, status=SpawnStatus.ENDED, ended_at=now,
                 end_reason="finished (gt done)" if done else "stopped by gt down",
                 last_lines=last.get(spawn.id) or spawn.last_lines,
             )

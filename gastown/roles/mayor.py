@@ -26,6 +26,7 @@ from gastown._internal.locks import try_lock_forever
 from gastown.context import Context
 from gastown.errors import Conflict, GastownError
 from gastown.ledger.events import record_event
+from gastown.ledger.heartbeats import beat
 from gastown.town import Town
 from gastown.wake import last_wake
 
@@ -102,14 +103,10 @@ class Loop:
         return self.thread is not None and self.thread.is_alive()
 
     def _beat(self, detail: str) -> None:
-        self.last_beat = time.time()
+        self.last_beat = self.ctx.now()
         try:
             with self.ctx.ledger.write() as conn:
-                conn.execute(
-                    "INSERT INTO heartbeats (loop, at, pid, detail) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (loop) DO UPDATE SET at = excluded.at, pid = excluded.pid, detail = excluded.detail",
-                    (self.name, self.ctx.now(), os.getpid(), detail),
-                )
+                beat(conn, self.name, pid=os.getpid(), detail=detail, now=self.last_beat)
         except GastownError as exc:
             log.warning("%s: heartbeat not written: %s", self.name, exc)
 
@@ -178,11 +175,12 @@ class Mayor:
             loop.start()
 
     def stale_loops(self, now: float) -> list[str]:
-        """Loops whose last heartbeat is older than several of their intervals (or whose thread died)."""
+        """Loops whose last heartbeat (on the context's clock) is older than several of
+        their intervals at ``now``, or whose thread died."""
         stale = []
         for name, loop in self.loops.items():
             limit = max(60.0, 10 * loop.interval())
-            if not loop.alive() or (loop.last_beat and time.time() - loop.last_beat > limit):
+            if not loop.alive() or (loop.last_beat and now - loop.last_beat > limit):
                 stale.append(name)
         return stale
 

@@ -18,7 +18,7 @@ from gastown.context import Context
 from gastown.errors import Conflict, GastownError, InvalidInput, NotFound
 from gastown.git import hub as hubs
 from gastown.git import worktrees as wt
-from gastown.ledger import work
+from gastown.ledger import queue, work
 from gastown.ledger.events import record_event
 from gastown.ledger.ids import new_id
 from gastown.ledger.issues import Issue, get_issue, set_issue_status
@@ -26,7 +26,7 @@ from gastown.prompts import PromptFacts, render
 from gastown.roles import launch
 from gastown.roles.pool import choose_name, theme_for
 from gastown.runtimes.registry import Runtime, runtime_for
-from gastown.states import IssueStatus
+from gastown.states import IssueStatus, SpawnStatus
 from gastown.tmux.names import session_name
 
 
@@ -106,7 +106,7 @@ def sling(
         launch.resolve_binary(
             runtime.command[0], _agent_path(ctx), runtime.name
         )  # fail fast, before anything is made
-        if not from_queue and (at_capacity(ctx, rig) or runtime_held(ctx, runtime.name) or _over_budget(ctx, rig)):
+        if not from_queue and not _admitted(ctx, rig, runtime.name):
             return _enqueue(ctx, issue, rig, want_polecat, agent, kind, start_point, note)
         return _sling_new(ctx, issue, rig, want_polecat, runtime, kind, start_point, note)
 
@@ -143,35 +143,12 @@ def _pane_is_spawns(ctx: Context, spawn: work.Spawn) -> bool:
     return tag is not None and tag == f"0\t{spawn.id}"
 
 
-def at_capacity(ctx: Context, rig: str) -> bool:
-    """Whether the rig or the town already runs as many agents as allowed.
+def _admitted(ctx: Context, rig: str, runtime: str) -> bool:
+    """Whether this sling may start an agent now (``admission.admit``), or must queue."""
+    from gastown.roles.admission import admit
+    from gastown.roles.scheduler import gather_capacity
 
-    An agent counts from its sling until its pane is closed, so one that has run `gt done`
-    but not yet exited still holds its slot; hooks of blocked issues keep their worktree
-    but hold no slot (their agent was stopped).
-    """
-    conn = ctx.ledger.connection()
-    working = (
-        "SELECT hooks.rig FROM hooks JOIN issues ON issues.id = hooks.issue WHERE issues.status != 'blocked'"
-        " UNION ALL SELECT rig FROM spawns WHERE status = 'done'"
-    )
-    rows = [row[0] for row in conn.execute(working)]
-    rig_cap = ctx.config.rigs[rig].max_polecats or ctx.config.town.max_polecats
-    return len(rows) >= ctx.config.town.max_polecats or rows.count(rig) >= rig_cap
-
-
-def runtime_held(ctx: Context, runtime: str) -> bool:
-    """Whether a rate limit holds dispatch to ``runtime`` right now."""
-    row = ctx.ledger.connection().execute(
-        "SELECT until FROM holds WHERE scope = ?", (f"runtime:{runtime}",)
-    ).fetchone()
-    return row is not None and (row["until"] is None or row["until"] > ctx.now())
-
-
-def _over_budget(ctx: Context, rig: str) -> bool:
-    from gastown.costs import budget_block
-
-    return budget_block(ctx, rig) is not None
+    return admit(rig, runtime, gather_capacity(ctx), ctx.now()).start
 
 
 def _unblock(ctx: Context, issue: Issue, why: str) -> None:
@@ -186,10 +163,9 @@ def _enqueue(
 ) -> SlingResult:
     with ctx.ledger.write() as conn:
         now = ctx.now()
-        conn.execute(
-            "INSERT OR IGNORE INTO sling_queue (issue, rig, polecat, agent, priority, kind, start_point, note, enqueued_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (issue.id, rig, polecat, agent, issue.priority, kind, start_point, note, now),
+        queue.enqueue(
+            conn, issue=issue.id, rig=rig, polecat=polecat, agent=agent, priority=issue.priority, kind=kind,
+            start_point=start_point, note=note, now=now,
         )
         record_event(conn, "queued", "at capacity: queued until a polecat frees up", now=now, rig=rig, issue=issue.id)
     return SlingResult("queued", issue.id, rig, polecat)
@@ -225,7 +201,7 @@ def _sling_new(
         _roll_back_claim(ctx, issue, hook, is_new, path, hub, rig_cfg.branch, exc)
         raise
     with ctx.ledger.write() as conn:
-        conn.execute("DELETE FROM sling_queue WHERE issue = ?", (issue.id,))
+        queue.dequeue(conn, issue.id)
     return SlingResult("started", issue.id, rig, polecat, spawn.id, spawn.pane_id, hook.branch)
 
 
@@ -259,13 +235,13 @@ def _claim_polecat(
                 agent=agent, kind=kind, note=note, now=now,
             )
             set_issue_status(conn, issue.id, IssueStatus.HOOKED, now=now)
-            conn.execute("DELETE FROM sling_queue WHERE issue = ?", (issue.id,))
+            queue.dequeue(conn, issue.id)
             record_event(conn, "sling", f"hooked to {rig}/{name} ({kind})", now=now, rig=rig, polecat=name, issue=issue.id)
     return name, is_new, hook
 
 
 def _check_polecat_name(name: str) -> None:
-    from gastown.config.schema import NAME_RE
+    from gastown.names import NAME_RE
 
     if not NAME_RE.match(name):
         raise InvalidInput(f"{name!r} is not a valid polecat name", hint="use lowercase letters, digits, '-' or '_'")
@@ -352,8 +328,8 @@ def start_spawn(
             conn, spawn_id=spawn_id, issue=hook.issue, rig=hook.rig, polecat=hook.polecat, agent=runtime.name,
             attempt=attempt, kind=kind, log_path=str(log_path), prompt_path=str(prompt_path), now=now,
         )
-        if previous is not None and previous.status in work.ACTIVE_STATUSES:
-            work.update_spawn(conn, previous.id, status="ended", ended_at=now, end_reason=f"replaced: {reason}")
+        if previous is not None and previous.active:
+            work.update_spawn(conn, previous.id, status=SpawnStatus.ENDED, ended_at=now, end_reason=f"replaced: {reason}")
         work.set_hook_spawn(conn, hook.issue, spawn_id, restarted=restarted)
         record_event(
             conn, "spawn", f"{runtime.name} started ({kind}, attempt {attempt}): {reason}", now=now,
@@ -416,7 +392,7 @@ def _fail_spawn(ctx: Context, spawn_id: str, exc: BaseException) -> None:
         last = launch.stop_pane(ctx.tmux, spawn.pane_id, grace=1.0)
     with ctx.ledger.write() as conn:
         work.update_spawn(
-            conn, spawn_id, status="failed", ended_at=ctx.now(), end_reason=f"start failed: {exc}", last_lines=last,
+            conn, spawn_id, status=SpawnStatus.FAILED, ended_at=ctx.now(), end_reason=f"start failed: {exc}", last_lines=last,
         )
 
 
@@ -448,7 +424,7 @@ def _start_starter(ctx: Context, spawn_id: str) -> None:
     )
 
 
-def end_spawn(ctx: Context, spawn_id: str, *, reason: str, status: str = "ended", grace: float = 5.0) -> None:
+def end_spawn(ctx: Context, spawn_id: str, *, reason: str, grace: float = 5.0) -> None:
     """Stop a spawn's agent (whole process tree) and close its window, keeping its last lines.
 
     Re-checks that the pane still belongs to this spawn before touching it.
@@ -467,8 +443,8 @@ def end_spawn(ctx: Context, spawn_id: str, *, reason: str, status: str = "ended"
         if current is None:
             return
         values: dict[str, Any] = {"ended_at": current.ended_at or now}
-        if current.status not in ("ended", "failed"):
-            values.update(status=status, end_reason=reason)
+        if current.status not in (SpawnStatus.ENDED, SpawnStatus.FAILED):
+            values.update(status=SpawnStatus.ENDED, end_reason=reason)
         if last and not current.last_lines:
             values["last_lines"] = last
         work.update_spawn(conn, spawn_id, **values)

@@ -1,5 +1,8 @@
-"""The scheduler: start queued slings as capacity frees up (rig and town caps, holds).
+"""The scheduler: start queued slings as capacity frees up (rig and town caps, holds, budgets).
 
+Gather a ``Capacity`` snapshot and the queue from the ledger, let
+``admission.plan_dispatch`` decide, then act on each decision, re-checking admission
+right before each start (a `gt sling` from a shell may have taken the slot since).
 Oldest-highest-priority first; a queued issue whose runtime is rate limited waits; a
 sling that keeps failing is dropped from the queue after three tries and escalated.
 """
@@ -7,46 +10,43 @@ sling that keeps failing is dropped from the queue after three tries and escalat
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from gastown.context import Context
 from gastown.errors import GastownError
+from gastown.ledger import holds, queue, work
+from gastown.ledger.escalations import record_escalation
 from gastown.ledger.events import record_event
-from gastown.ledger.timefmt import iso
-
-if TYPE_CHECKING:
-    from gastown.roles.polecat import SlingResult
+from gastown.ledger.holds import HoldKind
+from gastown.ledger.issues import find_issue
+from gastown.ledger.queue import Queued
+from gastown.roles.admission import Capacity, Drop, Start, admit, plan_dispatch
+from gastown.roles.polecat import SlingResult, sling
+from gastown.runtimes.registry import rig_runtime_name
 
 log = logging.getLogger(__name__)
 MAX_FAILURES = 3
 
 
-@dataclass(frozen=True)
-class Queued:
-    issue: str
-    rig: str
-    polecat: str | None
-    agent: str | None
-    priority: int
-    kind: str
-    start_point: str | None
-    note: str | None
-    enqueued_at: float
-    failures: int
-    last_error: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "issue": self.issue, "rig": self.rig, "polecat": self.polecat, "agent": self.agent,
-            "priority": self.priority, "kind": self.kind, "enqueued_at": iso(self.enqueued_at),
-            "failures": self.failures, "last_error": self.last_error,
-        }
-
-
 def queued(ctx: Context) -> list[Queued]:
-    rows = ctx.ledger.connection().execute("SELECT * FROM sling_queue ORDER BY priority, enqueued_at, issue")
-    return [Queued(**{k: row[k] for k in row.keys()}) for row in rows]
+    return queue.list_queued(ctx.ledger.connection())
+
+
+def gather_capacity(ctx: Context) -> Capacity:
+    """Caps from the config, slots and holds from the ledger, budgets from today's usage."""
+    from gastown.costs import budget_blocks, read_budgets
+
+    config = ctx.config
+    conn = ctx.ledger.connection()
+    slots: dict[str, int] = {}
+    for rig in work.slots_held(conn):
+        slots[rig] = slots.get(rig, 0) + 1
+    return Capacity(
+        town_cap=config.town.max_polecats,
+        rig_caps={name: rig.max_polecats or config.town.max_polecats for name, rig in config.rigs.items()},
+        slots=slots,
+        runtime_holds={h.scope.subject or "": h.until for h in holds.list_holds(conn, HoldKind.RUNTIME)},
+        budget_blocks=budget_blocks(read_budgets(ctx)),
+    )
 
 
 def dispatch(ctx: Context) -> list[SlingResult]:
@@ -55,51 +55,60 @@ def dispatch(ctx: Context) -> list[SlingResult]:
     Also refreshes the token usage of running agents and the budget holds first, so a
     budget reached mid-run stops the next start.
     """
-    from gastown.costs import budget_block, check_budgets, collect
-    from gastown.roles.polecat import at_capacity, runtime_held, sling
-    from gastown.runtimes.registry import rig_runtime_name
+    from gastown.costs import check_budgets, collect
 
     collect(ctx)
     check_budgets(ctx)
+    items = queued(ctx)
+    if not items:
+        return []
+    conn = ctx.ledger.connection()
+    statuses = {i.issue: issue.status for i in items if (issue := find_issue(conn, i.issue)) is not None}
+    runtimes = {i.issue: rig_runtime_name(ctx.config, i.rig, i.agent) for i in items if i.rig in ctx.config.rigs}
     started = []
-    for item in queued(ctx):
-        status = ctx.ledger.connection().execute("SELECT status FROM issues WHERE id = ?", (item.issue,)).fetchone()
-        if status is None or status[0] in ("closed", "in_review"):
-            with ctx.ledger.write() as conn:
-                conn.execute("DELETE FROM sling_queue WHERE issue = ?", (item.issue,))
-            continue
-        if item.rig not in ctx.config.rigs:
-            continue
-        runtime = rig_runtime_name(ctx.config, item.rig, item.agent)
-        if runtime_held(ctx, runtime) or at_capacity(ctx, item.rig) or budget_block(ctx, item.rig):
-            continue
-        try:
-            result = sling(
-                ctx, item.issue, item.polecat and f"{item.rig}/{item.polecat}", agent=item.agent,
-                kind=item.kind, start_point=item.start_point, note=item.note, from_queue=True,
-            )
-        except GastownError as exc:
-            _failed(ctx, item, exc)
-            continue
-        with ctx.ledger.write() as conn:
-            conn.execute("DELETE FROM sling_queue WHERE issue = ?", (item.issue,))
-        started.append(result)
+    for decision in plan_dispatch(items, statuses, runtimes, gather_capacity(ctx), ctx.now()):
+        if isinstance(decision, Drop):
+            _drop(ctx, decision.item, decision.reason)
+        elif isinstance(decision, Start):
+            result = _start(ctx, decision.item, decision.runtime)
+            if result is not None:
+                started.append(result)
     return started
 
 
-def _failed(ctx: Context, item: Queued, exc: GastownError) -> None:
-    from gastown.escalations import raise_escalation
+def _drop(ctx: Context, item: Queued, reason: str) -> None:
+    with ctx.ledger.write() as conn:
+        if queue.dequeue(conn, item.issue):
+            record_event(conn, "queued", f"dropped from the sling queue: {reason}", now=ctx.now(), rig=item.rig,
+                         issue=item.issue)
 
+
+def _start(ctx: Context, item: Queued, runtime: str) -> SlingResult | None:
+    if not admit(item.rig, runtime, gather_capacity(ctx), ctx.now()):
+        return None  # the slot went to someone else since the plan was made
+    try:
+        result = sling(
+            ctx, item.issue, item.polecat and f"{item.rig}/{item.polecat}", agent=item.agent,
+            kind=item.kind, start_point=item.start_point, note=item.note, from_queue=True,
+        )
+    except GastownError as exc:
+        _failed(ctx, item, exc)
+        return None
+    with ctx.ledger.write() as conn:
+        queue.dequeue(conn, item.issue)
+    return result
+
+
+def _failed(ctx: Context, item: Queued, exc: GastownError) -> None:
     log.warning("scheduler: sling of %s failed: %s", item.issue, exc)
     with ctx.ledger.write() as conn:
-        conn.execute(
-            "UPDATE sling_queue SET failures = failures + 1, last_error = ? WHERE issue = ?", (str(exc), item.issue)
-        )
-        record_event(conn, "sling", f"queued sling failed: {exc}", now=ctx.now(), rig=item.rig, issue=item.issue)
-        if item.failures + 1 < MAX_FAILURES:
+        now = ctx.now()
+        failures = queue.count_failure(conn, item.issue, str(exc))
+        record_event(conn, "sling", f"queued sling failed: {exc}", now=now, rig=item.rig, issue=item.issue)
+        if failures < MAX_FAILURES:
             return
-        conn.execute("DELETE FROM sling_queue WHERE issue = ?", (item.issue,))
-    raise_escalation(
-        ctx, f"could not start {item.issue} after {MAX_FAILURES} tries: {exc}", severity="high",
-        source="scheduler", issue=item.issue, rig=item.rig,
-    )
+        queue.dequeue(conn, item.issue)
+        record_escalation(
+            conn, f"could not start {item.issue} after {MAX_FAILURES} tries: {exc}", now=now, severity="high",
+            source="scheduler", issue=item.issue, rig=item.rig,
+        )

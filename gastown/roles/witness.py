@@ -16,6 +16,7 @@ from gastown.context import Context
 from gastown.errors import GastownError
 from gastown.ledger import work
 from gastown.ledger.events import record_event
+from gastown.ledger.holds import HoldKind, HoldScope, get_hold, list_holds, place_hold, release_hold
 from gastown.roles import witness_policy as wp
 from gastown.roles.polecat import end_spawn, start_spawn
 from gastown.runtimes.registry import Runtime, spawn_runtime
@@ -24,8 +25,6 @@ from gastown.tmux.delivery import deliver
 from gastown.tmux.names import PaneInfo
 
 log = logging.getLogger(__name__)
-
-PAUSE_SCOPE = "town:polecats"
 
 
 @dataclass
@@ -61,14 +60,16 @@ class Witness:
         for action in actions:
             try:
                 self.apply(action)
-            except GastownError as exc:
+            except GastownError as exc:  # one failed action (a ledger error included) never skips the rest
                 log.warning("witness %s: %s failed: %s", self.rig, type(action).__name__, exc)
+            except Exception:  # noqa: BLE001 - a bug: logged with its traceback, the patrol goes on
+                log.exception("witness %s: %s failed unexpectedly", self.rig, type(action).__name__)
         self.announce_mail()
         return actions
 
     def announce_mail(self) -> None:
         """Tell idle agents about new mail; a failure here never breaks the patrol."""
-        from gastown.mail import announce_pending
+        from gastown.roles.announcer import announce_pending
 
         try:
             announce_pending(self.ctx, self.rig)
@@ -80,20 +81,12 @@ class Witness:
     def gather(self, now: float, panes: list[PaneInfo] | None = None) -> wp.Snapshot:
         with self.ctx.ledger.read() as conn:
             spawns = work.spawns_with_status(conn, work.ACTIVE_STATUSES, self.rig)
-            blocked = {
-                row[0] for row in conn.execute(
-                    "SELECT hooks.issue FROM hooks JOIN issues ON issues.id = hooks.issue"
-                    " WHERE hooks.rig = ? AND issues.status = 'blocked'", (self.rig,)
-                )
-            }
+            blocked = work.blocked_hooked_issues(conn, self.rig)
             all_hooks = work.list_hooks(conn, self.rig)
             hooks = [h for h in all_hooks if h.issue not in blocked]
             blocked_spawns = frozenset(h.spawn for h in all_hooks if h.issue in blocked and h.spawn)
-            holds = {
-                row["scope"].split(":", 1)[1]: row["until"]
-                for row in conn.execute("SELECT scope, until FROM holds WHERE scope LIKE 'runtime:%'")
-            }
-            paused = conn.execute("SELECT 1 FROM holds WHERE scope = ?", (PAUSE_SCOPE,)).fetchone() is not None
+            holds = {h.scope.subject or "": h.until for h in list_holds(conn, HoldKind.RUNTIME)}
+            paused = get_hold(conn, HoldScope.pause()) is not None
         by_pane = {p.pane_id: p for p in (panes if panes is not None else self.ctx.tmux.list_panes())}
         current = {h.spawn for h in hooks if h.spawn}
         active_issues = {s.issue for s in spawns if s.status in work.LIVE_STATUSES and s.id in current}
@@ -202,6 +195,8 @@ class Witness:
             end_spawn(self.ctx, action.spawn, reason=action.reason, grace=2.0)
         elif isinstance(action, wp.Submit):
             self._submit(action)
+        else:  # a new action type the policy learned but the patrol did not: a bug, said loudly
+            raise TypeError(f"the witness cannot apply {type(action).__name__}")
 
     def _event(self, kind: str, message: str, spawn: work.Spawn | None = None, issue: str | None = None) -> None:
         with self.ctx.ledger.write() as conn:
@@ -269,7 +264,7 @@ class Witness:
                         work.set_hook_spawn(conn, hook.issue, hook.spawn, restarted=True)
 
     def _block(self, action: wp.Block) -> None:
-        from gastown.escalations import raise_escalation
+        from gastown.ledger.escalations import raise_escalation
 
         with file_lock(self.ctx.town.locks_dir / f"issue-{action.issue}.lock", timeout=30, what=f"issue {action.issue}"):
             conn = self.ctx.ledger.connection()
@@ -280,7 +275,7 @@ class Witness:
                 end_spawn(self.ctx, hook.spawn, reason=f"given up: {action.reason}", grace=2.0)
             # The hook stays: the worktree and branch keep the work; reopening resumes it.
             raise_escalation(
-                self.ctx, f"{hook.rig}/{hook.polecat} on {action.issue}: {action.reason}", severity="high",
+                self.ctx.ledger, f"{hook.rig}/{hook.polecat} on {action.issue}: {action.reason}", severity="high",
                 source="witness", issue=action.issue, polecat=hook.polecat, spawn=hook.spawn, block_issue=True,
             )
 
@@ -341,10 +336,8 @@ class Witness:
         self.limited[action.spawn] = action.runtime
         with self.ctx.ledger.write() as conn:
             now = self.ctx.now()
-            conn.execute(
-                "INSERT OR IGNORE INTO holds (scope, until, reason, created_at) VALUES (?, ?, ?, ?)",
-                (f"runtime:{action.runtime}", action.until, action.line[:300], now),
-            )
+            place_hold(conn, HoldScope.runtime(action.runtime), reason=action.line[:300], now=now, until=action.until,
+                       replace=False)
             spawn = work.get_spawn(conn, action.spawn)
             record_event(
                 conn, "hold", f"{action.runtime} is rate limited until {iso(action.until)}: {action.line[:160]}",
@@ -354,11 +347,7 @@ class Witness:
 
     def _release(self, action: wp.Release) -> None:
         with self.ctx.ledger.write() as conn:
-            gone = conn.execute(
-                "DELETE FROM holds WHERE scope = ? AND until IS NOT NULL AND until <= ?",
-                (f"runtime:{action.runtime}", self.ctx.now()),
-            ).rowcount
-            if gone:
+            if release_hold(conn, HoldScope.runtime(action.runtime), expired_by=self.ctx.now()):
                 record_event(conn, "resume", f"{action.runtime}: rate limit over, dispatch resumes", now=self.ctx.now(), rig=self.rig)
         from gastown.wake import wake
 

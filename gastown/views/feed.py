@@ -12,7 +12,6 @@ tests drive the loops without a terminal or real waiting.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,11 +19,13 @@ from typing import TYPE_CHECKING
 
 from gastown.context import Context
 from gastown.errors import GastownError
-from gastown.ledger.events import Event, list_events
+from gastown.ledger.events import Event, last_event_id, list_events
 from gastown.safetext import json_text
 from gastown.views.status import TownStatus, collect_status
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from rich.console import Console, RenderableType
 
 # Event kinds that mean something needs a person: agents stalled, dead or restarted,
@@ -67,7 +68,7 @@ class EventCursor:
 
     def start(self) -> list[Event]:
         conn = self._connection()
-        top = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+        top = last_event_id(conn)
         kinds = PROBLEM_KINDS if self.problems else ()
         if self.since is not None:
             found = list_events(conn, since=self.since, kinds=kinds)

@@ -13,22 +13,26 @@ defines them on every run) has ``to_json()``; the fields are documented in
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gastown.context import Context
+from gastown.ledger import holds as hold_rows
+from gastown.ledger import rounds
 from gastown.ledger.escalations import Escalation, list_escalations
-from gastown.ledger.issues import count_by_status
+from gastown.ledger.heartbeats import list_beats
+from gastown.ledger.holds import HoldKind
+from gastown.ledger.issues import count_by_status, list_issues, titles_of
 from gastown.ledger.mrs import MR, list_mrs, queue_order
+from gastown.ledger.queue import Queued, list_queued
 from gastown.ledger.timefmt import iso
-from gastown.refinery import rounds
 from gastown.refinery.queue import RigStatus
 from gastown.refinery.queue import status as queue_status
 from gastown.roles.fleet import AgentView
-from gastown.roles.scheduler import Queued
-from gastown.roles.scheduler import queued as sling_queue
-from gastown.states import AgentState, MRState
+from gastown.states import AgentState, IssueStatus, MRState
+
+if TYPE_CHECKING:
+    import sqlite3
 
 # Problems first, so a list cut short for space keeps what needs a person.
 AGENT_STATE_ORDER: tuple[str, ...] = (
@@ -36,7 +40,6 @@ AGENT_STATE_ORDER: tuple[str, ...] = (
 )
 # A loop heartbeat older than this is flagged stale (the Deacon's own minimum threshold).
 STALE_BEAT_S = 60.0
-PAUSE_SCOPE = "town:polecats"
 
 
 def _secs(value: float | None) -> float | None:
@@ -119,11 +122,11 @@ class MergeQueue(NamedTuple):
 
 
 class HoldStatus(NamedTuple):
-    """A row of the ``holds`` table: a runtime's rate limit, a rig's refinery hold, or the
-    ``town:polecats`` pause of `gt down --polecats`."""
+    """A hold (``ledger.holds``): a runtime's rate limit, a spent budget (the town's or a
+    rig's), a rig's refinery hold, or the pause of `gt down --polecats`."""
 
     scope: str
-    kind: str  # runtime | refinery | pause | other
+    kind: str  # runtime | budget | refinery | pause
     subject: str
     reason: str
     since: float
@@ -265,11 +268,11 @@ def collect_status(ctx: Context) -> TownStatus:
     now = ctx.now()
     config = ctx.settings
     with ctx.ledger.read() as conn:
-        queued_items = sling_queue(ctx)
+        queued_items = list_queued(conn)
         merge_rows = _merge_queues(ctx, now)
         wanted = [v.issue for v in views] + [q.issue for q in queued_items]
         wanted += [m.issue for rig_rows in merge_rows for m in rig_rows[1]]
-        titles = issue_titles(conn, wanted)
+        titles = titles_of(conn, wanted)
         holds = _holds(conn, now)
         beats = _beats(conn, now)
         escalations = [EscalationStatus(e, now - e.created_at) for e in list_escalations(conn, open_only=True)]
@@ -347,17 +350,6 @@ def count_states(states: Iterable[str]) -> dict[str, int]:
     return counts
 
 
-def issue_titles(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, str]:
-    """Titles of the given issues, in chunks small enough for SQLite's variable limit."""
-    wanted = sorted(set(ids))
-    titles: dict[str, str] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
-        rows = conn.execute(f"SELECT id, title FROM issues WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-        titles.update((row["id"], row["title"]) for row in rows)
-    return titles
-
-
 def _merge_queues(ctx: Context, now: float) -> list[tuple[RigStatus, list[MR]]]:
     """Each rig's queue status with its MRs in flight: testing, then queued in take order."""
     conn = ctx.ledger.connection()
@@ -369,39 +361,27 @@ def _merge_queues(ctx: Context, now: float) -> list[tuple[RigStatus, list[MR]]]:
     return result
 
 
-def hold_kind(scope: str) -> tuple[str, str]:
-    """``(kind, subject)`` of a hold scope. Pure.
-
-    >>> hold_kind("runtime:claude"), hold_kind("refinery:app"), hold_kind("town:polecats")
-    (('runtime', 'claude'), ('refinery', 'app'), ('pause', 'polecats'))
-    """
-    if scope == PAUSE_SCOPE:
-        return "pause", "polecats"
-    head, sep, tail = scope.partition(":")
-    if sep and head in ("runtime", "refinery"):
-        return head, tail
-    return "other", scope
-
-
 def _holds(conn: sqlite3.Connection, now: float) -> list[HoldStatus]:
-    holds = []
-    for row in conn.execute("SELECT * FROM holds ORDER BY scope"):
-        kind, subject = hold_kind(row["scope"])
-        until = row["until"]
-        holds.append(HoldStatus(
-            scope=row["scope"], kind=kind, subject=subject, reason=row["reason"], since=row["created_at"],
-            until=until, active=until is None or until > now,
-        ))
-    return holds
+    return [
+        HoldStatus(
+            scope=str(h.scope), kind=str(h.scope.kind), subject=_hold_subject(h.scope), reason=h.reason,
+            since=h.created_at, until=h.until, active=h.active(now),
+        )
+        for h in hold_rows.list_holds(conn)
+    ]
+
+
+def _hold_subject(scope: hold_rows.HoldScope) -> str:
+    """What a hold is about, in words: a runtime or rig name, ``town`` or ``polecats``."""
+    if scope.subject is not None:
+        return scope.subject
+    return "polecats" if scope.kind == HoldKind.PAUSE else "town"
 
 
 def _beats(conn: sqlite3.Connection, now: float) -> list[LoopBeat]:
-    rows = conn.execute("SELECT loop, at, pid, detail FROM heartbeats ORDER BY loop")
-    return [LoopBeat(row["loop"], row["at"], now - row["at"], row["pid"], row["detail"]) for row in rows]
+    return [LoopBeat(b.loop, b.at, now - b.at, b.pid, b.detail) for b in list_beats(conn)]
 
 
 def _blocked(conn: sqlite3.Connection) -> list[BlockedIssue]:
-    rows = conn.execute(
-        "SELECT id, rig, title, close_reason, updated_at FROM issues WHERE status = 'blocked' ORDER BY updated_at, id"
-    )
-    return [BlockedIssue(r["id"], r["rig"], r["title"], r["close_reason"], r["updated_at"]) for r in rows]
+    issues = sorted(list_issues(conn, status=IssueStatus.BLOCKED), key=lambda i: (i.updated_at, i.id))
+    return [BlockedIssue(i.id, i.rig, i.title, i.close_reason, i.updated_at) for i in issues]

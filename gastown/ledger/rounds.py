@@ -8,7 +8,7 @@ always means a round was cut short. Its ``mrs`` column holds a JSON document:
      "tip": "<sha>" | null,          the stack about to be pushed (set before the push)
      "merging": [["mr-…", "<sha>"]]} each MR of that stack and its commit on it
 
-A hold (table ``holds``, scope ``refinery:<rig>``) stops a rig's rounds until it is
+A hold (``ledger.holds``, scope ``refinery:<rig>``) stops a rig's rounds until it is
 released, expires (``until``), or the upstream target moves off the held base.
 All functions take a connection; writes belong inside ``Ledger.write()``.
 """
@@ -20,13 +20,11 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from gastown.ledger.holds import Hold, HoldScope, place_hold, release_hold
+from gastown.ledger.holds import get_hold as get_any_hold
 from gastown.ledger.timefmt import iso
 
 OUTCOMES = ("merged", "nothing", "held", "raced", "interrupted", "error")
-
-
-def hold_scope(rig: str) -> str:
-    return f"refinery:{rig}"
 
 
 @dataclass(frozen=True)
@@ -132,38 +130,23 @@ def list_rounds(conn: sqlite3.Connection, rig: str, *, limit: int = 20) -> list[
     return [Round.from_row(row) for row in rows]
 
 
-# -- holds -------------------------------------------------------------------------------
+def total_gate_runs(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(SUM(gate_runs), 0) FROM refinery_rounds").fetchone()[0])
 
 
-@dataclass(frozen=True)
-class Hold:
-    scope: str
-    reason: str
-    created_at: float
-    until: float | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"reason": self.reason, "since": iso(self.created_at), "until": iso(self.until)}
+# -- the queue's hold --------------------------------------------------------------------
 
 
 def get_hold(conn: sqlite3.Connection, rig: str) -> Hold | None:
-    row = conn.execute("SELECT * FROM holds WHERE scope = ?", (hold_scope(rig),)).fetchone()
-    if row is None:
-        return None
-    return Hold(scope=row["scope"], reason=row["reason"], created_at=row["created_at"], until=row["until"])
+    return get_any_hold(conn, HoldScope.refinery(rig))
 
 
 def set_hold(conn: sqlite3.Connection, rig: str, *, reason: str, now: float, until: float | None = None) -> Hold:
-    conn.execute(
-        "INSERT INTO holds (scope, until, reason, created_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (scope) DO UPDATE SET until = excluded.until, reason = excluded.reason,"
-        " created_at = excluded.created_at",
-        (hold_scope(rig), until, reason, now),
-    )
+    place_hold(conn, HoldScope.refinery(rig), reason=reason, now=now, until=until)
     hold = get_hold(conn, rig)
     assert hold is not None
     return hold
 
 
 def clear_hold(conn: sqlite3.Connection, rig: str) -> bool:
-    return conn.execute("DELETE FROM holds WHERE scope = ?", (hold_scope(rig),)).rowcount > 0
+    return release_hold(conn, HoldScope.refinery(rig))
