@@ -58,7 +58,7 @@ def populate(town: Path) -> None:
 
     ctx = Context(Town(town))
     ids = [issues.create(ctx.ledger, title=f"bench issue {n}", body="x" * 200, rig="app", priority=n % 5,
-                         prefixes=ctx.settings.rig_prefixes()).id for n in range(40)]
+                         prefixes=ctx.config.rig_prefixes()).id for n in range(40)]
     for issue in ids[:3]:
         sling(ctx, issue, agent="sleeper")
     with ctx.ledger.write() as conn:

@@ -69,7 +69,7 @@ def in_process(town: Path) -> list[float]:
     from gastown.town import Town
 
     ctx = Context(Town(town))
-    ids = [issues.create(ctx.ledger, title=f"bench {n}", body="", rig="app", priority=2, prefixes=ctx.settings.rig_prefixes()).id for n in range(TRIALS + 1)]
+    ids = [issues.create(ctx.ledger, title=f"bench {n}", body="", rig="app", priority=2, prefixes=ctx.config.rig_prefixes()).id for n in range(TRIALS + 1)]
     sling(ctx, ids[0], agent="marker")  # warm: imports, first fetch, tmux session
     times = []
     for issue in ids[1:]:
@@ -93,7 +93,7 @@ def from_cli(town: Path, label: str) -> list[float]:
     times = []
     for n in range(TRIALS):
         issue = issues.create(ctx.ledger, title=f"cli {label} {n}", body="", rig="app", priority=2,
-                              prefixes=ctx.settings.rig_prefixes()).id
+                              prefixes=ctx.config.rig_prefixes()).id
         before = set(town.glob("started-*"))
         started = time.perf_counter()
         proc = subprocess.Popen([gt, "sling", issue, "--agent", "marker"], cwd=town, stdout=subprocess.DEVNULL)

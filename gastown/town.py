@@ -13,7 +13,6 @@ Layout (see docs/architecture.md)::
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -120,8 +119,30 @@ def socket_name_for(root: Path) -> str:
     'gt-my-town-'
     """
     base = re.sub(r"[^a-z0-9]+", "-", root.name.lower()).strip("-")[:24] or "town"
-    digest = hashlib.sha256(str(root).encode("utf-8", "surrogateescape")).hexdigest()[:6]
+    digest = sha256_hex(str(root).encode("utf-8", "surrogateescape"))[:6]
     return f"gt-{base}-{digest}"
+
+
+def sha256_hex(*parts: bytes) -> str:
+    """The sha256 of ``parts`` (concatenated), as hex.
+
+    Uses CPython's built-in sha256 when there is one: ``import hashlib`` loads OpenSSL,
+    a few milliseconds of every command's start-up.
+
+    >>> sha256_hex(b"gas", b"town") == __import__("hashlib").sha256(b"gastown").hexdigest()
+    True
+    """
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found]  # CPython <= 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # type: ignore[import-not-found,no-redef]  # CPython >= 3.12
+        except ImportError:
+            from hashlib import sha256  # type: ignore[assignment]
+    digest = sha256()
+    for part in parts:
+        digest.update(part)
+    return str(digest.hexdigest())
 
 
 def find_town(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Town:

@@ -16,14 +16,13 @@ no longer validates (and say so).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 from gastown.config.settings import Settings
+from gastown.town import sha256_hex
 
 FORMAT = 1
 _SHAPERS = ("schema.py", "settings.py")
@@ -36,15 +35,14 @@ class Cached(NamedTuple):
 
 def fingerprint(raw: bytes) -> str:
     """The cache key of a config file's bytes under this version of the code."""
-    digest = hashlib.sha256(f"gastown-config-cache/{FORMAT}\0".encode())
     here = Path(__file__).parent
+    parts = [f"gastown-config-cache/{FORMAT}".encode()]
     for name in _SHAPERS:
         try:
-            digest.update(hashlib.sha256((here / name).read_bytes()).digest())
+            parts.append(sha256_hex((here / name).read_bytes()).encode())
         except OSError:
-            digest.update(b"?")  # a frozen install without sources: the key still differs per file
-    digest.update(hashlib.sha256(raw).digest())
-    return digest.hexdigest()
+            parts.append(b"?")  # a frozen install without sources: the key still differs per file
+    return sha256_hex(*parts, sha256_hex(raw).encode())
 
 
 def read(cache_path: Path) -> Cached | None:
@@ -72,6 +70,8 @@ def last_good(cache_path: Path) -> Settings | None:
 
 def store(cache_path: Path, raw: bytes, settings: Settings) -> None:
     """Remember ``settings`` as validated from ``raw``. Best effort: never raises."""
+    import tempfile
+
     document = json.dumps({"format": FORMAT, "key": fingerprint(raw), "settings": settings.to_json()})
     try:
         cache_path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,6 @@ Unix socket paths are limited to ~107 bytes; a longer one is reached through
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 import struct
@@ -35,8 +34,6 @@ from gastown import errors
 if TYPE_CHECKING:
     from gastown.context import Context
     from gastown.town import Town
-
-log = logging.getLogger("gastown.mayor")
 
 SOCKET_NAME = "mayor.sock"
 MAX_REQUEST = 4 * 1024 * 1024  # an environment and a few issue ids; anything bigger is refused
@@ -172,7 +169,7 @@ class MayorSocket:
                     reply = self.handle(request)
                 conn.sendall(json.dumps(reply).encode("utf-8"))
         except OSError as exc:
-            log.warning("mayor socket: a request was cut short: %s", exc)
+            _log().warning("mayor socket: a request was cut short: %s", exc)
         finally:
             self.slots.release()
 
@@ -190,7 +187,7 @@ def handle_request(mayor_ctx: Context, request: dict[str, Any]) -> dict[str, Any
                   environ={str(k): str(v) for k, v in environ.items()} if isinstance(environ, dict) else os.environ)
     ctx.__dict__["ledger"] = mayor_ctx.ledger  # its connections are per thread; this one is closed below
     results: list[dict[str, Any]] = []
-    log.info("sling %s requested over the socket", " ".join(str(i) for i in request.get("issues") or []))
+    _log().info("sling %s requested over the socket", " ".join(str(i) for i in request.get("issues") or []))
     try:
         from gastown.roles.polecat import sling
 
@@ -199,7 +196,7 @@ def handle_request(mayor_ctx: Context, request: dict[str, Any]) -> dict[str, Any
     except errors.GastownError as exc:
         return {"results": results, "error": _error_json(exc)}
     except Exception as exc:  # noqa: BLE001 - the CLI reports it; the Mayor goes on
-        log.exception("mayor socket: sling failed unexpectedly")
+        _log().exception("mayor socket: sling failed unexpectedly")
         return {"results": results, "error": _error_json(errors.GastownError(f"the Mayor failed: {type(exc).__name__}: {exc}"))}
     finally:
         mayor_ctx.ledger.close()
@@ -217,6 +214,13 @@ def _error_json(exc: errors.GastownError) -> dict[str, Any]:
 
 
 # -- plumbing ------------------------------------------------------------------------------
+
+
+def _log() -> Any:
+    """The Mayor's logger (``logging`` is imported on the Mayor's side only: `gt sling` need not pay for it)."""
+    import logging
+
+    return logging.getLogger("gastown.mayor")
 
 
 @contextmanager
