@@ -133,12 +133,12 @@ def sha256_hex(*parts: bytes) -> str:
     True
     """
     try:
-        from _sha256 import sha256  # type: ignore[import-not-found]  # CPython <= 3.11
+        from _sha256 import sha256  # CPython <= 3.11
     except ImportError:
         try:
-            from _sha2 import sha256  # type: ignore[import-not-found,no-redef]  # CPython >= 3.12
+            from _sha2 import sha256  # CPython >= 3.12
         except ImportError:
-            from hashlib import sha256  # type: ignore[assignment]
+            from hashlib import sha256
     digest = sha256()
     for part in parts:
         digest.update(part)

@@ -18,7 +18,6 @@ from typing import Any
 import typer
 
 from gastown.errors import GastownError, InvalidInput
-from gastown.names import NAME_RE
 from gastown.safetext import one_line
 from gastown.town import Town, find_town
 
@@ -73,6 +72,8 @@ def _guarded(find: Callable[[Town, str], Candidates]) -> Callable[[typer.Context
 def rig_names(town: Town) -> list[str]:
     """The ``[rigs]`` of gastown.toml as written (a file that does not parse has none)."""
     import tomllib
+
+    from gastown.names import NAME_RE
 
     rigs = tomllib.loads(town.config_path.read_text(encoding="utf-8")).get("rigs", {})
     return [name for name in rigs if NAME_RE.match(name)]

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gastown._internal.locks import try_lock_forever
 from gastown.context import Context
@@ -29,6 +29,9 @@ from gastown.ledger.events import record_event
 from gastown.ledger.heartbeats import beat
 from gastown.town import Town
 from gastown.wake import last_wake
+
+if TYPE_CHECKING:
+    from gastown.roles.mayor_socket import MayorSocket
 
 log = logging.getLogger("gastown.mayor")
 
@@ -227,7 +230,7 @@ class Mayor:
         except GastownError:
             pass
 
-    def _open_socket(self) -> Any:
+    def _open_socket(self) -> MayorSocket | None:
         """Answer `gt sling` on the town's socket (``roles/mayor_socket.py``); without it the CLI slings itself."""
         from gastown.roles.mayor_socket import MayorSocket, handle_request
 

@@ -133,7 +133,8 @@ class _Page:
     """Lines being written, with the page's width and colour choice."""
 
     def __init__(self, width: int | None, color: bool) -> None:
-        self.width, self.color, self.lines = width, color, []
+        self.width, self.color = width, color
+        self.lines: list[str] = []
 
     def section(self, title: str, count: int | None = None) -> None:
         self.lines += ["", paint(title + (f" ({count})" if count is not None else ""), "bold underline", color=self.color)]
