@@ -32,7 +32,6 @@ def sling(
     """Hook issues onto polecats and start their agents (queued when at capacity).
 
     Several issues at once go into a convoy named after the first one's title."""
-    from gastown.ledger.convoys import for_sling
     from gastown.ledger.ids import ISSUE_ID_RE
     from gastown.roles.mayor_socket import sling_issues
 
@@ -43,7 +42,11 @@ def sling(
         issues = issues[:-1]
     elif len(issues) == 1 and not ISSUE_ID_RE.match(issues[0]) and "/" in issues[0]:
         raise typer.BadParameter("give an issue id before the target", param_hint="ISSUE")
-    grouped = for_sling(ctx.ledger, issues, name=convoy, no_convoy=no_convoy)
+    grouped = None
+    if len(issues) > 1 or convoy is not None:  # one issue makes no convoy unless named: skip the ledger here
+        from gastown.ledger.convoys import for_sling
+
+        grouped = for_sling(ctx.ledger, issues, name=convoy, no_convoy=no_convoy)
     results = sling_issues(ctx, issues, target, agent=agent)
     if json_out:
         docs = [{**r, "convoy": grouped.convoy.id if grouped else None} for r in results]
