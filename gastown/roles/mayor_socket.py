@@ -19,11 +19,10 @@ Unix socket paths are limited to ~107 bytes; a longer one is reached through
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
-import struct
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -117,6 +116,8 @@ class MayorSocket:
     def __init__(self, town: Town, handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         self.town = town
         self.handle = handle
+        import threading  # the Mayor's side only: `gt sling` imports this module too
+
         self.path = socket_path(town)
         self.server: socket.socket | None = None
         self.slots = threading.BoundedSemaphore(MAX_CONCURRENT)
@@ -134,7 +135,7 @@ class MayorSocket:
             os.umask(old_umask)
         server.listen(16)
         self.server = server
-        threading.Thread(target=self._accept, name="mayor-socket", daemon=True).start()
+        self._thread(self._accept, "mayor-socket")
 
     def stop(self) -> None:
         if self.server is not None:
@@ -152,7 +153,13 @@ class MayorSocket:
                 conn.close()
                 continue
             self.slots.acquire()
-            threading.Thread(target=self._answer, args=(conn,), name="mayor-request", daemon=True).start()
+            self._thread(functools.partial(self._answer, conn), "mayor-request")
+
+    @staticmethod
+    def _thread(target: Callable[[], None], name: str) -> None:
+        import threading
+
+        threading.Thread(target=target, name=name, daemon=True).start()
 
     def _answer(self, conn: socket.socket) -> None:
         try:
@@ -248,6 +255,8 @@ def _read_all(conn: socket.socket, limit: int = MAX_REQUEST * 4) -> bytes:
 
 
 def _same_user(conn: socket.socket) -> bool:
+    import struct
+
     try:
         _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
     except OSError:
