@@ -115,7 +115,7 @@ def main() -> None:
             mayor = statistics.median(from_cli(town, "mayor"))
         finally:
             subprocess.run([*gt, "down"], cwd=town, capture_output=True)
-    print(f"machine: {machine()}; median of {TRIALS} spawns each")
+    print(f"machine: {machine()}; load {os.getloadavg()[0]:.1f}; median of {TRIALS} spawns each")
     print(f"floor (worktree add + new-window + start) {base * 1000:7.1f} ms   1.00x")
     print(f"sling() to agent running                  {inproc * 1000:7.1f} ms   {inproc / base:4.2f}x   target <= 2x")
     verdict = "OK" if mayor / base <= 8 else "MISSED"

@@ -83,8 +83,7 @@ def print_table(columns: list[str], rows: list[list[str]], *, empty: str = "noth
     if not rows:
         say(empty)
         return
-    terminal = sys.stdout.isatty()
-    print_lines(format_table(columns, rows, width=terminal_width() if terminal else None, color=use_color()))
+    print_lines(format_table(columns, rows, width=terminal_width(), color=use_color()))
 
 
 def use_color() -> bool:
@@ -92,11 +91,18 @@ def use_color() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def terminal_width() -> int:
+def terminal_width() -> int | None:
+    """The terminal's width to fit tables to; None (cut nothing) when stdout is not a
+    terminal or the terminal does not say (a width of 0: some ptys, `script`)."""
+    if not sys.stdout.isatty():
+        return None
     try:
-        return os.get_terminal_size(sys.stdout.fileno()).columns
+        columns = os.get_terminal_size(sys.stdout.fileno()).columns
     except OSError:
-        return int(os.environ.get("COLUMNS") or 200)
+        columns = 0
+    if columns <= 0 and os.environ.get("COLUMNS", "").isdigit():
+        columns = int(os.environ["COLUMNS"])
+    return columns if columns > 0 else None
 
 
 def console(file: IO[str] | None = None) -> Console:

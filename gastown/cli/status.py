@@ -26,7 +26,7 @@ def status(town: TownOpt = None, json_out: JsonOpt = False) -> None:
     if json_out:
         print_json(snapshot.to_json())
         return
-    print_lines(render_status(snapshot, width=terminal_width() if sys.stdout.isatty() else None, color=use_color()))
+    print_lines(render_status(snapshot, width=terminal_width(), color=use_color()))
 
 
 PlainOpt = Annotated[bool, typer.Option(
