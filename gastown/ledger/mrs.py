@@ -26,8 +26,11 @@ from gastown.states import MRState, check_mr_transition
 # after four hours: priority orders the queue, but nothing starves.
 AGE_STEP_S = 3600.0
 
-ACTIVE_STATES: tuple[MRState, ...] = (MRState.QUEUED, MRState.TESTING, MRState.CONFLICT, MRState.FAILED)
-SENT_BACK_STATES: tuple[MRState, ...] = (MRState.CONFLICT, MRState.FAILED)
+ACTIVE_STATES: tuple[MRState, ...] = (MRState.QUEUED, MRState.REVIEWING, MRState.TESTING, MRState.CHANGES_REQUESTED,
+                                      MRState.CONFLICT, MRState.FAILED)
+# Sent back to a polecat as a fix cycle: each one counts toward max_fix_cycles.
+SENT_BACK_STATES: tuple[MRState, ...] = (MRState.CONFLICT, MRState.FAILED, MRState.CHANGES_REQUESTED)
+_SENT_BACK_SQL = ", ".join(f"'{s}'" for s in SENT_BACK_STATES)
 
 
 @dataclass(frozen=True)
@@ -249,18 +252,20 @@ def latest_of_spawn(conn: sqlite3.Connection, spawn: str) -> MR | None:
 
 
 def count_sent_back(conn: sqlite3.Connection, issue: str) -> int:
-    """How many of the issue's MRs came back from the queue (conflict or failed): its fix cycles so far."""
+    """How many of the issue's MRs came back from the queue (conflict, failed, changes
+    requested): its fix cycles so far."""
     row = conn.execute(
-        "SELECT COUNT(*) FROM mrs WHERE issue = ? AND state IN ('conflict', 'failed')", (issue,)
+        f"SELECT COUNT(*) FROM mrs WHERE issue = ? AND state IN ({_SENT_BACK_SQL})", (issue,)
     ).fetchone()
     return int(row[0])
 
 
 def sent_back_awaiting_fix(conn: sqlite3.Connection, rig: str) -> list[MR]:
-    """Conflicted or failed MRs of ``rig`` whose issue is still in review, oldest first."""
+    """Conflicted, failed or changes-requested MRs of ``rig`` whose issue is still in review,
+    oldest first."""
     rows = conn.execute(
         "SELECT mrs.* FROM mrs JOIN issues ON issues.id = mrs.issue"
-        " WHERE mrs.rig = ? AND mrs.state IN ('conflict', 'failed') AND issues.status = 'in_review'"
+        f" WHERE mrs.rig = ? AND mrs.state IN ({_SENT_BACK_SQL}) AND issues.status = 'in_review'"
         " ORDER BY mrs.created_at, mrs.id",
         (rig,),
     )

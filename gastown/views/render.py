@@ -22,6 +22,7 @@ from gastown.views.status import AgentStatus, MergeQueue, TownStatus, count_stat
 from gastown.views.text import (
     KIND_STYLES,
     MAX_TEXT,
+    MR_STATE_STYLES,
     PROBLEM_STATES,
     SEVERITY_STYLES,
     STATE_MARKS,
@@ -118,7 +119,8 @@ def feed_header(status: TownStatus, *, problems: bool = False, now: float | None
         line.append(f" · {len(status.queued)} queued", style="blue")
     queued = sum(q.counts.get("queued", 0) for q in status.merge_queues)
     testing = sum(q.counts.get("testing", 0) for q in status.merge_queues)
-    line.append(f" · mq {queued} queued, {testing} testing")
+    reviewing = sum(q.counts.get("reviewing", 0) for q in status.merge_queues)
+    line.append(f" · mq {queued} queued, {testing} testing" + (f", {reviewing} in review" if reviewing else ""))
     if status.escalations:
         line.append(f" · {len(status.escalations)} escalations", style="bold red")
     if status.costs:
@@ -245,12 +247,14 @@ def merge_queue_lines(queues: Sequence[MergeQueue], rows: int) -> list[Text]:
         elif q.running_round is not None:
             head.append(f" round #{q.running_round}", style="yellow")
         head.append(f" · {q.counts.get('queued', 0)} queued · {q.counts.get('testing', 0)} testing")
+        if q.counts.get("reviewing", 0):
+            head.append(f" · {q.counts['reviewing']} in review", style="magenta")
         if q.sent_back:
             head.append(f" · {q.sent_back} sent back", style="red")
         lines.append(head)
         for m in q.in_flight[:n]:
             lines.append(_one_line(
-                Text(f"  {m.mr.state!s:<8} ", style="yellow" if m.mr.state == "testing" else "dim"),
+                Text(f"  {m.mr.state!s:<9} ", style=MR_STATE_STYLES.get(str(m.mr.state), "dim")),
                 f"{literal(m.mr.issue, 14)} {ago(m.waited_s):>5} ", lit(m.title, "dim"),
             ))
     return lines

@@ -30,8 +30,9 @@ PROBLEM_STATES = frozenset({"stalled", "dead"})
 KIND_STYLES = {
     "stalled": "bold red", "dead": "bold red", "restart": "red", "blocked": "bold red", "escalation": "bold red",
     "hold": "yellow", "failed": "red", "conflict": "red", "merged": "green", "done": "green", "sling": "cyan",
-    "spawn": "cyan", "queued": "blue", "resume": "green", "mayor": "magenta",
+    "spawn": "cyan", "queued": "blue", "resume": "green", "mayor": "magenta", "review": "magenta",
 }
+MR_STATE_STYLES = {"testing": "yellow", "reviewing": "magenta", "queued": "dim"}
 SEVERITY_STYLES = {"low": "dim", "medium": "yellow", "high": "red", "critical": "bold red"}
 ISSUE_STYLES = {"blocked": "bold red", "hooked": "green", "in_review": "yellow", "closed": "dim"}
 MAX_TEXT = 400  # characters kept from any outside text before a cell cuts it to its width
@@ -214,9 +215,11 @@ def merge_queue_table(page: _Page, queues: Sequence[MergeQueue]) -> None:
             state = (f"HELD: {literal(q.hold.reason)}", "bold red")
         elif q.running_round is not None:
             state = (f"round #{q.running_round} running", "yellow")
-        rows.append([literal(q.rig), literal(q.target), str(q.counts.get("queued", 0)), str(q.counts.get("testing", 0)),
-                     str(q.sent_back), f"#{last.id} {last.outcome} ({last.gate_runs} runs)" if last else "-", state])
-    page.table(("RIG", "TARGET", "QUEUED", "TESTING", "SENT BACK", "LAST ROUND", "STATE"), rows, wide=("STATE",))
+        rows.append([literal(q.rig), literal(q.target), str(q.counts.get("queued", 0)), str(q.counts.get("reviewing", 0)),
+                     str(q.counts.get("testing", 0)), str(q.sent_back),
+                     f"#{last.id} {last.outcome} ({last.gate_runs} runs)" if last else "-", state])
+    page.table(("RIG", "TARGET", "QUEUED", "REVIEWING", "TESTING", "SENT BACK", "LAST ROUND", "STATE"), rows,
+               wide=("STATE",))
 
 
 def in_flight_table(page: _Page, queues: Sequence[MergeQueue], limit: int = MAX_MRS_SHOWN) -> None:
@@ -224,7 +227,7 @@ def in_flight_table(page: _Page, queues: Sequence[MergeQueue], limit: int = MAX_
     if not mrs:
         return
     rows: list[list[Cell]] = [
-        [literal(m.mr.id), (str(m.mr.state), "yellow" if m.mr.state == "testing" else ""), literal(m.mr.issue),
+        [literal(m.mr.id), (str(m.mr.state), MR_STATE_STYLES.get(str(m.mr.state), "")), literal(m.mr.issue),
          literal(who(m.mr.rig, m.mr.polecat)), f"p{m.mr.priority}", ago(m.waited_s), literal(m.title)]
         for m in mrs[:limit]
     ]
