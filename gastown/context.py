@@ -17,6 +17,7 @@ from gastown.town import Town
 
 if TYPE_CHECKING:
     from gastown.config.schema import TownConfig
+    from gastown.config.settings import Settings
     from gastown.ledger.db import Ledger
     from gastown.tmux.driver import Tmux
 
@@ -29,7 +30,18 @@ class Context:
 
     @cached_property
     def config(self) -> TownConfig:
+        """The full validated config (imports pydantic on first use)."""
         return self.town.config()
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The config as plain data for reading (no pydantic when gastown.toml is unchanged
+        since it last validated). Follows ``config`` once that is loaded or reloaded."""
+        if "config" in self.__dict__:
+            from gastown.config.settings import Settings
+
+            return Settings.from_config(self.__dict__["config"])
+        return self.town.settings()
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -51,4 +63,5 @@ class Context:
         """Re-read gastown.toml (raises ``ConfigError`` and keeps the old one if invalid)."""
         fresh = self.town.config()
         self.__dict__["config"] = fresh
+        self.__dict__.pop("settings", None)
         return fresh

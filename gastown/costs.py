@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
-from gastown.config.schema import Price, TownConfig
 from gastown.context import Context
 from gastown.errors import GastownError, InvalidInput
 from gastown.ledger import holds, work
@@ -29,33 +29,42 @@ from gastown.ledger.usage import GROUPINGS, CostRow
 from gastown.states import SpawnStatus
 
 if TYPE_CHECKING:
+    from gastown.config.schema import Price, TownConfig
     from gastown.runtimes.usage import TokenUsage
 
-# US dollars per million tokens (input, output, cache read, cache write), list prices as
-# of late 2026; override or extend them with [prices."<model>"]. Matched by longest prefix.
-DEFAULT_PRICES: dict[str, Price] = {
-    "claude-opus-4": Price(input=15.0, output=75.0, cache_read=1.5, cache_write=18.75),
-    "claude-sonnet-4": Price(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75),
-    "claude-haiku-4": Price(input=1.0, output=5.0, cache_read=0.1, cache_write=1.25),
-    "claude-3-5-haiku": Price(input=0.8, output=4.0, cache_read=0.08, cache_write=1.0),
-    "gpt-5": Price(input=1.25, output=10.0, cache_read=0.125),
-    "gpt-5-mini": Price(input=0.25, output=2.0, cache_read=0.025),
-    "gpt-4.1": Price(input=2.0, output=8.0, cache_read=0.5),
-    "gpt-4o": Price(input=2.5, output=10.0, cache_read=1.25),
-    "o3": Price(input=2.0, output=8.0, cache_read=0.5),
-    "gemini-2.5-pro": Price(input=1.25, output=10.0, cache_read=0.31),
-    "gemini-2.5-flash": Price(input=0.3, output=2.5, cache_read=0.075),
-    "demo": Price(),
-}
+
+@cache
+def default_prices() -> dict[str, Price]:
+    """US dollars per million tokens (input, output, cache read, cache write), list prices
+    as of late 2026; override or extend them with [prices."<model>"]. Matched by longest
+    prefix. Built on first use, since pydantic costs a command that imports this ~130 ms."""
+    from gastown.config.schema import Price
+
+    return {
+        "claude-opus-4": Price(input=15.0, output=75.0, cache_read=1.5, cache_write=18.75),
+        "claude-sonnet-4": Price(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75),
+        "claude-haiku-4": Price(input=1.0, output=5.0, cache_read=0.1, cache_write=1.25),
+        "claude-3-5-haiku": Price(input=0.8, output=4.0, cache_read=0.08, cache_write=1.0),
+        "gpt-5": Price(input=1.25, output=10.0, cache_read=0.125),
+        "gpt-5-mini": Price(input=0.25, output=2.0, cache_read=0.025),
+        "gpt-4.1": Price(input=2.0, output=8.0, cache_read=0.5),
+        "gpt-4o": Price(input=2.5, output=10.0, cache_read=1.25),
+        "o3": Price(input=2.0, output=8.0, cache_read=0.5),
+        "gemini-2.5-pro": Price(input=1.25, output=10.0, cache_read=0.31),
+        "gemini-2.5-flash": Price(input=0.3, output=2.5, cache_read=0.075),
+        "demo": Price(),
+    }
+
 
 def price_for(config: TownConfig, model: str) -> Price | None:
     """The price of ``model``: the user's table first, then the defaults; exact, else the
     longest entry the model name starts with (``claude-sonnet-4-5-2025…`` → ``claude-sonnet-4``).
 
+    >>> from gastown.config.schema import TownConfig
     >>> price_for(TownConfig(), "claude-sonnet-4-5-20250929").input
     3.0
     """
-    for table in (config.prices, DEFAULT_PRICES):
+    for table in (config.prices, default_prices()):
         if model in table:
             return table[model]
         matches = [name for name in table if model.startswith(name)]
@@ -68,6 +77,7 @@ def cost_of(tokens: dict[str, int], price: Price) -> float:
     """Dollars for the four token counts at ``price`` (cache reads default to the input
     price, cache writes to 1.25 × input, when the table leaves them out).
 
+    >>> from gastown.config.schema import Price
     >>> cost_of({"input": 1_000_000, "output": 100_000, "cache_read": 0, "cache_write": 0}, Price(input=3, output=15))
     4.5
     """

@@ -12,6 +12,7 @@
     ├── NotRunning                    exit 7  the Mayor (or a pane) is not running
     ├── CommandFailed                 exit 1  an outside command (git, tmux, a gate) failed
     │   ├── GitError
+    │   │   └── GitTimeout            git ran past its timeout and was killed
     │   └── TmuxError
     ├── DeliveryFailed                exit 1  keystrokes could not be verified in a pane
     └── LedgerError                   exit 1  the SQLite ledger failed (every sqlite3 error, mapped)
@@ -115,6 +116,10 @@ class CommandFailed(GastownError):
 
 class GitError(CommandFailed):
     pass
+
+
+class GitTimeout(GitError):
+    """A git command ran past its timeout and was killed (with everything it started)."""
 
 
 class TmuxError(CommandFailed):

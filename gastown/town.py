@@ -13,7 +13,6 @@ Layout (see docs/architecture.md)::
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from gastown.errors import TownNotFound
 
 if TYPE_CHECKING:
     from gastown.config.schema import TownConfig
+    from gastown.config.settings import Settings
 
 CONFIG_NAME = "gastown.toml"
 STATE_DIR = ".gastown"
@@ -67,6 +67,11 @@ class Town:
     def run_dir(self) -> Path:
         return self.state_dir / "run"
 
+    @property
+    def config_cache_path(self) -> Path:
+        """The settings of the last gastown.toml that validated (``gastown.config.cache``)."""
+        return self.run_dir / "config.json"
+
     def rig_dir(self, rig: str) -> Path:
         return self.root / rig
 
@@ -94,9 +99,17 @@ class Town:
         return os.environ.get("GT_TMUX_SOCKET") or socket_name_for(self.root)
 
     def config(self) -> TownConfig:
+        """gastown.toml validated (pydantic); raises ``ConfigError``. Refreshes the settings cache."""
         from gastown.config.load import load_config
 
-        return load_config(self.config_path)
+        return load_config(self.config_path, cache_path=self.config_cache_path)
+
+    def settings(self) -> Settings:
+        """What reading commands need of gastown.toml, validated only if the file changed
+        since it last validated; raises ``ConfigError`` like ``config()``."""
+        from gastown.config.load import load_settings
+
+        return load_settings(self.config_path, cache_path=self.config_cache_path)
 
 
 def socket_name_for(root: Path) -> str:
@@ -106,8 +119,30 @@ def socket_name_for(root: Path) -> str:
     'gt-my-town-'
     """
     base = re.sub(r"[^a-z0-9]+", "-", root.name.lower()).strip("-")[:24] or "town"
-    digest = hashlib.sha256(str(root).encode("utf-8", "surrogateescape")).hexdigest()[:6]
+    digest = sha256_hex(str(root).encode("utf-8", "surrogateescape"))[:6]
     return f"gt-{base}-{digest}"
+
+
+def sha256_hex(*parts: bytes) -> str:
+    """The sha256 of ``parts`` (concatenated), as hex.
+
+    Uses CPython's built-in sha256 when there is one: ``import hashlib`` loads OpenSSL,
+    a few milliseconds of every command's start-up.
+
+    >>> sha256_hex(b"gas", b"town") == __import__("hashlib").sha256(b"gastown").hexdigest()
+    True
+    """
+    try:
+        from _sha256 import sha256  # CPython <= 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # CPython >= 3.12
+        except ImportError:
+            from hashlib import sha256
+    digest = sha256()
+    for part in parts:
+        digest.update(part)
+    return str(digest.hexdigest())
 
 
 def find_town(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Town:

@@ -5,7 +5,7 @@ Layers (docs/architecture.md), a module may import only from its own layer or be
     3 cli        gastown/cli, the console script
     2 roles      roles, refinery, views, server, demo (and the demo agent), doctor, rigs, costs, context
     1 drivers    ledger, tmux, git, runtimes, _internal, the exec trampoline, wake, logtail
-    0 models     errors, states, names, config, town, screen, prompts, triggers
+    0 models     errors, states, names, config, town, screen, prompts, triggers, safetext
 
 Imports under ``if TYPE_CHECKING:`` are for type checkers only and are not counted.
 Only ``cli`` and ``views`` may import typer or rich.
@@ -26,14 +26,13 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(("cli", "_entry", "__main__"), 3),
     **dict.fromkeys(("roles", "refinery", "views", "server", "demo", "demo_agent", "doctor", "rigs", "costs", "context"), 2),
     **dict.fromkeys(("ledger", "tmux", "git", "runtimes", "_internal", "_exec", "wake", "logtail"), 1),
-    **dict.fromkeys(("errors", "states", "names", "config", "town", "screen", "prompts", "triggers"), 0),
+    **dict.fromkeys(("errors", "states", "names", "config", "town", "screen", "prompts", "triggers", "safetext"), 0),
 }
 LAYER_NAMES = {3: "cli", 2: "roles", 1: "drivers", 0: "models"}
 
 # Places outside the ledger allowed to speak SQL, each with the reason.
 SQL_ALLOWED = {
     "gastown/runtimes/usage.py": "reads opencode's own SQLite database (its usage records), not the ledger",
-    "gastown/git/cmd.py": "GitPython's Git.execute runs the git binary; no SQL",
 }
 SQL_RE = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|PRAGMA|WITH)\s+\S|^\s*BEGIN\s+(IMMEDIATE|DEFERRED|EXCLUSIVE|TRANSACTION)\b")
 SQL_CALLS = {"execute", "executemany", "executescript"}

@@ -86,7 +86,7 @@ def test_hostile_subject_and_body_round_trip_byte_for_byte(rig_town: Path) -> No
     [kept] = gt_json("mail", "inbox", "--to", "mayor", "--all", cwd=rig_town)
     assert kept["read_at"] == read["read_at"] and kept["body"] == BODY
     plain = run_gt("mail", "read", mail["id"], cwd=rig_town, check=True).stdout
-    assert plain.endswith(BODY + "\n") and f"subject: {SUBJECT}\n" in plain
+    assert plain.endswith(BODY.replace("\r\n", "\n") + "\n") and f"subject: {SUBJECT}\n" in plain  # CRLF shows as LF
 
 
 def test_agents_send_as_themselves_and_read_their_own_inbox(rig_town: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from gastown.roles.fleet import AgentView
 from gastown.ledger.queue import Queued
 from gastown.states import AgentState, MRState
 from gastown.town import Town
-from gastown.views import render
+from gastown.views import text
 from gastown.views.status import (
     AgentStatus,
     BlockedIssue,
@@ -108,9 +109,13 @@ def synthetic_status(agents: int = 50) -> TownStatus:
     )
 
 
+def page(status: TownStatus, width: int | None = 100, color: bool = False) -> str:
+    return "\n".join(text.render_status(status, width=width, color=color)) + "\n"
+
+
 def test_status_at_fifty_agents_fits_100_columns_and_prints_hostile_text_literally() -> None:
     status = synthetic_status(50)
-    out = output(render.render_status(status))
+    out = page(status)
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= 100, max(lines, key=len)
     start = lines.index("Agents (50)") + 2
@@ -132,18 +137,25 @@ def test_status_at_fifty_agents_fits_100_columns_and_prints_hostile_text_literal
 def test_status_render_is_pure_and_width_safe_when_narrow() -> None:
     status = synthetic_status(10)
     for width in (60, 80, 120):
-        out = output(render.render_status(status), width=width)
+        out = page(status, width=width)
         assert max(len(line) for line in out.splitlines()) <= width
-    assert output(render.render_status(status)) == output(render.render_status(status))
+    assert page(status) == page(status)
+    assert max(len(line) for line in page(status, width=None).splitlines()) > 120, "piped: nothing is cut"
+
+
+def test_status_in_colour_adds_only_colour_codes() -> None:
+    status = synthetic_status(10)
+    coloured = page(status, color=True)
+    assert "\x1b[1;31m" in coloured and "\x1b[32m" in coloured, "dead agents red, working green"
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == page(status), "the same page, only coloured"
 
 
 def test_costs_render_today_total_and_budgets() -> None:
-    assert render.render_costs(None) is None
     costs = {"today_usd": 1.25, "total_usd": 12.5, "today_tokens": 1200, "total_tokens": 98765,
              "unpriced_spawns": 1, "budget_usd": 20.0, "rig_budgets": {"app": {"budget_usd": 5.0, "today_usd": 0.5}}}
-    text = output(render.render_costs(costs))
-    assert "$1.25 of $20.00 budget" in text and "$12.50" in text and "98,765" in text
-    assert "rig app today" in text and "unpriced runs" in text
+    out = page(synthetic_status(2)._replace(costs=costs))
+    assert "$1.25 of $20.00 budget" in out and "$12.50" in out and "98,765" in out
+    assert "rig app today" in out and "unpriced runs" in out
 
 
 def test_status_json_document_has_every_section() -> None:
@@ -160,7 +172,7 @@ def test_status_json_document_has_every_section() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("raw", "expected"),
     [
         ("plain", "plain"),
         ("[red]markup[/red]", "[red]markup[/red]"),
@@ -171,17 +183,17 @@ def test_status_json_document_has_every_section() -> None:
     ],
     ids=["plain", "markup", "newlines", "controls", "bidi", "wide"],
 )
-def test_literal(text: str, expected: str) -> None:
-    assert render.literal(text) == expected
+def test_literal(raw: str, expected: str) -> None:
+    assert text.literal(raw) == expected
 
 
 def test_event_line_has_five_fields_before_the_message() -> None:
     event = Event(1, NOW, "stalled", "app", "ace", "sp-1", "app-k3x9q", "agent is\nstalled [b]x[/b]", None)
-    fields = render.event_line(event).split(" ", 4)
+    fields = text.event_line(event).split(" ", 4)
     assert fields[1:4] == ["stalled", "app/ace", "app-k3x9q"]
     assert fields[4] == "agent is stalled [b]x[/b]"
     bare = Event(2, NOW, "mayor", None, None, None, None, "up", None)
-    assert render.event_line(bare).split(" ", 4)[1:] == ["mayor", "-", "-", "up"]
+    assert text.event_line(bare).split(" ", 4)[1:] == ["mayor", "-", "-", "up"]
 
 
 # -- the real command against a real town -------------------------------------------------

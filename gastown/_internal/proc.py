@@ -2,7 +2,7 @@
 
 Argv lists only (never a shell with user text), a timeout on every call, a result
 object, and failures raised with the command named. Git goes through ``gastown.git``,
-which wraps GitPython the same way.
+which runs it the same way.
 """
 
 from __future__ import annotations

@@ -1,20 +1,16 @@
-"""What every command shares: the --town and --json options, the Context, printing."""
+"""What every command shares: the --town and --json options, the Context, groups, stdin."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from gastown.context import Context
 from gastown.town import find_town
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 TownOpt = Annotated[
     Path | None,
@@ -30,32 +26,27 @@ def set_root_town(town: Path | None) -> None:
     _root_town["town"] = town
 
 
+def chosen_town(town: Path | None) -> Path | None:
+    """The --town given to the command, else the one given before it (``gt --town DIR ...``)."""
+    return town if town is not None else _root_town["town"]
+
+
+def command_group(help: str, **settings: Any) -> typer.Typer:
+    """A command group (``gt issue``, ``gt mq``, ...): plain help, no rich, shown when bare."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, **settings)
+
+
 def open_context(town: Path | None) -> Context:
-    """The Context for the town named by --town, GT_TOWN or the cwd, its config validated."""
-    chosen = town if town is not None else _root_town["town"]
-    ctx = Context(find_town(chosen, os.environ, Path.cwd()))
-    ctx.config  # noqa: B018 - a broken gastown.toml must fail every command, loudly and first
+    """The Context for the town named by --town, GT_TOWN or the cwd, its settings checked.
+
+    The config is validated (pydantic) only when gastown.toml changed since the last
+    validation; otherwise the cached settings are used (``gastown.config.cache``). A broken
+    file fails every command, loudly and first. Commands that need the full config
+    (runtimes, prices) read ``ctx.config``, which validates on first use.
+    """
+    ctx = Context(find_town(chosen_town(town), os.environ, Path.cwd()))
+    ctx.settings  # noqa: B018 - a broken gastown.toml must fail every command, loudly and first
     return ctx
-
-
-def print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
-    sys.stdout.flush()
-
-
-def console() -> Console:
-    """The one stdout console (rich is imported only by commands that print tables)."""
-    from rich.console import Console
-
-    # Piped (to less, grep, a file): do not cut lines at 80 columns.
-    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 200)
-    return Console(highlight=False, soft_wrap=False, width=width)
-
-
-def say(text: str) -> None:
-    """Print plain text exactly as given (no markup, no highlighting)."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 def read_body(body: str | None) -> str:
@@ -69,28 +60,3 @@ def read_body(body: str | None) -> str:
         from gastown.errors import InvalidInput
 
         raise InvalidInput(f"the body on standard input is not valid UTF-8 (byte {exc.start})") from None
-
-
-def print_table(columns: list[str], rows: list[list[str]], *, empty: str = "nothing to show") -> None:
-    """A plain rich table; every cell is literal text (titles may contain '[' or markup)."""
-    if not rows:
-        say(empty)
-        return
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    for index, column in enumerate(columns):
-        # Every column but the last keeps room for its header and short values; the last
-        # (titles, details) gives way first when the terminal is narrow.
-        widest = max([len(column), *(len(row[index]) for row in rows)])
-        last = index == len(columns) - 1
-        table.add_column(column, overflow="ellipsis", no_wrap=True, min_width=None if last else min(widest, 24))
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
-    console().print(table)
-
-
-def one_line(text: str, limit: int = 60) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"

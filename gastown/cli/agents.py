@@ -8,7 +8,10 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, say
+from gastown.cli import complete
+from gastown.cli._common import JsonOpt, TownOpt, open_context
+from gastown.cli._output import print_json, print_table, print_verbatim, say
+from gastown.safetext import one_line
 
 
 def register(app: typer.Typer) -> None:
@@ -19,7 +22,7 @@ def register(app: typer.Typer) -> None:
 
 
 def agents(
-    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig.")] = None,
+    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig.", autocompletion=complete.rigs)] = None,
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -52,7 +55,7 @@ def agents(
 
 
 def peek(
-    target: Annotated[str, typer.Argument(metavar="RIG/POLECAT")],
+    target: Annotated[str, typer.Argument(metavar="RIG/POLECAT", autocompletion=complete.polecats)],
     lines: Annotated[int, typer.Option("-n", "--lines", min=1, help="How many lines.")] = 40,
     town: TownOpt = None,
 ) -> None:
@@ -63,11 +66,11 @@ def peek(
     if not live:
         say(f"-- {target} is not on screen ({spawn.status}); the end of its log {spawn.log_path}:")
     for row in rows:
-        say(row)
+        print_verbatim(row)  # the pane as it is: gt peek is the one command that shows raw text
 
 
 def attach(
-    target: Annotated[str | None, typer.Argument(metavar="[RIG/POLECAT]", help="Agent to watch (default: the mayor session).")] = None,
+    target: Annotated[str | None, typer.Argument(metavar="[RIG/POLECAT]", help="Agent to watch (default: the mayor session).", autocompletion=complete.polecats)] = None,
     town: TownOpt = None,
 ) -> None:
     """Attach this terminal to an agent's pane (detach again with the tmux prefix, then d)."""
@@ -79,7 +82,7 @@ def attach(
 
 
 def nudge(
-    target: Annotated[str, typer.Argument(metavar="RIG/POLECAT")],
+    target: Annotated[str, typer.Argument(metavar="RIG/POLECAT", autocompletion=complete.polecats)],
     message: Annotated[str, typer.Argument(help="What to type into the agent.")],
     now: Annotated[bool, typer.Option("--now", help="Type even if the agent is busy.")] = False,
     town: TownOpt = None,

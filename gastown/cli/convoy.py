@@ -6,12 +6,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, say
+from gastown.cli import complete
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._output import print_json, print_table, say
+from gastown.safetext import one_line
 
 if TYPE_CHECKING:
     from gastown.ledger.convoys import ConvoyView
 
-app = typer.Typer(help="Group issues into convoys and watch them land.", no_args_is_help=True)
+app = command_group("Group issues into convoys and watch them land.")
 
 ConvoyArg = Annotated[str, typer.Argument(metavar="CONVOY", help="Convoy id (cv-...) or its exact name.")]
 
@@ -19,7 +22,7 @@ ConvoyArg = Annotated[str, typer.Argument(metavar="CONVOY", help="Convoy id (cv-
 @app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="Any name; stored exactly as given.")],
-    issues: Annotated[list[str] | None, typer.Argument(metavar="[ISSUE]...", help="Issues to put in it.")] = None,
+    issues: Annotated[list[str] | None, typer.Argument(metavar="[ISSUE]...", help="Issues to put in it.", autocompletion=complete.any_issue)] = None,
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -36,7 +39,7 @@ def create(
 @app.command("add")
 def add(
     convoy: ConvoyArg,
-    issues: Annotated[list[str], typer.Argument(metavar="ISSUE...", help="Issues to add.")],
+    issues: Annotated[list[str], typer.Argument(metavar="ISSUE...", help="Issues to add.", autocompletion=complete.any_issue)],
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

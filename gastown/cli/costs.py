@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, open_context, print_json, print_table, say
+from gastown.cli import complete
+from gastown.cli._common import JsonOpt, TownOpt, open_context
+from gastown.cli._output import print_json, print_table, say
 
 
 def register(app: typer.Typer) -> None:
@@ -14,7 +16,10 @@ def register(app: typer.Typer) -> None:
 
 
 def costs(
-    by: Annotated[str, typer.Option("--by", help="Group by rig, day, issue, agent (rig/polecat), runtime, convoy or role (polecat, review).")] = "rig",
+    by: Annotated[str, typer.Option(
+        "--by", help="Group by rig, day, issue, agent (rig/polecat), runtime, convoy or role (polecat, review).",
+        autocompletion=complete.fixed("rig", "day", "issue", "agent", "runtime", "convoy", "role"),
+    )] = "rig",
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

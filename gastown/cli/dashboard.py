@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, open_context, print_json, say
+from gastown.cli._common import JsonOpt, TownOpt, open_context
+from gastown.cli._output import print_error, print_json, say
 
 PROBE_TIMEOUT_S = 0.5
 
@@ -38,12 +38,12 @@ def dashboard(
     else:
         say(url)
         if not server.enabled:
-            sys.stderr.write("gt: [server] enabled is false, so `gt up` starts no server for it\n")
+            print_error("gt: [server] enabled is false, so `gt up` starts no server for it")
         elif server.token_env is None and not is_loopback(server.host):
-            sys.stderr.write(f"gt: the server refuses to listen on {server.host} without a token; "
-                             "set [server] token_env, or host = \"127.0.0.1\"\n")
+            print_error(f"gt: the server refuses to listen on {server.host} without a token; "
+                        "set [server] token_env, or host = \"127.0.0.1\"")
         elif not listening:
-            sys.stderr.write("gt: nothing answers there yet; `gt serve` (started by `gt up`) serves the dashboard\n")
+            print_error("gt: nothing answers there yet; `gt serve` (started by `gt up`) serves the dashboard")
     if open_:
         import webbrowser
 

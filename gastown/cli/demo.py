@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from gastown.cli._common import JsonOpt, print_json, say
+from gastown.cli._common import JsonOpt
+from gastown.cli._output import print_json, say
 
 
 def register(app: typer.Typer) -> None:
@@ -63,10 +64,11 @@ class _LiveView:
     """A terminal: a table of the six issues redrawn in place, plus the latest events."""
 
     def __init__(self) -> None:
-        from rich.console import Console
         from rich.live import Live
 
-        self.console = Console()
+        from gastown.cli._output import console
+
+        self.console = console()
         self.live = Live(console=self.console, refresh_per_second=4, transient=False)
         self.live.start()
 
@@ -90,7 +92,7 @@ def progress_table(ctx: Any, ids: list[str], elapsed: float) -> Any:
     from gastown.ledger.mrs import latest_for_issue
     from gastown.ledger.rounds import total_gate_runs
     from gastown.roles.fleet import list_agents
-    from gastown.views.render import literal
+    from gastown.views.text import literal
 
     conn = ctx.ledger.connection()
     agents = {a.issue: a for a in list_agents(ctx)}

@@ -8,7 +8,10 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from gastown.cli._common import JsonOpt, TownOpt, _root_town, one_line, open_context, print_json, print_table, say
+from gastown.cli import complete
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._output import print_json, print_table, say
+from gastown.safetext import one_line
 
 
 class _DefaultToRaise(TyperGroup):
@@ -20,10 +23,9 @@ class _DefaultToRaise(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-app = typer.Typer(
+app = command_group(
+    'Raise a blocker: gt escalate "MESSAGE" [--severity low|medium|high|critical]; or list / ack them.',
     cls=_DefaultToRaise,
-    help='Raise a blocker: gt escalate "MESSAGE" [--severity low|medium|high|critical]; or list / ack them.',
-    no_args_is_help=True,
 )
 
 
@@ -31,14 +33,16 @@ app = typer.Typer(
 def raise_(
     message: Annotated[str, typer.Argument(help="What blocks the work.")],
     severity: Annotated[str, typer.Option("--severity", "-s", help="low | medium | high | critical")] = "medium",
-    issue: Annotated[str | None, typer.Option("--issue", help="The issue it is about (agents: their own).")] = None,
+    issue: Annotated[str | None, typer.Option(
+        "--issue", help="The issue it is about (agents: their own).", autocompletion=complete.any_issue
+    )] = None,
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Raise an escalation (from an agent: about its own issue, which becomes blocked)."""
     from gastown.ledger.escalations import escalate_from
 
-    ctx = open_context(town if town is not None else _root_town["town"])
+    ctx = open_context(town)
     esc = escalate_from(ctx.ledger, os.environ, message, severity=severity, issue=issue)
     if json_out:
         print_json(esc.to_json())

@@ -1,4 +1,5 @@
-"""Hidden helpers gastown starts in the background: `gt _start SPAWN`, `gt _end SPAWN`."""
+"""Hidden helpers gastown starts in the background: `gt _start SPAWN`, `gt _end SPAWN`,
+the Mayor's keeper and the Mayor itself."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from gastown.cli._common import TownOpt, open_context
 def register(app: typer.Typer) -> None:
     app.command("_start", hidden=True)(start)
     app.command("_end", hidden=True)(end)
+    app.command("_keeper", hidden=True)(keeper)
+    app.command("_mayor", hidden=True)(mayor)
 
 
 def start(spawn: str, town: TownOpt = None) -> None:
@@ -36,11 +39,6 @@ def end(
     current = work.get_spawn(ctx.ledger.connection(), spawn)
     if current is not None and current.status == "done":
         end_spawn(ctx, spawn, reason="finished (gt done)")
-
-
-def register_daemons(app: typer.Typer) -> None:
-    app.command("_keeper", hidden=True)(keeper)
-    app.command("_mayor", hidden=True)(mayor)
 
 
 def keeper(town: TownOpt = None) -> None:

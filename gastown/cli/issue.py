@@ -6,17 +6,22 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, read_body, say
+from gastown.cli import complete
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context, read_body
+from gastown.cli._output import print_json, print_table, say
+from gastown.safetext import one_line
 from gastown.states import IssueStatus
 
-app = typer.Typer(help="Create, list, show, close and reopen issues.", no_args_is_help=True)
+app = command_group("Create, list, show, close and reopen issues.")
 
 
 @app.command("create")
 def create(
     title: Annotated[str, typer.Argument(help="One-line title.")],
     body: Annotated[str | None, typer.Option("--body", "-b", help="Body text, or - to read it from standard input.")] = None,
-    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Rig the issue belongs to (needed when there are several).")] = None,
+    rig: Annotated[str | None, typer.Option(
+        "--rig", "-r", help="Rig the issue belongs to (needed when there are several).", autocompletion=complete.rigs
+    )] = None,
     priority: Annotated[int, typer.Option("--priority", "-p", min=0, max=4, help="0 (most urgent) to 4.")] = 2,
     town: TownOpt = None,
     json_out: JsonOpt = False,
@@ -26,7 +31,7 @@ def create(
 
     ctx = open_context(town)
     issue = issues.create(
-        ctx.ledger, title=title, body=read_body(body), rig=rig, priority=priority, prefixes=ctx.config.rig_prefixes()
+        ctx.ledger, title=title, body=read_body(body), rig=rig, priority=priority, prefixes=ctx.settings.rig_prefixes()
     )
     if json_out:
         print_json({"id": issue.id})
@@ -36,7 +41,7 @@ def create(
 
 @app.command("list")
 def list_(
-    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig's issues.")] = None,
+    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig's issues.", autocompletion=complete.rigs)] = None,
     status: Annotated[IssueStatus | None, typer.Option("--status", "-s", help="Only issues in this status.")] = None,
     town: TownOpt = None,
     json_out: JsonOpt = False,
@@ -46,7 +51,7 @@ def list_(
 
     ctx = open_context(town)
     if rig is not None:
-        choose_rig(ctx.config.rigs, rig)  # an unknown rig is an error, not an empty list
+        choose_rig(ctx.settings.rigs, rig)  # an unknown rig is an error, not an empty list
     issues = list_issues(ctx.ledger.connection(), rig=rig, status=status)
     if json_out:
         print_json([i.to_json() for i in issues])
@@ -60,7 +65,7 @@ def list_(
 
 @app.command("show")
 def show(
-    issue_id: Annotated[str, typer.Argument(metavar="ID", help="Issue id, e.g. app-k3x9q.")],
+    issue_id: Annotated[str, typer.Argument(metavar="ID", help="Issue id, e.g. app-k3x9q.", autocompletion=complete.any_issue)],
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -82,7 +87,7 @@ def show(
 
 @app.command("close")
 def close(
-    issue_id: Annotated[str, typer.Argument(metavar="ID")],
+    issue_id: Annotated[str, typer.Argument(metavar="ID", autocompletion=complete.unclosed_issues)],
     reason: Annotated[str | None, typer.Option("--reason", help="Why it is closed.")] = None,
     town: TownOpt = None,
     json_out: JsonOpt = False,
@@ -99,7 +104,7 @@ def close(
 
 @app.command("reopen")
 def reopen(
-    issue_id: Annotated[str, typer.Argument(metavar="ID")],
+    issue_id: Annotated[str, typer.Argument(metavar="ID", autocompletion=complete.reopenable_issues)],
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

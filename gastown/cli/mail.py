@@ -6,14 +6,17 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, read_body, say
+from gastown.cli import complete
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context, read_body
+from gastown.cli._output import print_json, print_table, say
+from gastown.safetext import one_line
 
-app = typer.Typer(help="Send and read durable mail (addresses: mayor, human, RIG/POLECAT).", no_args_is_help=True)
+app = command_group("Send and read durable mail (addresses: mayor, human, RIG/POLECAT).")
 
 
 @app.command("send")
 def send(
-    to: Annotated[str, typer.Argument(metavar="TO", help="mayor, human, or RIG/POLECAT.")],
+    to: Annotated[str, typer.Argument(metavar="TO", help="mayor, human, or RIG/POLECAT.", autocompletion=complete.mail_addresses)],
     subject: Annotated[str, typer.Option("--subject", "-s", help="One-line subject.")],
     body: Annotated[
         str | None, typer.Option("--message", "-m", help="The message, or - to read it from standard input.")
@@ -25,7 +28,7 @@ def send(
     from gastown.ledger import mail
 
     ctx = open_context(town)
-    sent = mail.send(ctx.ledger, to, subject, read_body(body), sender=mail.own_address(ctx.environ), rigs=ctx.config.rigs)
+    sent = mail.send(ctx.ledger, to, subject, read_body(body), sender=mail.own_address(ctx.environ), rigs=ctx.settings.rigs)
     if json_out:
         print_json(sent.to_json())
     else:
@@ -45,7 +48,7 @@ def inbox(
 
     ctx = open_context(town)
     address, messages = mail.inbox(
-        ctx.ledger, to=to, caller=mail.own_address(ctx.environ), rigs=ctx.config.rigs, include_read=all_
+        ctx.ledger, to=to, caller=mail.own_address(ctx.environ), rigs=ctx.settings.rigs, include_read=all_
     )
     if json_out:
         print_json([m.to_json() for m in messages])

@@ -6,20 +6,23 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, say
+from gastown.cli import complete
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._output import print_json, print_table, say
+from gastown.safetext import one_line
 from gastown.states import MRState
 
 if TYPE_CHECKING:
     from gastown.ledger.mrs import MR
 
-app = typer.Typer(help="The merge queue: list, show, retry and reject merge requests.", no_args_is_help=True)
+app = command_group("The merge queue: list, show, retry and reject merge requests.")
 
-MrArg = Annotated[str, typer.Argument(metavar="MR", help="Merge request id, e.g. mr-k3x9q2.")]
+MrArg = Annotated[str, typer.Argument(metavar="MR", help="Merge request id, e.g. mr-k3x9q2.", autocompletion=complete.merge_requests)]
 
 
 @app.command("list")
 def list_(
-    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig's merge requests.")] = None,
+    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig's merge requests.", autocompletion=complete.rigs)] = None,
     state: Annotated[list[MRState] | None, typer.Option("--state", "-s", help="Only these states (repeatable).")] = None,
     all_: Annotated[bool, typer.Option("--all", "-a", help="Include merged and rejected ones.")] = False,
     town: TownOpt = None,

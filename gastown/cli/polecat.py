@@ -6,14 +6,16 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, open_context, print_json, print_table, say
+from gastown.cli import complete
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._output import print_json, print_table, say
 
-app = typer.Typer(help="List and remove polecats (worker slots with their worktrees).", no_args_is_help=True)
+app = command_group("List and remove polecats (worker slots with their worktrees).")
 
 
 @app.command("list")
 def list_(
-    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig.")] = None,
+    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig.", autocompletion=complete.rigs)] = None,
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -21,7 +23,7 @@ def list_(
     from gastown.roles.fleet import list_polecats
 
     ctx = open_context(town)
-    if rig is not None and rig not in ctx.config.rigs:
+    if rig is not None and rig not in ctx.settings.rigs:
         from gastown.errors import NotFound
 
         raise NotFound(f"no rig named {rig!r} in this town", hint="see `gt rig list`")
@@ -38,8 +40,10 @@ def list_(
 
 @app.command("remove")
 def remove(
-    name: Annotated[str, typer.Argument(metavar="[RIG/]NAME")],
-    rig: Annotated[str | None, typer.Option("--rig", "-r", help="The polecat's rig (needed with several rigs).")] = None,
+    name: Annotated[str, typer.Argument(metavar="[RIG/]NAME", autocompletion=complete.polecats)],
+    rig: Annotated[str | None, typer.Option(
+        "--rig", "-r", help="The polecat's rig (needed with several rigs).", autocompletion=complete.rigs
+    )] = None,
     force: Annotated[bool, typer.Option("--force", help="Archive unmerged or uncommitted work under refs/gastown/archive/ and remove anyway.")] = False,
     town: TownOpt = None,
 ) -> None:
@@ -50,6 +54,6 @@ def remove(
     ctx = open_context(town)
     if "/" in name:
         rig, name = name.split("/", 1)
-    rig_name = choose_rig(ctx.config.rigs, rig)
+    rig_name = choose_rig(ctx.settings.rigs, rig)
     archived = remove_polecat(ctx, rig_name, name, force=force)
     say(f"removed {rig_name}/{name}" + (f"; its work is archived at {archived}" if archived else ""))

@@ -6,20 +6,22 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, open_context, print_json, print_table, say
+from gastown.cli import complete
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._output import print_json, print_table, say
 
 if TYPE_CHECKING:
     from gastown.refinery.engine import RecoveryReport, RoundReport
 
-app = typer.Typer(help="The refinery: run, inspect and release each rig's merge queue.", no_args_is_help=True)
+app = command_group("The refinery: run, inspect and release each rig's merge queue.")
 
-RigArg = Annotated[str, typer.Argument(metavar="RIG", help="The rig whose queue to act on.")]
+RigArg = Annotated[str, typer.Argument(metavar="RIG", help="The rig whose queue to act on.", autocompletion=complete.rigs)]
 LOCK_WAIT_S = 5.0
 
 
 @app.command("status")
 def status(
-    rig: Annotated[str | None, typer.Argument(metavar="[RIG]", help="One rig (default: all).")] = None,
+    rig: Annotated[str | None, typer.Argument(metavar="[RIG]", help="One rig (default: all).", autocompletion=complete.rigs)] = None,
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

@@ -6,20 +6,28 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, say
+from gastown.cli import complete
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._output import print_json, print_table, say
+from gastown.safetext import one_line
 
 if TYPE_CHECKING:
     from gastown.refinery.review.records import ReviewDetail
 
-app = typer.Typer(help="AI code reviews: run one on an MR or a branch, show one, list them.", no_args_is_help=True)
+app = command_group("AI code reviews: run one on an MR or a branch, show one, list them.")
 
 StyleOpt = Annotated[str | None, typer.Option("--style", help="balanced, strict, lenient or roast (tone only; default: the rig's).")]
 
 
 @app.command("run")
 def run(
-    what: Annotated[str, typer.Argument(metavar="MR|BRANCH", help="A merge request id (mr-…), or a branch or commit of the rig.")],
-    rig: Annotated[str | None, typer.Option("--rig", "-r", help="The rig of BRANCH (needed when the town has several).")] = None,
+    what: Annotated[str, typer.Argument(
+        metavar="MR|BRANCH", help="A merge request id (mr-…), or a branch or commit of the rig.",
+        autocompletion=complete.merge_requests,
+    )],
+    rig: Annotated[str | None, typer.Option(
+        "--rig", "-r", help="The rig of BRANCH (needed when the town has several).", autocompletion=complete.rigs
+    )] = None,
     style: StyleOpt = None,
     town: TownOpt = None,
     json_out: JsonOpt = False,
@@ -41,7 +49,10 @@ def run(
 
 @app.command("show")
 def show(
-    what: Annotated[str, typer.Argument(metavar="REVIEW|MR", help="A review id (rv-…), or an MR id for its latest review.")],
+    what: Annotated[str, typer.Argument(
+        metavar="REVIEW|MR", help="A review id (rv-…), or an MR id for its latest review.",
+        autocompletion=complete.merge_requests,
+    )],
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -57,7 +68,7 @@ def show(
 
 @app.command("list")
 def list_(
-    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig's reviews.")] = None,
+    rig: Annotated[str | None, typer.Option("--rig", "-r", help="Only this rig's reviews.", autocompletion=complete.rigs)] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")] = 50,
     town: TownOpt = None,
     json_out: JsonOpt = False,

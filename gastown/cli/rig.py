@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, open_context, print_json, print_table, say
+from gastown.cli import complete
+from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._output import print_json, print_table, say
 
-app = typer.Typer(help="Add, list and remove rigs (projects).", no_args_is_help=True)
+app = command_group("Add, list and remove rigs (projects).")
 
 
 @app.command("add")
@@ -51,7 +53,7 @@ def list_(town: TownOpt = None, json_out: JsonOpt = False) -> None:
 
 @app.command("remove")
 def remove(
-    name: Annotated[str, typer.Argument(help="The rig to remove.")],
+    name: Annotated[str, typer.Argument(help="The rig to remove.", autocompletion=complete.rigs)],
     keep_files: Annotated[bool, typer.Option("--keep-files", help="Leave <town>/NAME where it is.")] = False,
     town: TownOpt = None,
 ) -> None:

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, console, open_context, print_json
+from gastown.cli._common import JsonOpt, TownOpt, open_context
+from gastown.cli._output import console, print_json, print_lines, say, terminal_width, use_color
 
 
 def register(app: typer.Typer) -> None:
@@ -18,14 +19,14 @@ def register(app: typer.Typer) -> None:
 
 def status(town: TownOpt = None, json_out: JsonOpt = False) -> None:
     """Rigs, agents, queued slings, merge queues, holds, escalations, issues and the Mayor."""
-    from gastown.views.render import render_status
     from gastown.views.status import collect_status
+    from gastown.views.text import render_status
 
     snapshot = collect_status(open_context(town))
     if json_out:
         print_json(snapshot.to_json())
         return
-    console().print(render_status(snapshot))
+    print_lines(render_status(snapshot, width=terminal_width(), color=use_color()))
 
 
 PlainOpt = Annotated[bool, typer.Option(
@@ -64,22 +65,18 @@ def feed(
             start = ctx.now() - parse_duration(since)
         except ValueError as exc:
             raise InvalidInput(f"--since {exc}", hint='give a duration such as "90s", "15m" or "2h"') from None
-    out = console()
     try:
-        if plain or json_out or not out.is_terminal:
+        if plain or json_out or not sys.stdout.isatty():
             cursor = EventCursor(ctx.ledger.connection, since=start, backlog=lines, problems=problems)
-            stream_plain(cursor, _write_line, as_json=json_out, follow=not once, interval=interval)
+            stream_plain(cursor, say, as_json=json_out, follow=not once, interval=interval)
         elif once:
+            out = console()
             out.print(LiveFeed(ctx, out, problems=problems, since=start).frame())
         else:
+            out = console()
             LiveFeed(ctx, out, problems=problems, since=start, interval=interval).run()
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a feed ends: not a failure
     except BrokenPipeError:
         # The reader went away (`gt feed --plain | head`): stop quietly, without a flush error at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-def _write_line(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()

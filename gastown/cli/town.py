@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, print_json, say
+from gastown.cli._common import JsonOpt, TownOpt, chosen_town
+from gastown.cli._output import print_json, say
 from gastown.errors import ExitCode, GastownError
 
 
@@ -37,13 +38,12 @@ def init(
 
 def doctor(town: TownOpt = None, json_out: JsonOpt = False) -> None:
     """Check tmux, git, the config, runtimes and each rig's hub; say how to fix each problem."""
-    from gastown.cli._common import _root_town
     from gastown.doctor import Check, check_tools, check_town
     from gastown.town import find_town
 
     checks = check_tools()
     try:
-        found = find_town(town if town is not None else _root_town["town"], os.environ, Path.cwd())
+        found = find_town(chosen_town(town), os.environ, Path.cwd())
         checks += check_town(found.root)
     except GastownError as exc:
         checks.append(Check("town", False, exc.message, exc.hint))

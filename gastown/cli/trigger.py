@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, one_line, open_context, print_json, print_table, say
+from gastown.cli._common import JsonOpt, TownOpt, open_context
+from gastown.cli._output import print_json, print_table, say
+from gastown.safetext import one_line
 
 if TYPE_CHECKING:
     from gastown.roles.trigger_ops import TriggerView
@@ -19,7 +21,7 @@ NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The trigger's name
 
 
 def _when(ts: float | None) -> str:
-    from gastown.views.render import clock_time
+    from gastown.views.text import clock_time
 
     if ts is None:
         return "-"
@@ -51,7 +53,7 @@ def list_(town: TownOpt = None, json_out: JsonOpt = False) -> None:
 
 
 def _show(v: TriggerView) -> None:
-    from gastown.views.render import literal
+    from gastown.views.text import literal
 
     say(f"{v.name}: {v.kind} trigger for rig {v.rig}" + (f", agent {v.agent}" if v.agent else "")
         + (" (PAUSED)" if v.paused else ""))
@@ -90,7 +92,7 @@ def requests(
 ) -> None:
     """A trigger's last requests (100 are kept): state, issue, MR, outcome; --json adds payloads."""
     from gastown.roles.trigger_ops import requests as history
-    from gastown.views.render import literal
+    from gastown.views.text import literal
 
     rows = history(open_context(town), name, limit=limit)
     if json_out:

@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, _root_town, open_context, print_json, say
+from gastown.cli import complete
+from gastown.cli._common import JsonOpt, TownOpt, chosen_town, open_context
+from gastown.cli._output import print_json, say
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +20,9 @@ def register(app: typer.Typer) -> None:
 
 
 def sling(
-    issues: Annotated[list[str], typer.Argument(metavar="ISSUE... [RIG|RIG/POLECAT]", help="Issue id(s), then optionally where.")],
+    issues: Annotated[list[str], typer.Argument(
+        metavar="ISSUE... [RIG|RIG/POLECAT]", help="Issue id(s), then optionally where.", autocompletion=complete.sling_targets
+    )],
     agent: Annotated[str | None, typer.Option("--agent", "-a", help="Runtime to use instead of the rig's.")] = None,
     convoy: Annotated[str | None, typer.Option("--convoy", help="Put the issues in a new convoy with this name.")] = None,
     no_convoy: Annotated[bool, typer.Option("--no-convoy", help="Several issues: make no convoy for them.")] = False,
@@ -28,9 +32,8 @@ def sling(
     """Hook issues onto polecats and start their agents (queued when at capacity).
 
     Several issues at once go into a convoy named after the first one's title."""
-    from gastown.ledger.convoys import for_sling
     from gastown.ledger.ids import ISSUE_ID_RE
-    from gastown.roles.polecat import sling as do_sling
+    from gastown.roles.mayor_socket import sling_issues
 
     ctx = open_context(town)
     target = None
@@ -39,21 +42,26 @@ def sling(
         issues = issues[:-1]
     elif len(issues) == 1 and not ISSUE_ID_RE.match(issues[0]) and "/" in issues[0]:
         raise typer.BadParameter("give an issue id before the target", param_hint="ISSUE")
-    grouped = for_sling(ctx.ledger, issues, name=convoy, no_convoy=no_convoy)
-    results = [do_sling(ctx, issue, target, agent=agent) for issue in issues]
+    grouped = None
+    if len(issues) > 1 or convoy is not None:  # one issue makes no convoy unless named: skip the ledger here
+        from gastown.ledger.convoys import for_sling
+
+        grouped = for_sling(ctx.ledger, issues, name=convoy, no_convoy=no_convoy)
+    results = sling_issues(ctx, issues, target, agent=agent)
     if json_out:
-        docs = [{**r.to_json(), "convoy": grouped.convoy.id if grouped else None} for r in results]
+        docs = [{**r, "convoy": grouped.convoy.id if grouped else None} for r in results]
         print_json(docs if len(docs) > 1 else docs[0])
         return
     if grouped is not None:
         say(f"convoy {grouped.convoy.id} ({grouped.total} issues); follow it with gt convoy show {grouped.convoy.id}")
     for r in results:
-        if r.status == "queued":
-            say(f"{r.issue}: queued for rig {r.rig} (at capacity); it starts when a polecat frees up")
-        elif r.status == "already":
-            say(f"{r.issue}: already being worked on by {r.rig}/{r.polecat} ({r.spawn})")
+        where = f"{r['rig']}/{r['polecat']}"
+        if r["status"] == "queued":
+            say(f"{r['issue']}: queued for rig {r['rig']} (at capacity); it starts when a polecat frees up")
+        elif r["status"] == "already":
+            say(f"{r['issue']}: already being worked on by {where} ({r['spawn']})")
         else:
-            say(f"{r.issue}: {r.status} on {r.rig}/{r.polecat} (branch {r.branch}, spawn {r.spawn}); watch with gt attach {r.rig}/{r.polecat}")
+            say(f"{r['issue']}: {r['status']} on {where} (branch {r['branch']}, spawn {r['spawn']}); watch with gt attach {where}")
 
 
 def done(
@@ -66,7 +74,7 @@ def done(
     from gastown.roles.done import done as do_done
     from gastown.roles.done import identify
 
-    me = identify(os.environ, Path.cwd(), town if town is not None else _root_town["town"])
+    me = identify(os.environ, Path.cwd(), chosen_town(town))
     result = do_done(Context(me.town), me, blocked=blocked)
     if json_out:
         print_json(result.to_json())
@@ -79,5 +87,5 @@ def prime(town: TownOpt = None) -> None:
     from gastown.context import Context
     from gastown.roles.done import identify, prime_text
 
-    me = identify(os.environ, Path.cwd(), town if town is not None else _root_town["town"])
+    me = identify(os.environ, Path.cwd(), chosen_town(town))
     say(prime_text(Context(me.town), me))

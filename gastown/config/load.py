@@ -2,39 +2,73 @@
 
 Syntax errors name the line and column; validation errors name the key path, one line
 per problem (``rigs.app.batch: must be ≥ 1``).
+
+Two doors: ``load_config`` validates with pydantic (for commands that act on the whole
+config) and refreshes the cache of the last validated config; ``load_settings`` answers
+from that cache when the file is byte-for-byte what was validated, so commands that only
+read never import pydantic (~130 ms). Both raise the same ``ConfigError`` for a broken file.
+pydantic is imported only when a file is actually validated.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from gastown.config.schema import TownConfig
+from gastown.config import cache
+from gastown.config.settings import Settings
 from gastown.errors import ConfigError
+
+if TYPE_CHECKING:
+    import tomllib
+
+    from gastown.config.schema import TownConfig
 
 _LINE_COL = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
-def load_config(path: Path) -> TownConfig:
-    """Parse and validate the town config at ``path``; raises ``ConfigError``."""
+def load_config(path: Path, *, cache_path: Path | None = None) -> TownConfig:
+    """Parse and validate the town config at ``path``; raises ``ConfigError``.
+
+    With ``cache_path``, a config that validates is remembered there for ``load_settings``.
+    """
+    return _validated(read_config_bytes(path), path, cache_path)
+
+
+def load_settings(path: Path, *, cache_path: Path) -> Settings:
+    """The settings of the config at ``path``: from the cache when the file is unchanged
+    since it last validated, else validated now (and cached). Raises ``ConfigError``."""
+    raw = read_config_bytes(path)
+    return cache.lookup(cache_path, raw) or Settings.from_config(_validated(raw, path, cache_path))
+
+
+def _validated(raw: bytes, path: Path, cache_path: Path | None) -> TownConfig:
+    config = parse_config(decode_config(raw, path), source=path)
+    if cache_path is not None and cache.lookup(cache_path, raw) is None:
+        cache.store(cache_path, raw, Settings.from_config(config))
+    return config
+
+
+def read_config_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path} does not exist", hint="create a town with `gt init`") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def decode_config(raw: bytes, path: Path) -> str:
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path} is not valid UTF-8 (byte {exc.start})", hint="save it as UTF-8") from None
-    return parse_config(text, source=path)
 
 
 def parse_config(text: str, *, source: Path | str = "gastown.toml") -> TownConfig:
+    import tomllib
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -43,6 +77,10 @@ def parse_config(text: str, *, source: Path | str = "gastown.toml") -> TownConfi
 
 
 def validate_config(data: dict[str, Any], *, source: Path | str = "gastown.toml") -> TownConfig:
+    from pydantic import ValidationError
+
+    from gastown.config.schema import TownConfig
+
     try:
         return TownConfig.model_validate(data)
     except ValidationError as exc:

@@ -1,19 +1,27 @@
-"""The one place git runs, through GitPython's command layer.
+"""The one place git runs: ``git`` as a plain subprocess, argv only, never a shell.
 
-Every call has a timeout, never prompts on a terminal (``GIT_TERMINAL_PROMPT=0``), and
-failures raise ``GitError`` naming the command and git's own last line of complaint.
+Every call has a timeout (after which git and whatever it started, ssh or a remote
+helper, are killed as one process group), never prompts on a terminal
+(``GIT_TERMINAL_PROMPT=0``), and failures raise ``GitError`` naming the command and
+git's own last line of complaint (``GitTimeout`` when the time ran out). An interrupt
+(Ctrl-C) stops git too instead of leaving it running behind the user's back.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from gastown.errors import GitError, ToolMissing
+from gastown.errors import GitError, GitTimeout, ToolMissing
 
 DEFAULT_TIMEOUT = 120.0
+
+# An agent CLI's own git settings (copilot passes safe.bareRepository=explicit to its
+# shell commands) must not reach gastown's git calls on the bare hub.
+_FOREIGN_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS")
 
 
 @dataclass(frozen=True)
@@ -22,10 +30,11 @@ class GitResult:
     returncode: int
     stdout: str
     stderr: str
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0
+        return self.returncode == 0 and not self.timed_out
 
 
 class Git:
@@ -38,30 +47,42 @@ class Git:
     def run(
         self, *args: str, check: bool = True, timeout: float = DEFAULT_TIMEOUT, input: str | None = None
     ) -> GitResult:
-        import git  # GitPython; imported here so CLI start-up never pays for it
-        from git.exc import GitCommandNotFound
-
-        runner = git.Git(str(self.cwd))
+        """Run git to completion. ``check`` raises ``GitError`` (``GitTimeout``) on failure;
+        without it a timeout comes back as a result with ``timed_out`` set and ``ok`` false.
+        A missing git raises ``ToolMissing``."""
         env = {**os.environ, **self._env}
-        # An agent CLI's own git settings (copilot passes safe.bareRepository=explicit to
-        # its shell commands) must not reach gastown's git calls on the bare hub.
-        for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS"):
+        for var in _FOREIGN_VARS:
             env.pop(var, None)
         try:
-            status, out, err = runner.execute(
+            proc = subprocess.Popen(
                 ["git", *args],
-                with_extended_output=True,
-                with_exceptions=False,
-                kill_after_timeout=timeout,
+                cwd=self.cwd,
                 env=env,
-                istream=_stdin(input),
-                strip_newline_in_stdout=False,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
             )
-        except GitCommandNotFound:
+        except FileNotFoundError:
+            if not Path(self.cwd).is_dir():
+                raise GitError(f"git {' '.join(args[:2])} failed: {self.cwd} does not exist", argv=["git", *args]) from None
             raise ToolMissing("git is not installed or not on PATH", hint="install git 2.25 or newer") from None
-        result = GitResult(tuple(args), int(status or 0), _text(out), _text(err))
+        timed_out = False
+        try:
+            out, err = proc.communicate(input.encode("utf-8") if input is not None else None, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+            out, err = proc.communicate()
+        except BaseException:
+            _kill_group(proc)
+            proc.wait()
+            raise
+        result = GitResult(
+            tuple(args), proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), timed_out
+        )
         if check and not result.ok:
-            raise git_error(result)
+            raise git_error(result, timeout=timeout)
         return result
 
     def out(self, *args: str, timeout: float = DEFAULT_TIMEOUT) -> str:
@@ -69,29 +90,23 @@ class Git:
         return self.run(*args, timeout=timeout).stdout.strip()
 
 
-def git_error(result: GitResult) -> GitError:
+def git_error(result: GitResult, *, timeout: float | None = None) -> GitError:
+    """The ``GitError`` for a failed ``result``: the command and git's last line of complaint."""
+    command = f"git {' '.join(result.args[:2])}"
+    output = result.stdout + result.stderr
+    if result.timed_out:
+        limit = f" after {timeout:g}s" if timeout is not None else ""
+        return GitTimeout(
+            f"{command} timed out{limit}", argv=["git", *result.args], returncode=result.returncode, output=output,
+            hint="check the network and the remote, then try again",
+        )
     complaint = (result.stderr or result.stdout).strip().splitlines()
     last = complaint[-1] if complaint else f"exit status {result.returncode}"
-    return GitError(
-        f"git {' '.join(result.args[:2])} failed: {last}",
-        argv=["git", *result.args],
-        returncode=result.returncode,
-        output=(result.stdout + result.stderr),
-    )
+    return GitError(f"{command} failed: {last}", argv=["git", *result.args], returncode=result.returncode, output=output)
 
 
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value or "")
-
-
-def _stdin(text: str | None) -> Any:
-    if text is None:
-        return None
-    import tempfile
-
-    handle = tempfile.TemporaryFile()
-    handle.write(text.encode("utf-8"))
-    handle.seek(0)
-    return handle
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

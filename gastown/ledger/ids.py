@@ -6,13 +6,14 @@ Pure. Uniqueness is enforced by the ledger's primary keys; callers retry on a cl
 from __future__ import annotations
 
 import re
-import secrets
 
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 ISSUE_ID_RE = re.compile(r"^([a-z][a-z0-9]{0,11})-([0-9a-z]{5})$")
 
 
 def random_base36(length: int) -> str:
+    import secrets  # here, not at the top: it loads OpenSSL, and listings never make an id
+
     return "".join(secrets.choice(ALPHABET) for _ in range(length))
 
 

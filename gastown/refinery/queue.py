@@ -30,7 +30,7 @@ def listing(
     """MRs to show: testing, then queued in the order they will be taken, then the rest
     newest first. By default only live ones (queued, testing, conflict, failed)."""
     if rig is not None:
-        resolve_settings(ctx.config, rig)  # NotFound for an unknown rig
+        resolve_settings(ctx.settings, rig)  # NotFound for an unknown rig
     wanted = list(states) if states else (list(MRState) if include_done else list(ACTIVE_STATES))
     mrs = list_mrs(ctx.ledger.connection(), rig, wanted)
     queued = queue_order([m for m in mrs if m.state == MRState.QUEUED], ctx.now())
@@ -125,11 +125,11 @@ RECENT_ROUNDS = 20
 
 def status(ctx: Context, rig: str | None = None) -> list[RigStatus]:
     """The queue of ``rig`` (or of every rig) at a glance."""
-    names = [rig] if rig is not None else sorted(ctx.config.rigs)
+    names = [rig] if rig is not None else sorted(ctx.settings.rigs)
     conn = ctx.ledger.connection()
     result = []
     for name in names:
-        settings = resolve_settings(ctx.config, name)
+        settings = resolve_settings(ctx.settings, name)
         recent = rounds.list_rounds(conn, name, limit=RECENT_ROUNDS)
         finished = [r for r in recent if r.ended_at is not None]
         unfinished = rounds.unfinished_rounds(conn, name)
@@ -148,7 +148,7 @@ def status(ctx: Context, rig: str | None = None) -> list[RigStatus]:
 
 def release(ctx: Context, rig: str) -> rounds.Hold | None:
     """Clear the hold on ``rig``'s queue; returns the hold that was lifted (None if there was none)."""
-    resolve_settings(ctx.config, rig)
+    resolve_settings(ctx.settings, rig)
     with ctx.ledger.write() as conn:
         hold = rounds.get_hold(conn, rig)
         if hold is not None:

@@ -1,15 +1,18 @@
 """A rig's effective refinery settings: its own ``[rigs.<name>]`` keys, else ``[refinery]``.
 
-Pure: reads a validated ``TownConfig`` and nothing else.
+Pure: reads a validated ``TownConfig`` (or its plain ``Settings``) and nothing else.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gastown.config.schema import TownConfig
 from gastown.errors import NotFound
+
+if TYPE_CHECKING:
+    from gastown.config.schema import TownConfig
+    from gastown.config.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class RefinerySettings:
         }
 
 
-def resolve_settings(config: TownConfig, rig: str) -> RefinerySettings:
+def resolve_settings(config: TownConfig | Settings, rig: str) -> RefinerySettings:
     """The settings the refinery of ``rig`` runs with; ``NotFound`` for an unknown rig.
 
     >>> from gastown.config.schema import TownConfig

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gastown.context import Context
 from gastown.errors import Conflict, NotFound, NotRunning
@@ -16,11 +16,11 @@ from gastown.ledger.events import record_event
 from gastown.ledger.issues import find_issue
 from gastown.ledger.timefmt import iso
 from gastown.logtail import last_lines
-from gastown.roles.polecat import end_spawn, parse_target
-from gastown.runtimes.registry import spawn_runtime
 from gastown.states import IssueStatus
-from gastown.tmux.delivery import Delivery, deliver
 from gastown.tmux.names import PaneInfo
+
+if TYPE_CHECKING:  # the spawn path and typing are for acting; `gt agents` only reads
+    from gastown.tmux.delivery import Delivery
 
 
 @dataclass(frozen=True)
@@ -106,10 +106,12 @@ def list_agents(ctx: Context, rig: str | None = None) -> list[AgentView]:
 
 def find_spawn(ctx: Context, target: str) -> work.Spawn:
     """The current (or latest) spawn of ``RIG/POLECAT``."""
+    from gastown.roles.polecat import parse_target
+
     rig, polecat = parse_target(target)
     if rig is None or polecat is None:
         raise NotFound(f"{target!r} is not RIG/POLECAT", hint="see `gt agents` for names")
-    if rig not in ctx.config.rigs:
+    if rig not in ctx.settings.rigs:
         raise NotFound(f"no rig named {rig!r} in this town", hint="see `gt rig list`")
     conn = ctx.ledger.connection()
     hook = work.hook_of_polecat(conn, rig, polecat)
@@ -136,6 +138,9 @@ def peek(ctx: Context, target: str, lines: int = 40) -> tuple[work.Spawn, list[s
 
 def nudge(ctx: Context, target: str, message: str, *, now: bool, source: str = "human") -> Delivery:
     """Type ``message`` into the agent, waiting until it is idle unless ``now``."""
+    from gastown.runtimes.registry import spawn_runtime
+    from gastown.tmux.delivery import deliver
+
     spawn = find_spawn(ctx, target)
     if not spawn.live or not spawn.pane_id:
         raise NotRunning(f"the agent {target} is not running ({spawn.status})", hint="see `gt agents`")
@@ -191,8 +196,8 @@ class PolecatView:
 def list_polecats(ctx: Context, rig: str | None = None) -> list[PolecatView]:
     conn = ctx.ledger.connection()
     views = []
-    for rig_name in sorted(ctx.config.rigs) if rig is None else [rig]:
-        target = wt.target_ref(ctx.config.rigs[rig_name].branch)
+    for rig_name in sorted(ctx.settings.rigs) if rig is None else [rig]:
+        target = wt.target_ref(ctx.settings.rigs[rig_name].branch)
         for name in work.polecat_names(conn, rig_name):
             hook = work.hook_of_polecat(conn, rig_name, name)
             path = ctx.town.polecat_path(rig_name, name)
@@ -213,6 +218,7 @@ def remove_polecat(ctx: Context, rig: str, name: str, *, force: bool) -> str | N
     Refuses while it holds an issue, or (unless ``force``) unmerged or uncommitted work.
     """
     from gastown._internal.locks import file_lock
+    from gastown.roles.polecat import end_spawn
 
     if rig not in ctx.config.rigs:
         raise NotFound(f"no rig named {rig!r} in this town", hint="see `gt rig list`")

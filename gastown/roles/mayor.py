@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gastown._internal.locks import try_lock_forever
 from gastown.context import Context
@@ -30,6 +30,9 @@ from gastown.ledger.events import record_event
 from gastown.ledger.heartbeats import beat
 from gastown.town import Town
 from gastown.wake import last_wake
+
+if TYPE_CHECKING:
+    from gastown.roles.mayor_socket import MayorSocket
 
 log = logging.getLogger("gastown.mayor")
 
@@ -234,6 +237,18 @@ class Mayor:
         except GastownError:
             pass
 
+    def _open_socket(self) -> MayorSocket | None:
+        """Answer `gt sling` on the town's socket (``roles/mayor_socket.py``); without it the CLI slings itself."""
+        from gastown.roles.mayor_socket import MayorSocket, handle_request
+
+        requests = MayorSocket(self.ctx.town, lambda request: handle_request(self.ctx, request))
+        try:
+            requests.start()
+        except OSError as exc:
+            log.warning("mayor socket not opened (gt sling will do its own work): %s", exc)
+            return None
+        return requests
+
     # -- run ----------------------------------------------------------------------------
 
     def run(self) -> int:
@@ -261,6 +276,7 @@ class Mayor:
         self.ctx.ledger.connection()
         log.info("mayor %s up for %s (rigs: %s)", os.getpid(), town.root, ", ".join(sorted(self.ctx.config.rigs)) or "none")
         self._event(f"Mayor started (pid {os.getpid()})")
+        requests = self._open_socket()
         self.add_loops(self._town_loops())
         self.sync_rigs()
         while not self.stop_event.wait(1.0):
@@ -269,6 +285,8 @@ class Mayor:
                 log.warning("%s: thread died; restarting it", name)
                 self.loops[name].restart()
         log.info("mayor stopping")
+        if requests is not None:
+            requests.stop()  # `gt sling` does its own work from now on
         pid_path(town).unlink(missing_ok=True)  # no longer "running": a new `gt up` starts a successor
         for loop in self.loops.values():
             loop.stop()

@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from gastown.config.schema import AgentConfig, EndpointConfig, TownConfig
 from gastown.errors import ConfigError, NotFound
 from gastown.runtimes.presets import PRESETS, DialogSpec, Preset, PromptMode
+
+if TYPE_CHECKING:
+    from gastown.config.schema import AgentConfig, EndpointConfig, TownConfig
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ tests drive the loops without a terminal or real waiting.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 from gastown.context import Context
 from gastown.errors import GastownError
 from gastown.ledger.events import Event, last_event_id, list_events
+from gastown.safetext import json_text
 from gastown.views.status import TownStatus, collect_status
 
 if TYPE_CHECKING:
@@ -103,11 +103,11 @@ def stream_plain(
     """Write events one line each (``render.event_line`` or ``Event.to_json()``), oldest
     first; with ``follow``, keep polling every ``interval`` until interrupted (Ctrl-C
     raises ``KeyboardInterrupt`` out of here). Returns how many lines were written."""
-    from gastown.views.render import event_line
+    from gastown.views.text import event_line
 
     def emit(events: list[Event]) -> int:
         for event in events:
-            write(json.dumps(event.to_json(), ensure_ascii=False) if as_json else event_line(event))
+            write(json_text(event.to_json(), indent=None) if as_json else event_line(event))
         return len(events)
 
     written = emit(cursor.start())

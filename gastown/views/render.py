@@ -1,69 +1,37 @@
-"""Pure rendering: ``TownStatus`` snapshots and events to rich renderables.
+"""Pure rendering of `gt feed`'s full-screen frame as rich renderables.
 
-No printing and no I/O here; callers hand the result to their one console. Every piece
-of text that came from outside (issue titles, agent output, event messages, reasons)
-goes through ``literal()`` and into a ``rich.text.Text``: one line, control and
+No printing and no I/O here; callers hand the result to their one console (a
+``SafeConsole``, which escapes any control character that still gets through). Every
+piece of text that came from outside (issue titles, agent output, event messages,
+reasons) goes through ``literal()`` and into a ``rich.text.Text``: one line, control and
 bidirectional characters shown as escapes, markup such as ``[bold]`` printed as typed.
-Every row is ``no_wrap`` with an ellipsis, so 50 agents are 50 lines in 100 columns.
+`gt status` is plain text (``views/text.py``); the words and colours are shared.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from gastown.config.durations import format_duration
 from gastown.ledger.events import Event
-from gastown.views.status import AgentStatus, MergeQueue, ServerStatus, TownStatus, count_states
-
-STATE_STYLES = {
-    "working": "green", "idle": "cyan", "spawning": "yellow", "stalled": "bold red", "dead": "bold red", "done": "dim",
-}
-# A mark per state, so the tree reads without colour too.
-STATE_MARKS = {"working": "●", "idle": "○", "spawning": "◌", "stalled": "▲", "dead": "✖", "done": "✓"}
-PROBLEM_STATES = frozenset({"stalled", "dead"})
-KIND_STYLES = {
-    "stalled": "bold red", "dead": "bold red", "restart": "red", "blocked": "bold red", "escalation": "bold red",
-    "hold": "yellow", "failed": "red", "conflict": "red", "merged": "green", "done": "green", "sling": "cyan",
-    "spawn": "cyan", "queued": "blue", "resume": "green", "mayor": "magenta", "review": "magenta",
-    "trigger": "blue",
-}
-MR_STATE_STYLES = {"testing": "yellow", "reviewing": "magenta", "queued": "dim"}
-REQUEST_STYLES = {"captured": "yellow", "in_progress": "cyan", "success": "green", "failed": "red"}
-SEVERITY_STYLES = {"low": "dim", "medium": "yellow", "high": "red", "critical": "bold red"}
-MAX_TEXT = 400  # characters kept from any outside text before rich truncates it to the cell
-MAX_MRS_SHOWN = 20
-
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
-
-
-# -- text ------------------------------------------------------------------------------
-
-
-def literal(text: str | None, limit: int = MAX_TEXT) -> str:
-    """``text`` as one safe line: whitespace runs folded to one space, control and
-    bidirectional characters shown as escapes, cut at ``limit`` characters.
-
-    >>> literal("a\\n  b\\x1b[2J\\u202ec [bold]x[/]")
-    'a b\\\\x1b[2J\\\\u202ec [bold]x[/]'
-    >>> literal("x" * 10, limit=5)
-    'xxxx…'
-    """
-    line = " ".join((text or "").split())
-    line = _UNSAFE.sub(_escape, line)
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+from gastown.views.status import AgentStatus, MergeQueue, TownStatus, count_states
+from gastown.views.text import (
+    KIND_STYLES,
+    MAX_TEXT,
+    MR_STATE_STYLES,
+    PROBLEM_STATES,
+    SEVERITY_STYLES,
+    STATE_MARKS,
+    STATE_STYLES,
+    ago,
+    clock_time,
+    literal,
+    who,
+)
 
 
 def lit(text: str | None, style: str = "", limit: int = MAX_TEXT) -> Text:
@@ -71,56 +39,11 @@ def lit(text: str | None, style: str = "", limit: int = MAX_TEXT) -> Text:
     return Text(literal(text, limit), style=style, no_wrap=True, overflow="ellipsis")
 
 
-def ago(seconds: float | None) -> str:
-    """``3m`` or ``-``. Pure."""
-    return "-" if seconds is None else format_duration(seconds)
-
-
-def clock_time(ts: float) -> str:
-    """``HH:MM:SS`` in local time."""
-    return dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S")
-
-
-def state_text(state: str, exit_status: int | None = None) -> Text:
-    label = f"{STATE_MARKS.get(state, '?')} {state}" + (f" ({exit_status})" if exit_status is not None else "")
-    return Text(label, style=STATE_STYLES.get(state, ""), no_wrap=True, overflow="ellipsis")
-
-
-def who(rig: str | None, polecat: str | None) -> str:
-    """``rig/polecat``, ``rig`` or ``-``. Pure."""
-    if rig and polecat:
-        return f"{rig}/{polecat}"
-    return rig or polecat or "-"
-
-
-def event_line(event: Event) -> str:
-    """The plain form of an event, for scripts and logs. Pure but for the local time zone.
-
-    ``HH:MM:SS kind rig/polecat issue message``: always five space-separated fields before
-    the message (``-`` for a missing one); the message is ``literal()``.
-    """
-    message = literal(event.message, limit=10_000)
-    return f"{clock_time(event.at)} {event.kind} {who(event.rig, event.polecat)} {event.issue or '-'} {message}"
-
-
 def _one_line(*parts: Text | str) -> Text:
     line = Text(no_wrap=True, overflow="ellipsis")
     for part in parts:
         line.append(part if isinstance(part, Text) else Text(part))
     return line
-
-
-def _table(*columns: str, wide: Sequence[str] = ()) -> Table:
-    """A borderless table; every column ellipsizes. ``wide`` columns give up width first."""
-    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold", collapse_padding=True)
-    for column in columns:
-        wraps = column in wide  # the cell Text itself never wraps; the column may shrink
-        table.add_column(column, no_wrap=not wraps, overflow="ellipsis", min_width=4 if wraps else None)
-    return table
-
-
-def _heading(title: str, count: int | None = None) -> Text:
-    return Text(title + (f" ({count})" if count is not None else ""), style="bold underline")
 
 
 def state_counts_text(counts: dict[str, int], *, zeros: bool = False) -> Text:
@@ -134,253 +57,6 @@ def state_counts_text(counts: dict[str, int], *, zeros: bool = False) -> Text:
     if not shown:
         text.append("none", style="dim")
     return text
-
-
-# -- gt status -------------------------------------------------------------------------
-
-
-def render_status(status: TownStatus) -> RenderableType:
-    """The whole `gt status` page, top to bottom."""
-    parts: list[RenderableType] = [town_header(status), mayor_line(status)]
-    if status.server is not None:
-        parts.append(server_line(status.server))
-    parts += ["", _heading("Rigs", len(status.rigs)), rigs_table(status)]
-    parts += ["", _heading("Agents", len(status.agents)), agents_table(status.agents)]
-    if status.queued:
-        parts += ["", _heading("Queued slings", len(status.queued)), queued_table(status)]
-    if status.merge_queues:
-        parts += ["", _heading("Merge queue"), merge_queue_table(status.merge_queues)]
-        in_flight = in_flight_table(status.merge_queues)
-        if in_flight is not None:
-            parts.append(in_flight)
-    if status.holds:
-        parts += ["", _heading("Holds", len(status.holds)), holds_table(status)]
-    if status.escalations:
-        parts += ["", _heading("Open escalations", len(status.escalations)), escalations_table(status)]
-    if status.triggers:
-        parts += ["", _heading("Triggers", len(status.triggers)), triggers_table(status)]
-    if status.requests:
-        parts += ["", _heading("Recent trigger requests"), requests_table(status)]
-    parts += ["", _heading("Issues"), issues_line(status.issues)]
-    if status.blocked:
-        parts.append(blocked_table(status))
-    costs = render_costs(status.costs)
-    if costs is not None:
-        parts += ["", _heading("Costs"), costs]
-    return Group(*parts)
-
-
-def render_costs(costs: dict[str, Any] | None) -> RenderableType | None:
-    """Token costs today and in all, with the budgets; nothing when unknown."""
-    if not costs:
-        return None
-    table = _table("WHAT", "TOKENS", "COST")
-    budget = costs.get("budget_usd")
-    today = f"${costs['today_usd']:.2f}" + (f" of ${budget:.2f} budget" if budget else "")
-    table.add_row(lit("today"), lit(f"{costs['today_tokens']:,}"), lit(today))
-    table.add_row(lit("in all"), lit(f"{costs['total_tokens']:,}"), lit(f"${costs['total_usd']:.2f}"))
-    for rig, rig_cost in costs.get("rig_budgets", {}).items():
-        table.add_row(lit(f"rig {rig} today"), lit(""), lit(f"${rig_cost['today_usd']:.2f} of ${rig_cost['budget_usd']:.2f}"))
-    if costs.get("unpriced_spawns"):
-        table.add_row(lit("unpriced runs"), lit(str(costs["unpriced_spawns"])), lit("add [prices] for their model"))
-    return table
-
-
-def town_header(status: TownStatus) -> Text:
-    line = Text("gastown", style="bold", no_wrap=True, overflow="ellipsis")
-    if status.name:
-        line.append(" · ")
-        line.append(literal(status.name), style="bold")
-    line.append(f" · {clock_time(status.at)} · ", style="dim")
-    line.append(literal(status.root), style="dim")
-    return line
-
-
-def mayor_line(status: TownStatus) -> Text:
-    mayor = status.mayor
-    line = Text("Mayor: ", no_wrap=True, overflow="ellipsis")
-    if not mayor.running:
-        line.append("not running", style="bold red")
-        line.append(" (start it with `gt up`)", style="dim")
-    else:
-        line.append("running", style="green")
-        if mayor.pid and mayor.pid > 0:
-            line.append(f" (pid {mayor.pid})")
-    if mayor.loops:
-        line.append(" · loops: ", style="dim")
-        for i, beat in enumerate(mayor.loops):
-            if i:
-                line.append(", ", style="dim")
-            line.append(f"{literal(beat.loop, 40)} {ago(beat.age_s)}", style="yellow" if beat.stale else "")
-    return line
-
-
-def server_line(server: ServerStatus) -> Text:
-    """``Server: http://127.0.0.1:8470 healthy (pid 123)``, or why it is not."""
-    line = Text("Server: ", no_wrap=True, overflow="ellipsis")
-    if server.running:
-        line.append(literal(server.url, 80))
-        healthy = bool(server.health and server.health.ok)
-        line.append(" healthy" if healthy else " UNHEALTHY", style="green" if healthy else "bold red")
-        line.append(f" (pid {server.pid})")
-        if server.health and not server.health.ok:
-            line.append(f": {literal(server.health.detail, 80)}", style="dim")
-    elif server.enabled:
-        line.append("not running", style="bold red" if server.enabled else "dim")
-        line.append(f" ({literal(server.url, 60)}; `gt up` starts it)", style="dim")
-    else:
-        line.append("disabled ([server] enabled = false)", style="dim")
-    return line
-
-
-def triggers_table(status: TownStatus) -> RenderableType:
-    table = _table("NAME", "KIND", "RIG", "STATE", "IN FLIGHT", "LAST REQUEST", "NEXT / PROBLEM", wide=("NEXT / PROBLEM",))
-    for t in status.triggers:
-        last = t.last_request
-        last_text = Text("-", style="dim") if last is None else _one_line(
-            f"{last.id} ", Text(str(last.state), style=REQUEST_STYLES.get(str(last.state), "")),
-            f" {ago(status.at - last.received_at)} ago",
-        )
-        if t.problems:
-            note = lit(t.problems[0], "red")
-        elif t.next_run is not None:
-            note = lit(f"next {clock_time(t.next_run)} ({ago(t.next_run - status.at)})")
-        else:
-            note = lit("-", "dim")
-        table.add_row(
-            lit(t.name, limit=30), lit(t.kind), lit(t.rig, limit=30),
-            Text(t.state, style="yellow" if t.paused else "green"), lit(f"{t.in_flight}/{t.max_in_flight}"), last_text,
-            note,
-        )
-    return table
-
-
-def requests_table(status: TownStatus) -> RenderableType:
-    table = _table("ID", "TRIGGER", "STATE", "AGE", "ISSUE", "MR", "OUTCOME", wide=("OUTCOME",))
-    for r in status.requests:
-        table.add_row(
-            lit(r.id), lit(r.trigger, limit=30), Text(str(r.state), style=REQUEST_STYLES.get(str(r.state), "")),
-            lit(ago(status.at - r.received_at)), lit(r.issue or "-"), lit(r.mr or "-"), lit(r.outcome or "-", "dim"),
-        )
-    return table
-
-
-def rigs_table(status: TownStatus) -> RenderableType:
-    if not status.rigs:
-        return Text("no rigs yet: add one with `gt rig add NAME REPO`", style="dim")
-    mq = {m.rig: m for m in status.merge_queues}
-    table = _table("RIG", "BRANCH", "RUNTIME", "CAP", "QUEUED", "MQ", "AGENTS", wide=("AGENTS",))
-    for rig in status.rigs:
-        queue = mq.get(rig.name)
-        mq_text = f"{queue.counts.get('queued', 0)}q {queue.counts.get('testing', 0)}t" if queue else "-"
-        table.add_row(
-            lit(rig.name), lit(rig.branch), lit(rig.agent), str(rig.max_polecats), str(rig.queued),
-            Text(mq_text + (" HELD" if queue and queue.hold else ""), style="red" if queue and queue.hold else ""),
-            state_counts_text(rig.agents),
-        )
-    return table
-
-
-def agents_table(agents: Sequence[AgentStatus]) -> RenderableType:
-    if not agents:
-        return Text("no agents running", style="dim")
-    table = _table("AGENT", "STATE", "ISSUE", "TITLE", "RUNTIME", "AGE", "QUIET", "RST", "LAST LINE",
-                   wide=("TITLE", "LAST LINE"))
-    for a in agents:
-        v = a.agent
-        table.add_row(
-            lit(who(v.rig, v.polecat)), state_text(v.state, v.exit_status), lit(v.issue), lit(a.title),
-            lit(v.agent), ago(a.age_s), ago(a.quiet_s), str(v.restarts) if v.restarts else "",
-            lit(v.last_line, "dim"),
-        )
-    return table
-
-
-def queued_table(status: TownStatus) -> RenderableType:
-    table = _table("ISSUE", "RIG", "PRI", "WAITED", "TRIES", "TITLE", wide=("TITLE",))
-    for q in status.queued:
-        item = q.item
-        table.add_row(
-            lit(item.issue), lit(who(item.rig, item.polecat)), f"p{item.priority}", ago(q.waited_s),
-            Text(str(item.failures), style="red") if item.failures else "", lit(q.title),
-        )
-    return table
-
-
-def merge_queue_table(queues: Sequence[MergeQueue]) -> RenderableType:
-    table = _table("RIG", "TARGET", "QUEUED", "REVIEWING", "TESTING", "SENT BACK", "LAST ROUND", "STATE",
-                   wide=("STATE",))
-    for q in queues:
-        last = q.last_round
-        last_text = f"#{last.id} {last.outcome} ({last.gate_runs} runs)" if last else "-"
-        if q.hold is not None:
-            state = lit(f"HELD: {literal(q.hold.reason)}", "bold red")
-        elif q.running_round is not None:
-            state = Text(f"round #{q.running_round} running", style="yellow")
-        else:
-            state = Text("ready", style="green")
-        table.add_row(
-            lit(q.rig), lit(q.target), str(q.counts.get("queued", 0)), str(q.counts.get("reviewing", 0)),
-            str(q.counts.get("testing", 0)), str(q.sent_back), lit(last_text), state,
-        )
-    return table
-
-
-def in_flight_table(queues: Sequence[MergeQueue], limit: int = MAX_MRS_SHOWN) -> RenderableType | None:
-    mrs = [m for q in queues for m in q.in_flight]
-    if not mrs:
-        return None
-    table = _table("MR", "STATE", "ISSUE", "POLECAT", "PRI", "WAITED", "TITLE", wide=("TITLE",))
-    for m in mrs[:limit]:
-        mr = m.mr
-        table.add_row(
-            lit(mr.id), Text(str(mr.state), style=MR_STATE_STYLES.get(str(mr.state), "")), lit(mr.issue),
-            lit(who(mr.rig, mr.polecat)), f"p{mr.priority}", ago(m.waited_s), lit(m.title),
-        )
-    if len(mrs) > limit:
-        return Group(table, Text(f"… and {len(mrs) - limit} more (gt mq list)", style="dim"))
-    return table
-
-
-def holds_table(status: TownStatus) -> RenderableType:
-    table = _table("HOLD", "ON", "SINCE", "UNTIL", "REASON", wide=("REASON",))
-    for h in status.holds:
-        until = "until released" if h.until is None else (
-            f"in {format_duration(h.until - status.at)}" if h.active else "expired"
-        )
-        table.add_row(
-            Text(h.kind, style="yellow" if h.active else "dim"), lit(h.subject), ago(status.at - h.since) + " ago",
-            until, lit(h.reason),
-        )
-    return table
-
-
-def escalations_table(status: TownStatus) -> RenderableType:
-    table = _table("ID", "SEVERITY", "AGE", "ISSUE", "FROM", "MESSAGE", wide=("MESSAGE",))
-    for e in status.escalations:
-        esc = e.escalation
-        table.add_row(
-            lit(esc.id), Text(esc.severity, style=SEVERITY_STYLES.get(esc.severity, "")), ago(e.age_s),
-            lit(esc.issue or "-"), lit(esc.source), lit(esc.message),
-        )
-    return table
-
-
-def issues_line(counts: dict[str, int]) -> Text:
-    styles = {"blocked": "bold red", "hooked": "green", "in_review": "yellow", "closed": "dim"}
-    text = Text(no_wrap=True, overflow="ellipsis")
-    for i, (status, n) in enumerate(counts.items()):
-        if i:
-            text.append(" · ", style="dim")
-        text.append(f"{n} {status}", style=styles.get(status, "") if n else "dim")
-    return text
-
-
-def blocked_table(status: TownStatus) -> RenderableType:
-    table = _table("BLOCKED", "SINCE", "TITLE", "REASON", wide=("TITLE", "REASON"))
-    for b in status.blocked:
-        table.add_row(lit(b.id, "red"), ago(status.at - b.since) + " ago", lit(b.title), lit(b.reason, "dim"))
-    return table
 
 
 # -- gt feed ---------------------------------------------------------------------------

@@ -5,16 +5,16 @@ Cost of ``collect_status``: short indexed ledger reads, ONE ``tmux list-panes -a
 try of the Mayor's lock file. Never a pane capture and never a write, so the feed can
 take one every couple of seconds without slowing the Mayor down.
 
-Every dataclass here has ``to_json()``; the fields are documented in
+Every record here (a ``NamedTuple``: cheaper to define than a dataclass, and `gt status`
+defines them on every run) has ``to_json()``; the fields are documented in
 ``docs/status-and-feed.md``. Times are ISO 8601 UTC strings, durations are seconds
 (``*_s``, rounded to 0.1) measured from the snapshot's ``at``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gastown.context import Context
 from gastown.ledger import holds as hold_rows
@@ -50,8 +50,7 @@ def _secs(value: float | None) -> float | None:
     return None if value is None else round(max(0.0, value), 1)
 
 
-@dataclass(frozen=True)
-class AgentStatus:
+class AgentStatus(NamedTuple):
     """One agent (an active spawn) as ``gt agents`` sees it, plus its issue's title and ages."""
 
     agent: AgentView
@@ -67,8 +66,7 @@ class AgentStatus:
         return {**self.agent.to_json(), "title": self.title, "age_s": _secs(self.age_s), "quiet_s": _secs(self.quiet_s)}
 
 
-@dataclass(frozen=True)
-class QueuedSling:
+class QueuedSling(NamedTuple):
     """A sling waiting for capacity (or for its runtime's rate limit to lift)."""
 
     item: Queued
@@ -79,8 +77,7 @@ class QueuedSling:
         return {**self.item.to_json(), "title": self.title, "waited_s": _secs(self.waited_s)}
 
 
-@dataclass(frozen=True)
-class InFlightMR:
+class InFlightMR(NamedTuple):
     """A merge request being tested, in review, or waiting its turn."""
 
     mr: MR
@@ -96,8 +93,7 @@ class InFlightMR:
         }
 
 
-@dataclass(frozen=True)
-class MergeQueue:
+class MergeQueue(NamedTuple):
     """One rig's merge queue: counts by state, the MRs in flight, the last round, the hold."""
 
     rig: str
@@ -130,8 +126,7 @@ class MergeQueue:
         }
 
 
-@dataclass(frozen=True)
-class HoldStatus:
+class HoldStatus(NamedTuple):
     """A hold (``ledger.holds``): a runtime's rate limit, a spent budget (the town's or a
     rig's), a rig's refinery hold, or the pause of `gt down --polecats`."""
 
@@ -150,8 +145,7 @@ class HoldStatus:
         }
 
 
-@dataclass(frozen=True)
-class LoopBeat:
+class LoopBeat(NamedTuple):
     """The last heartbeat of one Mayor loop."""
 
     loop: str
@@ -171,8 +165,7 @@ class LoopBeat:
         }
 
 
-@dataclass(frozen=True)
-class MayorStatus:
+class MayorStatus(NamedTuple):
     """Whether the Mayor holds its lock, and its loops' heartbeats.
 
     ``pid`` is None when no Mayor runs and -1 when one runs but its pid file is unreadable.
@@ -193,8 +186,7 @@ class MayorStatus:
         }
 
 
-@dataclass(frozen=True)
-class RigSummary:
+class RigSummary(NamedTuple):
     name: str
     branch: str
     agent: str
@@ -209,8 +201,7 @@ class RigSummary:
         }
 
 
-@dataclass(frozen=True)
-class BlockedIssue:
+class BlockedIssue(NamedTuple):
     id: str
     rig: str
     title: str
@@ -221,8 +212,7 @@ class BlockedIssue:
         return {"id": self.id, "rig": self.rig, "title": self.title, "reason": self.reason, "since": iso(self.since)}
 
 
-@dataclass(frozen=True)
-class EscalationStatus:
+class EscalationStatus(NamedTuple):
     escalation: Escalation
     age_s: float
 
@@ -230,8 +220,7 @@ class EscalationStatus:
         return {**self.escalation.to_json(), "age_s": _secs(self.age_s)}
 
 
-@dataclass(frozen=True)
-class ServerStatus:
+class ServerStatus(NamedTuple):
     """The town's HTTP server: wanted (``[server] enabled``), running, where, how healthy."""
 
     enabled: bool
@@ -250,8 +239,7 @@ class ServerStatus:
         }
 
 
-@dataclass(frozen=True)
-class TownStatus:
+class TownStatus(NamedTuple):
     """Everything `gt status` shows, taken at ``at`` (unix seconds)."""
 
     root: str
@@ -268,10 +256,10 @@ class TownStatus:
     issues: dict[str, int]
     blocked: list[BlockedIssue]
     # Token costs (gastown.costs): today, all time, budgets; None only in synthetic tests.
-    costs: dict[str, Any] | None = field(default=None)
+    costs: dict[str, Any] | None = None
     server: ServerStatus | None = None
-    triggers: list[TriggerView] = field(default_factory=list)
-    requests: list[Request] = field(default_factory=list)  # the newest trigger requests, newest first
+    triggers: Sequence[TriggerView] = ()
+    requests: Sequence[Request] = ()  # the newest trigger requests, newest first
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -308,7 +296,7 @@ def collect_status(ctx: Context) -> TownStatus:
     views = list_agents(ctx)
     mayor_pid = running_pid(ctx.town)
     now = ctx.now()
-    config = ctx.config
+    config = ctx.settings
     with ctx.ledger.read() as conn:
         queued_items = list_queued(conn)
         merge_rows = _merge_queues(ctx, now)
@@ -391,10 +379,10 @@ def cost_summary(ctx: Context) -> dict[str, Any]:
         "today_tokens": todays.input + todays.output + todays.cache_read + todays.cache_write,
         "total_tokens": all_time.input + all_time.output + all_time.cache_read + all_time.cache_write,
         "unpriced_spawns": all_time.unpriced,
-        "budget_usd": ctx.config.town.budget,
+        "budget_usd": ctx.settings.town.budget,
         "rig_budgets": {
             rig: {"budget_usd": cfg.budget, "today_usd": round(spent(ctx, rig=rig), 4)}
-            for rig, cfg in sorted(ctx.config.rigs.items()) if cfg.budget is not None
+            for rig, cfg in sorted(ctx.settings.rigs.items()) if cfg.budget is not None
         },
     }
 

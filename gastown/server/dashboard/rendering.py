@@ -19,7 +19,7 @@ from markupsafe import Markup
 from gastown.config.durations import format_duration
 from gastown.ledger.timefmt import iso
 from gastown.server.dashboard.text import visible_block
-from gastown.views.render import STATE_MARKS, literal
+from gastown.views.text import STATE_MARKS, literal
 
 # Autoescaping turns any "<gt-csrf>" in outside text into "&lt;gt-csrf&gt;", so only the
 # templates' own sentinel is ever replaced.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gastown.logtail import plain_lines
-from gastown.views.render import literal
+from gastown.views.text import literal
 
 LINE_LIMIT = 2000  # characters kept of one log line
 CATCH_UP_BYTES = 256 * 1024  # the most a reader sends at once (a burst is sent in parts)

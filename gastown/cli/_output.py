@@ -1,0 +1,119 @@
+"""Every byte the CLI prints goes through here: the output chokepoint.
+
+Outside text (titles, bodies, mail, agent output, error messages that quote user input)
+is shown through ``gastown.safetext``: control, bidirectional and invisible characters
+appear as visible escapes and are never interpreted by the terminal. Commands print with
+``say`` (text, newlines kept), ``print_table`` (aligned plain columns, one safe line per
+cell), ``print_lines`` (a page a pure renderer built, e.g. `gt status`: gastown's own
+colour codes kept, any other control escaped), ``print_json`` (values verbatim,
+dangerous characters as JSON escapes), ``print_error`` (stderr) or ``console()`` (rich,
+for `gt feed`'s live frame: its text is sanitized segment by segment before rich adds
+its own codes). ``print_verbatim`` exists for `gt peek` only, which shows a pane exactly
+as it is. Nothing else in ``gastown/cli`` writes to stdout or stderr
+(``tests/test_safe_text.py`` enforces it).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import sys
+from typing import IO, TYPE_CHECKING, Any
+
+from gastown.safetext import json_text, visible
+from gastown.views.table import format_table
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_SGR = re.compile(r"(\x1b\[[0-9;]*m)")
+
+
+def say(text: str) -> None:
+    """Print ``text`` and a newline: newlines and tabs kept, every other control shown as an escape."""
+    sys.stdout.write(visible(text, multiline=True) + "\n")
+    sys.stdout.flush()
+
+
+def print_lines(lines: list[str]) -> None:
+    """Lines a pure renderer built (``views.text``, ``views.table``): colour codes (SGR)
+    are kept, every other control is shown as an escape, as in ``say``."""
+    sys.stdout.write("".join(_keep_colours(line) + "\n" for line in lines))
+    sys.stdout.flush()
+
+
+def print_verbatim(text: str) -> None:
+    """Print ``text`` exactly (only `gt peek`: the pane as it is, which is the point)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def print_json(document: Any) -> None:
+    """One JSON document; string values are verbatim once decoded."""
+    sys.stdout.write(json_text(document) + "\n")
+    sys.stdout.flush()
+
+
+def print_error(text: str) -> None:
+    """A message for stderr (errors, warnings), sanitized like ``say``."""
+    sys.stderr.write(visible(text, multiline=True) + "\n")
+    sys.stderr.flush()
+
+
+class SafeStderr(io.TextIOBase):
+    """A stderr for code that writes by itself (click's usage errors quote what was typed):
+    everything written is sanitized like ``print_error``."""
+
+    def write(self, text: str) -> int:
+        sys.stderr.write(visible(text, multiline=True))
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def print_table(columns: list[str], rows: list[list[str]], *, empty: str = "nothing to show") -> None:
+    """Aligned plain columns under a header; every cell one safe line.
+
+    On a terminal the last column (titles, details) is cut with ``…`` to fit its width
+    and the header is bold; piped into ``grep`` or a file nothing is cut or coloured.
+    No rich: a listing costs no import.
+    """
+    if not rows:
+        say(empty)
+        return
+    print_lines(format_table(columns, rows, width=terminal_width(), color=use_color()))
+
+
+def use_color() -> bool:
+    """Colour only on a terminal, and never with ``NO_COLOR`` set (no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def terminal_width() -> int | None:
+    """The terminal's width to fit tables to; None (cut nothing) when stdout is not a
+    terminal or the terminal does not say (a width of 0: some ptys, `script`)."""
+    if not sys.stdout.isatty():
+        return None
+    try:
+        columns = os.get_terminal_size(sys.stdout.fileno()).columns
+    except OSError:
+        columns = 0
+    if columns <= 0 and os.environ.get("COLUMNS", "").isdigit():
+        columns = int(os.environ["COLUMNS"])
+    return columns if columns > 0 else None
+
+
+def console(file: IO[str] | None = None) -> Console:
+    """The rich console for `gt feed` and `gt demo`'s live views (rich is imported only here)."""
+    from gastown.cli._rich import SafeConsole
+
+    # Piped (to less, grep, a file): do not cut lines at 80 columns.
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 200)
+    return SafeConsole(highlight=False, soft_wrap=False, width=width, file=file)
+
+
+def _keep_colours(line: str) -> str:
+    parts = _SGR.split(line)  # odd items are the colour codes themselves
+    return "".join(part if i % 2 else visible(part, multiline=True) for i, part in enumerate(parts))

@@ -1,0 +1,121 @@
+"""The validated config as plain data, for commands that only read it.
+
+``Settings`` holds what listings, `gt status`, `gt agents`, `gt mq` and friends need from
+gastown.toml (rig names, prefixes, branches, caps, budgets, merge-queue and patrol
+settings), with every default already applied. It is built from a validated
+``TownConfig`` and round-trips through JSON, so ``gastown.config.cache`` can hand it to a
+command without importing pydantic. Agents, prices and model endpoints are not here:
+commands that need them read the full ``ctx.config``.
+
+Attribute names are those of ``gastown.config.schema`` (``settings.rigs["app"].branch``,
+``settings.town.max_polecats``, ``settings.refinery.batch``), so code that reads either
+reads the same words; ``tests/test_config_cache.py`` checks they stay in step. One
+difference: ``RigSettings.prefix`` is the rig's *effective* prefix, never ``None``.
+They are ``NamedTuple``s, not dataclasses: a command imports this on every start, and
+a frozen dataclass costs several times as much to define.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from gastown.config.schema import TownConfig
+
+
+class TownSettings(NamedTuple):
+    name: str | None
+    default_agent: str
+    max_polecats: int
+    budget: float | None
+
+
+class RigSettings(NamedTuple):
+    repo: str
+    branch: str
+    prefix: str
+    agent: str | None
+    max_polecats: int | None
+    budget: float | None
+    gates: tuple[str, ...]
+    gate_timeout: float | None
+    merge: str | None
+    batch: int | None
+    max_fix_cycles: int | None
+    mode: str | None
+    names: tuple[str, ...] | None
+    prompt_template: str | None
+
+
+class RefineryDefaults(NamedTuple):
+    batch: int
+    merge: str
+    gate_timeout: float
+    max_fix_cycles: int
+
+
+class WitnessSettings(NamedTuple):
+    patrol_interval: float
+    spawn_grace: float
+    stall_after: float
+    idle_after: float
+    max_nudges: int
+    max_restarts: int
+    rate_limit_backoff: float
+    idle_reap_after: float
+    stop_timeout: float
+
+
+class Settings(NamedTuple):
+    town: TownSettings
+    refinery: RefineryDefaults
+    witness: WitnessSettings
+    rigs: dict[str, RigSettings]
+
+    def rig_prefix(self, rig: str) -> str:
+        """The issue-id prefix of ``rig`` (``KeyError`` for an unknown rig, as ``TownConfig``)."""
+        return self.rigs[rig].prefix
+
+    def rig_prefixes(self) -> dict[str, str]:
+        """Every rig's issue prefix, by rig name."""
+        return {rig: settings.prefix for rig, settings in self.rigs.items()}
+
+    @classmethod
+    def from_config(cls, config: TownConfig) -> Settings:
+        """The settings of a validated config."""
+        town, refinery, witness = config.town, config.refinery, config.witness
+        return cls(
+            town=TownSettings(town.name, town.default_agent, town.max_polecats, town.budget),
+            refinery=RefineryDefaults(refinery.batch, refinery.merge, refinery.gate_timeout, refinery.max_fix_cycles),
+            witness=WitnessSettings(**{name: getattr(witness, name) for name in WitnessSettings._fields}),
+            rigs={
+                name: RigSettings(
+                    repo=rig.repo, branch=rig.branch, prefix=config.rig_prefix(name), agent=rig.agent,
+                    max_polecats=rig.max_polecats, budget=rig.budget, gates=tuple(rig.gates),
+                    gate_timeout=rig.gate_timeout, merge=rig.merge, batch=rig.batch,
+                    max_fix_cycles=rig.max_fix_cycles, mode=rig.mode,
+                    names=tuple(rig.names) if rig.names is not None else None, prompt_template=rig.prompt_template,
+                )
+                for name, rig in config.rigs.items()
+            },
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "town": self.town._asdict(), "refinery": self.refinery._asdict(), "witness": self.witness._asdict(),
+            "rigs": {name: rig._asdict() for name, rig in self.rigs.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Settings:
+        """Settings from ``to_json()``'s output; ``TypeError``/``KeyError`` if the shape differs."""
+        rigs = {}
+        for name, rig in data["rigs"].items():
+            names = rig["names"]
+            rigs[name] = RigSettings(**{**rig, "gates": tuple(rig["gates"]), "names": tuple(names) if names is not None else None})
+        return cls(
+            town=TownSettings(**data["town"]),
+            refinery=RefineryDefaults(**data["refinery"]),
+            witness=WitnessSettings(**data["witness"]),
+            rigs=rigs,
+        )
