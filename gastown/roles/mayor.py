@@ -1,6 +1,6 @@
 """The Mayor: one process per town hosting the patrol loops as threads.
 
-- one Witness and one Refinery loop per rig, the Deacon and the scheduler;
+- one Witness and one Refinery loop per rig, the Deacon, the scheduler and the notifier;
 - single instance (a file lock; a second Mayor refuses and names the running one);
 - every loop writes a heartbeat row; the Deacon restarts a loop whose heartbeat goes stale;
 - gastown.toml is re-read when it changes: new rigs get loops, removed rigs lose them,
@@ -161,12 +161,14 @@ class Mayor:
 
     def _town_loops(self) -> list[Loop]:
         from gastown.roles.deacon import Deacon
+        from gastown.roles.notifier import Notifier
         from gastown.roles.scheduler import dispatch
 
         deacon = Deacon(self.ctx, stale_loops=self.stale_loops, restart_loop=self.restart_loop)
         return [
             Loop("scheduler", lambda: dispatch(self.ctx), lambda: 2.0, self.ctx, wake_topic="scheduler"),
             Loop("deacon", deacon.patrol, lambda: 15.0, self.ctx),
+            Loop("notifier", Notifier(self.ctx).run_once, lambda: 2.0, self.ctx),
         ]
 
     def add_loops(self, loops: list[Loop]) -> None:
