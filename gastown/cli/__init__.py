@@ -26,6 +26,7 @@ from gastown.cli import (  # one module per command group
     issue,
     mail,
     mq,
+    one_agent,
     polecat,
     refinery,
     rig,
@@ -74,6 +75,7 @@ app.add_typer(refinery.app, name="refinery")
 work.register(app)
 town_ops.register(app)
 agents.register(app)
+one_agent.register(app)
 status.register(app)
 app.add_typer(escalate.app, name="escalate")
 app.add_typer(polecat.app, name="polecat")

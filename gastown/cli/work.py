@@ -30,6 +30,7 @@ def sling(
     Several issues at once go into a convoy named after the first one's title."""
     from gastown.ledger.convoys import for_sling
     from gastown.ledger.ids import ISSUE_ID_RE
+    from gastown.roles.mayor import running_pid
     from gastown.roles.polecat import sling as do_sling
 
     ctx = open_context(town)
@@ -47,8 +48,12 @@ def sling(
         return
     if grouped is not None:
         say(f"convoy {grouped.convoy.id} ({grouped.total} issues); follow it with gt convoy show {grouped.convoy.id}")
+    mayor_runs = running_pid(ctx.town) is not None
     for r in results:
-        if r.status == "queued":
+        if r.status == "queued" and not mayor_runs:
+            say(f"{r.issue}: queued for rig {r.rig} (at capacity); no Mayor is running, so nothing starts it: "
+                "run `gt up`")
+        elif r.status == "queued":
             say(f"{r.issue}: queued for rig {r.rig} (at capacity); it starts when a polecat frees up")
         elif r.status == "already":
             say(f"{r.issue}: already being worked on by {r.rig}/{r.polecat} ({r.spawn})")

@@ -177,7 +177,7 @@ def attach_argv(ctx: Context, target: str | None) -> list[str]:
 class PolecatView:
     rig: str
     name: str
-    state: str  # idle | working | blocked
+    state: str  # idle | working | waiting | stopped | blocked (see polecat_state)
     issue: str | None
     branch: str | None
     worktree: str
@@ -186,6 +186,28 @@ class PolecatView:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def polecat_state(hook: work.Hook | None, issue_status: IssueStatus | None, spawn: work.Spawn | None) -> str:
+    """What a polecat is doing, in one word. Pure.
+
+    ``idle``: no issue on its hook; ``working``: an agent runs (or is finishing);
+    ``blocked``: its issue is escalated, the work waits for a person; ``stopped``: its
+    agent was stopped by hand (`gt restart` resumes it); ``waiting``: work on the hook and
+    no agent, which the Mayor resumes (after `gt down`, or while queued for a slot).
+
+    >>> polecat_state(None, None, None)
+    'idle'
+    """
+    if hook is None:
+        return "idle"
+    if issue_status == IssueStatus.BLOCKED:
+        return "blocked"
+    if hook.stopped:
+        return "stopped"
+    if spawn is not None and spawn.active:
+        return "working"
+    return "waiting"
 
 
 def list_polecats(ctx: Context, rig: str | None = None) -> list[PolecatView]:
@@ -198,13 +220,29 @@ def list_polecats(ctx: Context, rig: str | None = None) -> list[PolecatView]:
             path = ctx.town.polecat_path(rig_name, name)
             branch = wt.current_branch(path) if wt.is_worktree(path) else None
             dirty = len(wt.dirty_paths(path)) if wt.is_worktree(path) else 0
-            ahead = wt.commits_ahead(path, "HEAD", target) if wt.is_worktree(path) else 0
-            state = "idle"
-            if hook is not None:
-                issue = find_issue(conn, hook.issue)
-                state = "blocked" if issue is not None and issue.status == IssueStatus.BLOCKED else "working"
+            ahead = unmerged_ahead(ctx, path, target) if wt.is_worktree(path) else 0
+            issue = find_issue(conn, hook.issue) if hook is not None else None
+            spawn = work.get_spawn(conn, hook.spawn) if hook is not None and hook.spawn else None
+            state = polecat_state(hook, issue.status if issue is not None else None, spawn)
             views.append(PolecatView(rig_name, name, state, hook.issue if hook else None, branch, str(path), dirty, ahead))
     return views
+
+
+def unmerged_ahead(ctx: Context, path: Path, target: str) -> int:
+    """Commits of the worktree's HEAD not on the target: 0 once its work merged, even if the
+    refinery rebased or squashed it (the commits on the target then have other ids)."""
+    from gastown.git.cmd import Git
+    from gastown.ledger.mrs import merged_commit_shas
+
+    git = Git(path)
+    head = git.run("rev-parse", "HEAD", check=False).stdout.strip()
+    if not head:
+        return 0
+    if head in merged_commit_shas(ctx.ledger.connection(), [head]):
+        return 0
+    # --cherry-pick leaves out commits whose change the target already has (a rebase merge).
+    out = git.run("rev-list", "--count", "--right-only", "--cherry-pick", f"{target}...HEAD", check=False).stdout
+    return int(out.strip() or "0")
 
 
 def remove_polecat(ctx: Context, rig: str, name: str, *, force: bool) -> str | None:

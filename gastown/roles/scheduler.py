@@ -22,6 +22,7 @@ from gastown.ledger.queue import Queued
 from gastown.roles.admission import Capacity, Drop, Start, admit, plan_dispatch
 from gastown.roles.polecat import SlingResult, sling
 from gastown.runtimes.registry import rig_runtime_name
+from gastown.states import IssueStatus
 
 log = logging.getLogger(__name__)
 MAX_FAILURES = 3
@@ -108,7 +109,11 @@ def _failed(ctx: Context, item: Queued, exc: GastownError) -> None:
         if failures < MAX_FAILURES:
             return
         queue.dequeue(conn, item.issue)
+        # Blocked, not left as it was: an issue in review with no agent and no queue entry
+        # would otherwise wait forever without anyone seeing it.
+        issue = find_issue(conn, item.issue)
         record_escalation(
             conn, f"could not start {item.issue} after {MAX_FAILURES} tries: {exc}", now=now, severity="high",
             source="scheduler", issue=item.issue, rig=item.rig,
+            block_issue=issue is not None and issue.status != IssueStatus.CLOSED,
         )
