@@ -21,6 +21,7 @@ from gastown.cli import (  # one module per command group
     convoy,
     costs,
     demo,
+    diff,
     escalate,
     internal,
     issue,
@@ -76,6 +77,7 @@ work.register(app)
 town_ops.register(app)
 agents.register(app)
 one_agent.register(app)
+diff.register(app)
 status.register(app)
 app.add_typer(escalate.app, name="escalate")
 app.add_typer(polecat.app, name="polecat")

@@ -94,3 +94,33 @@ def print_table(columns: list[str], rows: list[list[str]], *, empty: str = "noth
 def one_line(text: str, limit: int = 60) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def visible(text: str) -> str:
+    """``text`` with terminal controls shown, never obeyed: every C0/C1 control character
+    and bidi override but newline and tab becomes a visible ``\\xNN`` (``\\u202e``)."""
+    import re
+
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]",
+                  lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
+
+
+def page(text: str) -> None:
+    """Show long text through the user's pager (``GT_PAGER``, else ``PAGER``, else ``less
+    -FX``) when standard output is a terminal; otherwise print it. Text from outside (a
+    diff of an agent's work) is made ``visible`` first."""
+    import shlex
+    import shutil
+    import subprocess
+
+    shown = visible(text)
+    pager = os.environ.get("GT_PAGER") or os.environ.get("PAGER") or "less -FX"
+    argv = shlex.split(pager) if sys.stdout.isatty() and pager.strip() not in ("", "cat") else []
+    if argv and shutil.which(argv[0]):
+        try:
+            subprocess.run(argv, input=shown.encode("utf-8"), check=False)
+            return
+        except OSError:
+            pass
+    sys.stdout.write(shown)
+    sys.stdout.flush()
