@@ -52,10 +52,10 @@ def diff(ctx: Context, ref: str, *, stat: bool = False) -> Diff:
         return _worktree_diff(ctx, ref, stat=stat)
     conn = ctx.ledger.connection()
     if ref.startswith("mr-") and len(ref) == MR_ID_LENGTH:
-        mr = find_mr(conn, ref)
-        if mr is None:
+        asked = find_mr(conn, ref)
+        if asked is None:
             raise NotFound(f"no merge request {ref} in this town", hint="list them with `gt mq list --all`")
-        return _commit_diff(ctx, ref, "mr", mr.rig, mr.commit_sha, stat=stat)
+        return _commit_diff(ctx, ref, "mr", asked.rig, asked.commit_sha, stat=stat)
     if not ISSUE_ID_RE.match(ref):
         raise NotFound(f"{ref!r} is not RIG/POLECAT, a merge request id or an issue id",
                        hint="e.g. gt diff app/rivet, gt diff mr-k3x9q2, gt diff app-k3x9q")
