@@ -215,7 +215,8 @@ def check_orphans(ctx: Any) -> list[Check]:
     conn = ctx.ledger.connection()
     hooks = work.list_hooks(conn)
     live = {s.id for s in work.spawns_with_status(conn, work.LIVE_STATUSES)}
-    idle_hooks = [h for h in hooks if h.spawn not in live]
+    waiting = work.waiting_hooked_issues(conn)  # stopped or blocked on purpose: `gt up` leaves them
+    idle_hooks = [h for h in hooks if h.spawn not in live and h.issue not in waiting]
     checks = []
     if idle_hooks and running_pid(ctx.town) is None:
         checks.append(Check(

@@ -18,6 +18,7 @@ FAST_WITNESS = {
     "max_nudges": 0, "max_restarts": 1, "rate_limit_backoff": "5s", "stop_timeout": "2s",
 }
 HANG = "~~~demo\nhang\n~~~"
+HANG_FIRST = "~~~demo\nhang @first\n~~~\n~~~demo\nwrite resumed.txt @retry\nresumed\n~~~"  # a resumed run finishes
 
 
 def _town(rig_town: Path, monkeypatch: pytest.MonkeyPatch, witness: dict[str, object]) -> Path:
@@ -63,6 +64,15 @@ def archive_refs(town: Path) -> list[str]:
     return out.splitlines()
 
 
+def working_on(town: Path, title: str, body: str) -> tuple[str, dict[str, str]]:
+    """With the Mayor up, a new issue slung and its agent running: ``(issue, sling result)``."""
+    run_gt("up", cwd=town, check=True)
+    issue_id = issue(town, title, body)
+    slung = gt_json("sling", issue_id, cwd=town)
+    retry_until(lambda: running(town, issue_id), timeout=30, what="the agent to run")
+    return issue_id, slung
+
+
 def commit_in_worktree(town: Path, polecat: str, name: str) -> str:
     worktree = town / "app" / "polecats" / polecat
     (worktree / name).write_text("work in progress\n")
@@ -85,10 +95,7 @@ def patrols_pass(town: Path, count: int = 3) -> None:
 
 def test_closing_a_hooked_issue_releases_it_and_frees_the_slot(calm_town: Path) -> None:
     town = calm_town
-    run_gt("up", cwd=town, check=True)
-    stuck = issue(town, "hangs for ever", HANG)
-    slung = gt_json("sling", stuck, cwd=town)
-    retry_until(lambda: running(town, stuck), timeout=30, what="the hanging agent to run")
+    stuck, slung = working_on(town, "hangs for ever", HANG)
     kept = commit_in_worktree(town, slung["polecat"], "wip.txt")
 
     closed = gt_json("issue", "close", stuck, "--reason", "not needed", cwd=town)
@@ -113,10 +120,7 @@ def test_closing_a_hooked_issue_releases_it_and_frees_the_slot(calm_town: Path) 
 
 def test_closing_a_blocked_issue_releases_its_hook(fast_town: Path) -> None:
     town = fast_town
-    run_gt("up", cwd=town, check=True)
-    stuck = issue(town, "hangs, then is blocked", HANG)
-    slung = gt_json("sling", stuck, cwd=town)
-    retry_until(lambda: running(town, stuck), timeout=30, what="the agent to run")
+    stuck, slung = working_on(town, "hangs, then is blocked", HANG)
     kept = commit_in_worktree(town, slung["polecat"], "partial.txt")
     retry_until(lambda: status(town, stuck) == "blocked", timeout=90, what="the Witness to give up")
     assert gt_json("escalate", "list", cwd=town)
@@ -162,11 +166,8 @@ def resolved_at(town: Path, esc_id: str) -> float:
 
 def test_stop_keeps_the_hook_and_restart_resumes_in_the_same_worktree(calm_town: Path) -> None:
     town = calm_town
-    run_gt("up", cwd=town, check=True)
-    work_issue = issue(town, "stopped half-way", "~~~demo\nhang @first\n~~~\n~~~demo\nwrite done.txt @retry\nresumed\n~~~")
-    slung = gt_json("sling", work_issue, cwd=town)
+    work_issue, slung = working_on(town, "stopped half-way", HANG_FIRST)
     target = f"app/{slung['polecat']}"
-    retry_until(lambda: running(town, work_issue), timeout=30, what="the agent to run")
     kept = commit_in_worktree(town, slung["polecat"], "half.txt")
 
     stopped = gt_json("stop", target, cwd=town)
@@ -190,10 +191,7 @@ def test_stop_keeps_the_hook_and_restart_resumes_in_the_same_worktree(calm_town:
 
 def test_restart_replaces_a_running_agent(calm_town: Path) -> None:
     town = calm_town
-    run_gt("up", cwd=town, check=True)
-    work_issue = issue(town, "restart me", "~~~demo\nhang @first\n~~~\n~~~demo\nwrite r.txt @retry\nr\n~~~")
-    slung = gt_json("sling", work_issue, cwd=town)
-    retry_until(lambda: running(town, work_issue), timeout=30, what="the agent to run")
+    work_issue, slung = working_on(town, "restart me", HANG_FIRST)
     first = slung["spawn"]
     restarted = gt_json("restart", f"app/{slung['polecat']}", cwd=town)
     assert restarted["spawn"] != first
@@ -204,10 +202,7 @@ def test_restart_replaces_a_running_agent(calm_town: Path) -> None:
 
 def test_unsling_archives_the_work_and_reopens_the_issue(calm_town: Path) -> None:
     town = calm_town
-    run_gt("up", cwd=town, check=True)
-    work_issue = issue(town, "take it back", HANG)
-    slung = gt_json("sling", work_issue, cwd=town)
-    retry_until(lambda: running(town, work_issue), timeout=30, what="the agent to run")
+    work_issue, slung = working_on(town, "take it back", HANG)
     kept = commit_in_worktree(town, slung["polecat"], "mine.txt")
     worktree = town / "app" / "polecats" / slung["polecat"]
     (worktree / "dirty.txt").write_text("not committed yet\n")

@@ -13,6 +13,7 @@ from gastown.config.load import load_config, parse_config
 from gastown.config.schema import (
     AgentConfig,
     EndpointConfig,
+    NotifyConfig,
     Price,
     RefineryConfig,
     RigConfig,
@@ -109,7 +110,7 @@ def _uncommented_example() -> str:
     """The example with every `# key = value` line made live (the sample rig included)."""
     lines = []
     for line in EXAMPLE.read_text().splitlines():
-        match = re.match(r'^# ?((\[[a-z0-9._"-]+\])(?:\s+#.*)?|([a-z_]+ = .*))$', line)
+        match = re.match(r'^# ?((\[{1,2}[a-z0-9._"-]+\]{1,2})(?:\s+#.*)?|([a-z_]+ = .*))$', line)
         lines.append(match.group(1) if match else line)
     return "\n".join(lines)
 
@@ -128,14 +129,17 @@ def test_example_documents_every_key_with_its_default() -> None:
         (AgentConfig, "agents"),
         (EndpointConfig, "town.model"),
         (Price, "prices"),
+        (NotifyConfig, "notify"),
     ]:
         for key in model.model_fields:
             if key in ("model", "anthropic", "openai", "gemini") and model is TownSection:
                 continue  # tables, documented by their headers
             assert re.search(rf"^# ?{key} = ", text, re.M), f"{section}.{key} is not documented in the example"
-    for table in ("[town.model]", "[town.model.anthropic]", "[town.model.openai]", "[town.model.gemini]", "[prices."):
+    for table in ("[town.model]", "[town.model.anthropic]", "[town.model.openai]", "[town.model.gemini]", "[prices.",
+                  "[[notify]]"):
         assert table in text
     live = parse_config(_uncommented_example())
+    assert [bool(n.command) for n in live.notify] == [True, False], "both kinds of notifier, each valid"
     defaults = TownConfig()
     assert live.witness == defaults.witness
     assert live.refinery == defaults.refinery

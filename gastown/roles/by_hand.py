@@ -20,13 +20,13 @@ from typing import Any
 
 from gastown._internal.locks import file_lock
 from gastown.context import Context
-from gastown.errors import Conflict, InvalidInput, NotFound
+from gastown.errors import Conflict, NotFound
 from gastown.ledger import issues, queue, work
 from gastown.ledger.escalations import resolve_for_issue
 from gastown.ledger.events import record_event
 from gastown.ledger.issues import Issue, get_issue, set_issue_status
 from gastown.ledger.mrs import list_mrs, retire_for_issue
-from gastown.roles.polecat import end_spawn, parse_target, start_spawn
+from gastown.roles.polecat import end_spawn, start_spawn
 from gastown.states import IssueStatus, MRState
 
 
@@ -58,11 +58,9 @@ def _issue_lock(ctx: Context, issue_id: str) -> Iterator[None]:
 
 
 def _hook_of(ctx: Context, target: str) -> work.Hook:
-    rig, polecat = parse_target(target)
-    if rig is None or polecat is None:
-        raise InvalidInput(f"{target!r} is not RIG/POLECAT", hint="see `gt agents` or `gt polecat list` for names")
-    if rig not in ctx.config.rigs:
-        raise NotFound(f"no rig named {rig!r} in this town", hint="see `gt rig list`")
+    from gastown.roles.fleet import polecat_target
+
+    rig, polecat = polecat_target(ctx, target)
     conn = ctx.ledger.connection()
     if polecat not in work.polecat_names(conn, rig):
         raise NotFound(f"no polecat {rig}/{polecat}", hint="see `gt polecat list`")
@@ -263,7 +261,8 @@ def _release(ctx: Context, issue: Issue, hook: work.Hook | None, *, close_reason
         resolve_for_issue(conn, issue.id, resolution=why, now=now)
         kept = f"; unmerged work archived at {', '.join(archived)}" if archived else ""
         where = f" from {hook.rig}/{hook.polecat}" if hook else ""
-        record_event(conn, "issue" if close_reason else "unsling", f"{verb}{where}{kept}", now=now, rig=issue.rig,
+        said = f": {close_reason}" if close_reason else ""
+        record_event(conn, "issue" if close_reason else "unsling", f"{verb}{where}{said}{kept}", now=now, rig=issue.rig,
                      polecat=hook.polecat if hook else None, spawn=ended, issue=issue.id,
                      data={"archived": archived, "rejected": rejected, "reason": close_reason})
         testing = next((m.id for m in list_mrs(conn, states=(MRState.TESTING,), issue=issue.id)), None)

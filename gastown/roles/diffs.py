@@ -80,11 +80,9 @@ def _target(ctx: Context, rig: str) -> str:
 
 
 def _worktree_diff(ctx: Context, ref: str, *, stat: bool) -> Diff:
-    from gastown.roles.polecat import parse_target
+    from gastown.roles.fleet import polecat_target
 
-    rig, polecat = parse_target(ref)
-    if rig is None or polecat is None:
-        raise NotFound(f"{ref!r} is not RIG/POLECAT", hint="see `gt polecat list`")
+    rig, polecat = polecat_target(ctx, ref)
     target = _target(ctx, rig)
     path = ctx.town.polecat_path(rig, polecat)
     if not wt.is_worktree(path):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gastown.context import Context
-from gastown.errors import Conflict, NotFound, NotRunning
+from gastown.errors import Conflict, InvalidInput, NotFound, NotRunning
 from gastown.git import worktrees as wt
 from gastown.ledger import work
 from gastown.ledger.events import record_event
@@ -104,13 +104,20 @@ def list_agents(ctx: Context, rig: str | None = None) -> list[AgentView]:
     return views
 
 
-def find_spawn(ctx: Context, target: str) -> work.Spawn:
-    """The current (or latest) spawn of ``RIG/POLECAT``."""
+def polecat_target(ctx: Context, target: str) -> tuple[str, str]:
+    """``RIG/POLECAT`` as ``(rig, polecat)``, the rig known to the config; ``InvalidInput``
+    for another shape, ``NotFound`` for an unknown rig."""
     rig, polecat = parse_target(target)
     if rig is None or polecat is None:
-        raise NotFound(f"{target!r} is not RIG/POLECAT", hint="see `gt agents` for names")
+        raise InvalidInput(f"{target!r} is not RIG/POLECAT", hint="see `gt agents` or `gt polecat list` for names")
     if rig not in ctx.config.rigs:
         raise NotFound(f"no rig named {rig!r} in this town", hint="see `gt rig list`")
+    return rig, polecat
+
+
+def find_spawn(ctx: Context, target: str) -> work.Spawn:
+    """The current (or latest) spawn of ``RIG/POLECAT``."""
+    rig, polecat = polecat_target(ctx, target)
     conn = ctx.ledger.connection()
     hook = work.hook_of_polecat(conn, rig, polecat)
     spawn = work.get_spawn(conn, hook.spawn) if hook and hook.spawn else work.latest_spawn(conn, rig, polecat)
