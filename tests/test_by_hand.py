@@ -99,8 +99,8 @@ def test_closing_a_hooked_issue_releases_it_and_frees_the_slot(calm_town: Path) 
     kept = commit_in_worktree(town, slung["polecat"], "wip.txt")
 
     closed = gt_json("issue", "close", stuck, "--reason", "not needed", cwd=town)
-    assert closed["status"] == "closed" and closed["released"]["archived"]
     assert live_spawns(town, stuck) == [] and ledger_rows(town, "SELECT * FROM hooks") == []
+    assert closed["status"] == "closed" and closed["released"]["archived"]
     assert [a for a in gt_json("agents", cwd=town) if a["issue"] == stuck] == []
     assert any(line.endswith(kept) for line in archive_refs(town)), "the unmerged commit must be archived"
     [polecat] = gt_json("polecat", "list", cwd=town)

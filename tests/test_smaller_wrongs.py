@@ -78,6 +78,9 @@ def test_sling_without_a_mayor_says_nothing_starts_it(rig_town: Path, tmux_socke
         said = run_gt("sling", second, cwd=rig_town, check=True).stdout
         assert "queued" in said and "no Mayor is running" in said and "gt up" in said
         assert "frees up" not in said
+        run_gt("down", "--timeout", "1", cwd=rig_town, check=True)
+        [slot] = gt_json("polecat", "list", cwd=rig_town)
+        assert slot["issue"] == first and slot["state"] == "waiting", "after gt down no agent works in the slot"
     finally:
         run_gt("down", "--timeout", "1", cwd=rig_town)
 
