@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gastown.config.schema import Price, TownConfig
 from gastown.context import Context
@@ -26,6 +27,9 @@ from gastown.ledger.events import record_event
 from gastown.ledger.holds import HoldKind, HoldScope
 from gastown.ledger.usage import GROUPINGS, CostRow
 from gastown.states import SpawnStatus
+
+if TYPE_CHECKING:
+    from gastown.runtimes.usage import TokenUsage
 
 # US dollars per million tokens (input, output, cache read, cache write), list prices as
 # of late 2026; override or extend them with [prices."<model>"]. Matched by longest prefix.
@@ -104,15 +108,7 @@ def collect(ctx: Context, *, spawns: list[work.Spawn] | None = None) -> int:
         if runtime.cli is None or not home.is_dir():
             continue
         usage = read_spawn_usage(runtime.cli, home)  # type: ignore[arg-type]
-        tokens = usage.tokens()
-        price = next((p for p in (price_for(ctx.config, m) for m in usage.models) if p is not None), None)
-        tally = usage_rows.Tally(
-            input=tokens["input"], output=tokens["output"], cache_read=tokens["cache_read"],
-            cache_write=tokens["cache_write"],
-            cost=cost_of(tokens, price) if price is not None else (usage.cost_usd or 0.0),
-            priced=price is not None or not usage.models, models=",".join(usage.models),
-            final=spawn.status in (SpawnStatus.ENDED, SpawnStatus.FAILED),
-        )
+        tally = tally_of(ctx.config, usage, final=spawn.status in (SpawnStatus.ENDED, SpawnStatus.FAILED))
         with ctx.ledger.write() as conn:
             if usage_rows.get_tally(conn, spawn.id) == tally:
                 continue
@@ -124,8 +120,39 @@ def collect(ctx: Context, *, spawns: list[work.Spawn] | None = None) -> int:
     return changed
 
 
+def tally_of(config: TownConfig, usage: TokenUsage, *, final: bool) -> usage_rows.Tally:
+    """What one run used, priced (``price_for`` the first model with a price, else the
+    cost the CLI recorded, flagged unpriced). Pure."""
+    tokens = usage.tokens()
+    price = next((p for p in (price_for(config, m) for m in usage.models) if p is not None), None)
+    return usage_rows.Tally(
+        input=tokens["input"], output=tokens["output"], cache_read=tokens["cache_read"],
+        cache_write=tokens["cache_write"],
+        cost=cost_of(tokens, price) if price is not None else (usage.cost_usd or 0.0),
+        priced=price is not None or not usage.models, models=",".join(usage.models), final=final,
+    )
+
+
+REVIEW_POLECAT = "(review)"  # the "polecat" of a review's usage row: no polecat did it
+
+
+def record_review_usage(
+    ctx: Context, *, review_id: str, rig: str, issue: str | None, agent: str, started_at: float, usage: TokenUsage,
+) -> usage_rows.Tally:
+    """Record what one AI review used, under the role ``review`` (final: the reviewer
+    has exited). Idempotent per review."""
+    tally = tally_of(ctx.config, usage, final=True)
+    with ctx.ledger.write() as conn:
+        usage_rows.record_tally(
+            conn, spawn=review_id, issue=issue or "", rig=rig, polecat=REVIEW_POLECAT, agent=agent,
+            day=local_day(started_at), tally=tally, now=ctx.now(), role="review",
+        )
+    return tally
+
+
 def totals(ctx: Context, by: str = "rig", *, since_day: str | None = None) -> list[CostRow]:
-    """Usage summed by ``rig``, ``day``, ``issue``, ``agent`` (rig/polecat), ``runtime`` or ``convoy``."""
+    """Usage summed by ``rig``, ``day``, ``issue``, ``agent`` (rig/polecat), ``runtime``,
+    ``convoy`` or ``role`` (``polecat`` work, ``review``)."""
     if by not in GROUPINGS:
         raise InvalidInput(f"cannot group costs by {by!r}", hint="use one of: " + ", ".join(GROUPINGS))
     return usage_rows.totals(ctx.ledger.connection(), by, since_day=since_day)

@@ -40,6 +40,8 @@ class SpawnStatus(enum.StrEnum):
 
 class MRState(enum.StrEnum):
     QUEUED = "queued"
+    REVIEWING = "reviewing"  # an AI reviewer reads its diff (rigs with a [rigs.X.review] table)
+    CHANGES_REQUESTED = "changes_requested"  # the review found blocking problems: sent back as a fix cycle
     TESTING = "testing"
     MERGED = "merged"
     CONFLICT = "conflict"
@@ -72,15 +74,41 @@ SPAWN_TRANSITIONS: dict[SpawnStatus, frozenset[SpawnStatus]] = {
 LIVE_SPAWN_STATUSES = (_S.STARTING, _S.RUNNING)
 ACTIVE_SPAWN_STATUSES = (_S.STARTING, _S.RUNNING, _S.DONE)
 
+class ReviewState(enum.StrEnum):
+    """One review's run: ``running`` until it ends ``done`` (a verdict), ``error`` (no usable
+    answer, or the reviewer changed the checkout), ``too_large`` (the diff is over
+    ``max_diff_lines``; never retried) or ``interrupted`` (its process died)."""
+
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"
+    TOO_LARGE = "too_large"
+    INTERRUPTED = "interrupted"
+
+
 _M = MRState
 MR_TRANSITIONS: dict[MRState, frozenset[MRState]] = {
-    _M.QUEUED: frozenset({_M.TESTING, _M.REJECTED}),
+    # queued -> reviewing: its review starts; -> testing: taken into a round (reviewed or no review)
+    _M.QUEUED: frozenset({_M.REVIEWING, _M.TESTING, _M.REJECTED}),
+    # reviewing -> queued: approved (it waits for a round), or the review failed or was
+    # interrupted (it waits); -> changes_requested: blocking findings
+    _M.REVIEWING: frozenset({_M.QUEUED, _M.CHANGES_REQUESTED, _M.REJECTED}),
+    _M.CHANGES_REQUESTED: frozenset({_M.QUEUED, _M.REJECTED}),
     # testing -> queued: a round was interrupted and is redone
     _M.TESTING: frozenset({_M.QUEUED, _M.MERGED, _M.CONFLICT, _M.FAILED, _M.REJECTED}),
     _M.CONFLICT: frozenset({_M.QUEUED, _M.REJECTED}),
     _M.FAILED: frozenset({_M.QUEUED, _M.REJECTED}),
     _M.MERGED: frozenset(),
     _M.REJECTED: frozenset({_M.QUEUED}),
+}
+
+_R = ReviewState
+REVIEW_TRANSITIONS: dict[ReviewState, frozenset[ReviewState]] = {
+    _R.RUNNING: frozenset({_R.DONE, _R.ERROR, _R.TOO_LARGE, _R.INTERRUPTED}),
+    _R.DONE: frozenset(),
+    _R.ERROR: frozenset(),
+    _R.TOO_LARGE: frozenset(),
+    _R.INTERRUPTED: frozenset(),
 }
 
 
@@ -97,3 +125,8 @@ def check_spawn_transition(spawn_id: str, old: SpawnStatus, new: SpawnStatus) ->
 def check_mr_transition(mr_id: str, old: MRState, new: MRState) -> None:
     if new != old and new not in MR_TRANSITIONS[old]:
         raise Conflict(f"merge request {mr_id} is {old}; it cannot become {new}")
+
+
+def check_review_transition(review_id: str, old: ReviewState, new: ReviewState) -> None:
+    if new != old and new not in REVIEW_TRANSITIONS[old]:
+        raise Conflict(f"review {review_id} is {old}; it cannot become {new}")

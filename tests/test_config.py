@@ -15,8 +15,10 @@ from gastown.config.schema import (
     EndpointConfig,
     NotifyConfig,
     Price,
+    ReviewConfig,
     RefineryConfig,
     RigConfig,
+    ServerConfig,
     TownConfig,
     TownSection,
     WitnessConfig,
@@ -130,18 +132,24 @@ def test_example_documents_every_key_with_its_default() -> None:
         (EndpointConfig, "town.model"),
         (Price, "prices"),
         (NotifyConfig, "notify"),
+        (ReviewConfig, "rigs.app.review"),
+        (ServerConfig, "server"),
     ]:
         for key in model.model_fields:
             if key in ("model", "anthropic", "openai", "gemini") and model is TownSection:
                 continue  # tables, documented by their headers
+            if key == "review" and model is RigConfig:
+                continue  # [rigs.app.review], documented by its header and keys (ReviewConfig)
             assert re.search(rf"^# ?{key} = ", text, re.M), f"{section}.{key} is not documented in the example"
     for table in ("[town.model]", "[town.model.anthropic]", "[town.model.openai]", "[town.model.gemini]", "[prices.",
-                  "[[notify]]"):
+                  "[rigs.app.review]", "[[notify]]"):
         assert table in text
     live = parse_config(_uncommented_example())
     assert [bool(n.command) for n in live.notify] == [True, False], "both kinds of notifier, each valid"
     defaults = TownConfig()
     assert live.witness == defaults.witness
     assert live.refinery == defaults.refinery
+    assert live.rigs["app"].review == ReviewConfig(agent="claude"), "the example's review table shows the defaults"
+    assert live.server == defaults.server.model_copy(update={"token_env": "GT_SERVER_TOKEN"})
     assert live.town.max_polecats == defaults.town.max_polecats
     assert live.town.default_agent == defaults.town.default_agent

@@ -20,6 +20,9 @@ def test_gt_demo_merges_everything_and_cleans_up(tmp_path: Path) -> None:
     assert summary["merged"] == summary["issues"] == 6
     assert summary["upstream_tests_green"] is True
     assert summary["conflicts"] >= 1 and summary["red_gates"] >= 1, "the demo shows a conflict and a red gate fixed"
+    assert summary["changes_requested"] >= 1 and summary["reviews_blocked"] >= 1, "and an MR stopped by review"
+    assert summary["reviews"] >= 7, "every MR is reviewed (six issues, plus the fix cycles)"
+    assert any("eval" in line for line in summary["roast"]), summary["roast"]
     assert summary["problems"] == []
     assert summary["tokens"] > 0
     assert summary["convoy"].startswith("cv-") and summary["convoy_landed"] is True, "the demo's issues travel as one convoy"
@@ -40,6 +43,7 @@ def test_gt_demo_keep_leaves_a_town_to_look_around(tmp_path: Path) -> None:
         [convoy] = json.loads(run_gt("convoy", "list", "--json", cwd=Path(town), check=True).stdout)
         assert (convoy["name"], convoy["status"], convoy["closed"], convoy["total"]) == ("gastown demo", "closed", 6, 6)
         assert f"convoy       {convoy['id']} (landed" in result.stdout
+        assert "stopped by review" in result.stdout and "calc/multiply.py:3 [critical]" in result.stdout
     finally:
         run_gt("down", "--timeout", "1", cwd=Path(town), env={"GT_TMUX_SOCKET": _socket_of(Path(town))})
         subprocess.run(["tmux", "-L", _socket_of(Path(town)), "kill-server"], capture_output=True)

@@ -20,6 +20,7 @@ from gastown.cli import (  # one module per command group
     agents,
     convoy,
     costs,
+    dashboard,
     demo,
     diff,
     escalate,
@@ -30,6 +31,7 @@ from gastown.cli import (  # one module per command group
     one_agent,
     polecat,
     refinery,
+    review,
     rig,
     status,
     town,
@@ -73,12 +75,14 @@ app.add_typer(rig.app, name="rig")
 app.add_typer(issue.app, name="issue")
 app.add_typer(mq.app, name="mq")
 app.add_typer(refinery.app, name="refinery")
+app.add_typer(review.app, name="review")
 work.register(app)
 town_ops.register(app)
 agents.register(app)
 one_agent.register(app)
 diff.register(app)
 status.register(app)
+dashboard.register(app)
 app.add_typer(escalate.app, name="escalate")
 app.add_typer(polecat.app, name="polecat")
 app.add_typer(convoy.app, name="convoy")

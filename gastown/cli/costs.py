@@ -14,11 +14,11 @@ def register(app: typer.Typer) -> None:
 
 
 def costs(
-    by: Annotated[str, typer.Option("--by", help="Group by rig, day, issue, agent (rig/polecat), runtime or convoy.")] = "rig",
+    by: Annotated[str, typer.Option("--by", help="Group by rig, day, issue, agent (rig/polecat), runtime, convoy or role (polecat, review).")] = "rig",
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Tokens and dollars per rig, day, issue, agent, runtime or convoy (read from the CLIs' own usage logs)."""
+    """Tokens and dollars per rig, day, issue, agent, runtime, convoy or role (read from the CLIs' own usage logs)."""
     from gastown.costs import collect, grand_total, local_day, spent, totals
 
     ctx = open_context(town)

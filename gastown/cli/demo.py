@@ -122,8 +122,12 @@ def _print_summary(summary: Any) -> None:
     tests = "green" if summary.upstream_tests_green else "RED"
     say("")
     say(f"gastown demo: {summary.merged} of {summary.issues} issues merged in {summary.seconds:.0f}s")
-    say(f"  fix cycles   {summary.fix_cycles} ({summary.conflicts} merge conflict(s), {summary.red_gates} red gate(s))")
+    say(f"  fix cycles   {summary.fix_cycles} ({summary.conflicts} merge conflict(s), {summary.red_gates} red gate(s), "
+        f"{summary.changes_requested} stopped by review)")
     say(f"  gate runs    {summary.gate_runs}")
+    say(f"  reviews      {summary.reviews} by the demo reviewer, {summary.reviews_blocked} said do_not_merge")
+    for line in summary.roast:
+        say(f"               {line}")
     say(f"  tokens       {summary.tokens:,} (demo agents cost nothing; `gt costs` shows real ones)")
     say(f"  upstream     {summary.upstream_commits} commits on main, its tests {tests}")
     if summary.convoy:
@@ -140,6 +144,7 @@ def _print_summary(summary: Any) -> None:
         say("  gt feed                   # live view of agents, queue and events")
         say("  gt agents; gt peek calc/<polecat>; gt attach   # the Mayor's log, or an agent's pane")
         say("  gt mq list --all          # what the merge queue did")
+        say("  gt review list            # every review; gt review show <id> for the roast")
         say(f"  git -C {summary.upstream} log --oneline main")
         say("  gt down                   # stop it; then delete the directory")
     else:

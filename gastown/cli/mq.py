@@ -29,15 +29,19 @@ def list_(
     from gastown.ledger.timefmt import iso
     from gastown.refinery import queue
 
+    from gastown.refinery.review.records import latest_briefs
+
     ctx = open_context(town)
     mrs = queue.listing(ctx, rig=rig, states=state, include_done=all_)
+    reviews = latest_briefs(ctx, [m.id for m in mrs])
     if json_out:
-        print_json([m.to_json() for m in mrs])
+        print_json(queue.documents(ctx, mrs))
         return
     print_table(
-        ["MR", "STATE", "P", "ISSUE", "POLECAT", "COMMIT", "UPDATED", "DETAIL"],
+        ["MR", "STATE", "P", "ISSUE", "POLECAT", "COMMIT", "REVIEW", "UPDATED", "DETAIL"],
         [[m.id, str(m.state), str(m.priority), m.issue, f"{m.rig}/{m.polecat}" if m.polecat else m.rig,
-          m.commit_sha[:10], (iso(m.updated_at) or "")[:19].replace("T", " "), one_line(_detail(m), 50)]
+          m.commit_sha[:10], reviews[m.id].cell() if m.id in reviews else "-",
+          (iso(m.updated_at) or "")[:19].replace("T", " "), one_line(_detail(m), 50)]
          for m in mrs],
         empty="the merge queue is empty" + ("" if all_ else " (--all shows merged and rejected ones)"),
     )
@@ -57,9 +61,13 @@ def show(mr_id: MrArg, town: TownOpt = None, json_out: JsonOpt = False) -> None:
     """Show one merge request, with its conflict or gate output."""
     from gastown.refinery import queue
 
-    mr = queue.show(open_context(town), mr_id)
+    from gastown.refinery.review.records import latest_briefs
+
+    ctx = open_context(town)
+    mr = queue.show(ctx, mr_id)
+    review = latest_briefs(ctx, [mr.id]).get(mr.id)
     if json_out:
-        print_json(mr.to_json())
+        print_json({**mr.to_json(), "review": review.to_json() if review else None})
         return
     say(f"{mr.id}  [{mr.state}]  priority {mr.priority}  rig {mr.rig}  issue {mr.issue}")
     say(f"branch: {mr.branch} at {mr.commit_sha}  -> {mr.target}")
@@ -70,6 +78,8 @@ def show(mr_id: MrArg, town: TownOpt = None, json_out: JsonOpt = False) -> None:
         say(f"merged as: {mr.merged_sha}")
     if mr.gate_log:
         say(f"gate log: {mr.gate_log}")
+    if review is not None:
+        say(f"review: {review.review.id} {review.cell()} ({review.findings} finding(s); gt review show {review.review.id})")
     if mr.detail:
         say("")
         say(mr.detail)
@@ -77,7 +87,7 @@ def show(mr_id: MrArg, town: TownOpt = None, json_out: JsonOpt = False) -> None:
 
 @app.command("retry")
 def retry(mr_id: MrArg, town: TownOpt = None, json_out: JsonOpt = False) -> None:
-    """Queue a conflicted, failed or rejected merge request again."""
+    """Queue a conflicted, failed, blocked or rejected merge request again (its review is redone)."""
     from gastown.refinery import queue
 
     mr = queue.retry(open_context(town), mr_id)

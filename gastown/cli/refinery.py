@@ -44,7 +44,7 @@ def status(
 
 @app.command("run")
 def run(rig: RigArg, town: TownOpt = None, json_out: JsonOpt = False) -> None:
-    """Recover from any crash, then merge RIG's queue until it is empty (prints each round)."""
+    """Recover from any crash, review what needs it, then merge RIG's queue until it is empty (prints each round)."""
     from gastown.errors import Conflict
     from gastown.refinery.engine import Refinery
 
@@ -52,7 +52,8 @@ def run(rig: RigArg, town: TownOpt = None, json_out: JsonOpt = False) -> None:
     recovered = refinery.recover(wait=LOCK_WAIT_S)
     if not json_out and (recovered.interrupted or recovered.merged):
         say(describe_recovery(recovered))
-    reports = refinery.run_until_empty(wait=LOCK_WAIT_S, on_round=None if json_out else lambda r: say(describe_round(r)))
+    reports = refinery.run_until_empty(wait=LOCK_WAIT_S, on_round=None if json_out else lambda r: say(describe_round(r)),
+                                       review=True)
     if json_out:
         print_json({"recovered": recovered.to_json(), "rounds": [r.to_json() for r in reports]})
     elif not reports:

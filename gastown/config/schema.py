@@ -119,6 +119,38 @@ class AgentConfig(_Section):
     model: EndpointConfig | None = None
 
 
+Severity = Literal["critical", "warning", "suggestion", "nitpick"]
+Focus = Literal["security", "bugs", "performance", "tests", "style", "docs"]
+FOCUS_AREAS: tuple[Focus, ...] = ("security", "bugs", "performance", "tests", "style", "docs")
+
+
+class AnalyzerLevels(_Section):
+    """The severity a SARIF result of each level becomes (``none``: the result is ignored)."""
+
+    error: Severity | Literal["none"] = "warning"
+    warning: Severity | Literal["none"] = "suggestion"
+    note: Severity | Literal["none"] = "nitpick"
+    none: Severity | Literal["none"] = "none"
+
+
+class ReviewConfig(_Section):
+    """``[rigs.<name>.review]``: an AI reviewer reads every MR's diff before it joins a batch.
+
+    No table, no review (reviews cost tokens). Style is tone only; ``block_on`` is the
+    lowest severity that stops a merge.
+    """
+
+    agent: str | None = None
+    style: Literal["balanced", "strict", "lenient", "roast"] = "balanced"
+    block_on: Literal["critical", "warning"] = "critical"
+    focus: list[Focus] = Field(default_factory=lambda: list(FOCUS_AREAS))
+    max_diff_lines: int = Field(5000, ge=1)
+    max_reviews: int = Field(4, ge=1)
+    timeout: Duration = Field(900.0, gt=0)
+    analyzers: list[str] = Field(default_factory=list)
+    analyzer_levels: AnalyzerLevels = Field(default_factory=AnalyzerLevels)
+
+
 class RigConfig(_Section):
     repo: str = Field(min_length=1)
     branch: str = "main"
@@ -134,6 +166,7 @@ class RigConfig(_Section):
     names: list[str] | None = None
     mode: Literal["tui", "headless"] | None = None
     budget: float | None = Field(None, gt=0)
+    review: ReviewConfig | None = None
 
     @model_validator(mode="after")
     def _check_prefix(self) -> RigConfig:
@@ -189,6 +222,15 @@ class NotifyConfig(_Section):
         return self
 
 
+class ServerConfig(_Section):
+    """``[server]``: where `gt serve` listens (webhooks, the dashboard, the JSON API)."""
+
+    enabled: bool = True
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(8470, ge=1, le=65535)
+    token_env: str | None = Field(None, min_length=1)
+
+
 class TownConfig(_Section):
     town: TownSection = Field(default_factory=TownSection)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
@@ -197,6 +239,7 @@ class TownConfig(_Section):
     refinery: RefineryConfig = Field(default_factory=RefineryConfig)
     prices: dict[str, Price] = Field(default_factory=dict)
     notify: list[NotifyConfig] = Field(default_factory=list)
+    server: ServerConfig = Field(default_factory=ServerConfig)
 
     @model_validator(mode="after")
     def _check_names(self) -> TownConfig:

@@ -1,6 +1,7 @@
 """The demo's sample project (a tiny calculator with a real unittest suite) and its six
-issues: four that simply land, two that edit the same README lines (one of them hits a
-merge conflict and is fixed), and one whose first attempt breaks the tests."""
+issues: some that simply land, two that edit the same README lines (one of them hits a
+merge conflict and is fixed), one whose first attempt breaks the tests, and one whose
+first attempt passes the tests but is stopped by the code review (and roasted)."""
 
 from __future__ import annotations
 
@@ -50,9 +51,12 @@ ISSUES = (
         1,
     ),
     DemoIssue(
-        "Add multiply()",
-        "Add a `multiply(a, b)` function with a test.\n\n"
-        + _block("write calc/multiply.py", 'def multiply(a, b):\n    """a * b"""\n    return a * b\n')
+        "Add multiply() (the first attempt passes the tests but not the review)",
+        "Add a `multiply(a, b)` function with a test. The demo agent's first attempt evaluates a\n"
+        "formatted string: the tests pass, but the code review stops it (eval on input is critical),\n"
+        "roasts it, and sends it back; the fix lands.\n\n"
+        + _block("write calc/multiply.py", 'def multiply(a, b):\n    """a * b"""\n    return eval(f"{a} * {b}")\n')
+        + _block("write calc/multiply.py @fix", 'def multiply(a, b):\n    """a * b"""\n    return a * b\n')
         + _block("write tests/test_multiply.py", _test("multiply", "multiply", "multiply(4, 3)", "12")),
         1,
     ),

@@ -47,6 +47,10 @@ class DemoSummary:
     socket: str
     convoy: str | None = None
     convoy_landed: bool = False
+    reviews: int = 0
+    reviews_blocked: int = 0
+    changes_requested: int = 0
+    roast: list[str] = field(default_factory=list)  # the blocking findings of the first MR the review stopped
     problems: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -88,6 +92,7 @@ def build_town(root: Path, *, think: float) -> Context:
     text = town.config_path.read_text(encoding="utf-8")
     text = set_values(text, "witness", {"patrol_interval": "1s", "spawn_grace": "60s"})
     text = set_values(text, "rigs.calc", {"gates": [gate], "gate_timeout": "2m", "batch": 4})
+    text = set_values(text, "rigs.calc.review", {"agent": "demo", "style": "roast"})
     rewrite_config(town.config_path, text)
     ctx.reload_config()
     os.environ.setdefault("GT_DEMO_THINK", str(think))
@@ -166,6 +171,7 @@ def summarize(ctx: Context, ids: list[str], convoy: str | None, seconds: float, 
     from gastown.ledger.convoys import close_finished, get_convoy
     from gastown.ledger.issues import count_with_status
     from gastown.ledger.mrs import count_by_state
+    from gastown.ledger.reviews import count_by_verdict
     from gastown.ledger.rounds import total_gate_runs
     from gastown.ledger.usage import total_tokens
 
@@ -174,16 +180,34 @@ def summarize(ctx: Context, ids: list[str], convoy: str | None, seconds: float, 
     conn = ctx.ledger.connection()
     merged = count_with_status(conn, ids, ("closed",))
     states = count_by_state(conn)
-    conflicts, red = states["conflict"], states["failed"]
+    conflicts, red, blocked = states["conflict"], states["failed"], states["changes_requested"]
+    verdicts = count_by_verdict(conn)
     upstream = Path(ctx.config.rigs["calc"].repo)
     commits = int(_git(upstream, "rev-list", "--count", "main"))
     landed = convoy is not None and get_convoy(conn, convoy).status == "closed"
     return DemoSummary(
         town=str(ctx.town.root), upstream=str(upstream), issues=len(ids), merged=merged,
-        fix_cycles=conflicts + red, conflicts=conflicts, red_gates=red, gate_runs=total_gate_runs(conn),
+        fix_cycles=conflicts + red + blocked, conflicts=conflicts, red_gates=red, gate_runs=total_gate_runs(conn),
         seconds=round(seconds, 1), upstream_commits=commits, upstream_tests_green=upstream_green(upstream),
         tokens=total_tokens(conn), kept=keep, socket=ctx.tmux.socket, convoy=convoy, convoy_landed=landed,
+        reviews=sum(verdicts.values()), reviews_blocked=verdicts["do_not_merge"], changes_requested=blocked,
+        roast=roast_lines(conn),
     )
+
+
+def roast_lines(conn: Any) -> list[str]:
+    """The blocking findings of the first review that stopped a merge, as the summary shows them."""
+    from gastown.ledger.reviews import findings_of, list_reviews
+
+    stopped = [r for r in list_reviews(conn) if r.verdict == "do_not_merge"]
+    if not stopped:
+        return []
+    first = stopped[-1]
+    lines = [f"{first.id} of {first.mr} ({first.style}): {first.summary or ''}".rstrip()]
+    for f in findings_of(conn, first.id):
+        if f.blocking:
+            lines += [f"{f.file}:{f.start_line} [{f.severity}] {f.title}", f"  {f.explanation}", f"  fix: {f.fix}"]
+    return lines
 
 
 def upstream_green(upstream: Path) -> bool:

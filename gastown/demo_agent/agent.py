@@ -34,6 +34,7 @@ from gastown.demo_agent.script import (
     plan_task,
     printable,
 )
+from gastown.demo_agent.reviewer import is_review_prompt
 from gastown.demo_agent.terminal import BusyLine, Quit, Terminal
 from gastown.errors import GastownError, InvalidInput
 
@@ -413,6 +414,36 @@ class DemoAgent:
             self._say("demo: gt done ✓")
 
 
+def run_review(prompt: str, env: Mapping[str, str], cwd: Path, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Reviewer mode (``reviewer.py``): think ``GT_DEMO_THINK`` seconds (default 0), print
+    the findings document, log the "tokens" like a task does. ``GT_DEMO_REVIEW``:
+    ``edit`` writes a file into the checkout first, ``nojson``/``stray`` misanswer."""
+    from gastown.demo_agent.reviewer import answer
+
+    mode = env.get("GT_DEMO_REVIEW", "").strip().lower()
+    try:
+        think = _env_seconds(env, "GT_DEMO_THINK", 0.0)
+    except InvalidInput as exc:
+        sys.stderr.write(f"demo: {exc.message}\n")
+        return int(exc.exit_code)
+    sleep(think)
+    if mode == "edit":
+        (cwd / "demo-reviewer-was-here.txt").write_text("a reviewer must not write\n", encoding="utf-8")
+    text = answer(prompt, mode)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    home = env.get("GT_AGENT_HOME")
+    if home:
+        record = {"id": uuid.uuid4().hex, "model": "demo", "input": max(1, len(prompt) // 4),
+                  "output": max(1, len(text) // 4)}
+        try:
+            with open(Path(home) / "usage.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError:
+            pass
+    return 0
+
+
 def _quit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise Quit(128 + signum)
 
@@ -426,6 +457,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_code)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _quit_on_signal)
+    if options.task_file is not None:
+        text = options.task_file.read_text(encoding="utf-8")
+        if is_review_prompt(text):
+            return run_review(text, os.environ, Path.cwd())
     terminal = Terminal()
     try:
         with terminal:

@@ -273,6 +273,61 @@ MIGRATIONS: list[Migration] = [
         )
         """,
     ),
+    Migration(
+        7,
+        "AI reviews and their findings; token usage by role",
+        """
+        CREATE TABLE reviews (
+            id            TEXT PRIMARY KEY,
+            rig           TEXT NOT NULL,
+            mr            TEXT,
+            issue         TEXT,
+            branch        TEXT NOT NULL,
+            commit_sha    TEXT NOT NULL,
+            base_sha      TEXT,
+            target        TEXT NOT NULL,
+            agent         TEXT NOT NULL,
+            style         TEXT NOT NULL,
+            block_on      TEXT NOT NULL,
+            trigger       TEXT NOT NULL,
+            state         TEXT NOT NULL DEFAULT 'running',
+            verdict       TEXT,
+            model_verdict TEXT,
+            summary       TEXT,
+            praise        TEXT,
+            dropped       INTEGER NOT NULL DEFAULT 0,
+            diff_lines    INTEGER,
+            runs          INTEGER NOT NULL DEFAULT 0,
+            error         TEXT,
+            owner         TEXT,
+            started_at    REAL NOT NULL,
+            ended_at      REAL,
+            dismissed_at  REAL,
+            prompt_path   TEXT,
+            log_path      TEXT
+        );
+        CREATE INDEX reviews_mr ON reviews (mr, started_at);
+        CREATE INDEX reviews_rig_state ON reviews (rig, state);
+
+        CREATE TABLE review_findings (
+            review       TEXT NOT NULL REFERENCES reviews (id),
+            seq          INTEGER NOT NULL,
+            source       TEXT NOT NULL,
+            file         TEXT NOT NULL,
+            start_line   INTEGER NOT NULL,
+            end_line     INTEGER NOT NULL,
+            severity     TEXT NOT NULL,
+            category     TEXT NOT NULL,
+            title        TEXT NOT NULL,
+            explanation  TEXT NOT NULL,
+            fix          TEXT NOT NULL,
+            blocking     INTEGER NOT NULL,
+            PRIMARY KEY (review, seq)
+        );
+
+        ALTER TABLE usage ADD COLUMN role TEXT NOT NULL DEFAULT 'polecat'
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -26,8 +26,11 @@ from gastown.states import MRState, check_mr_transition
 # after four hours: priority orders the queue, but nothing starves.
 AGE_STEP_S = 3600.0
 
-ACTIVE_STATES: tuple[MRState, ...] = (MRState.QUEUED, MRState.TESTING, MRState.CONFLICT, MRState.FAILED)
-SENT_BACK_STATES: tuple[MRState, ...] = (MRState.CONFLICT, MRState.FAILED)
+ACTIVE_STATES: tuple[MRState, ...] = (MRState.QUEUED, MRState.REVIEWING, MRState.TESTING, MRState.CHANGES_REQUESTED,
+                                      MRState.CONFLICT, MRState.FAILED)
+# Sent back to a polecat as a fix cycle: each one counts toward max_fix_cycles.
+SENT_BACK_STATES: tuple[MRState, ...] = (MRState.CONFLICT, MRState.FAILED, MRState.CHANGES_REQUESTED)
+_SENT_BACK_SQL = ", ".join(f"'{s}'" for s in SENT_BACK_STATES)
 
 
 @dataclass(frozen=True)
@@ -249,12 +252,12 @@ def latest_of_spawn(conn: sqlite3.Connection, spawn: str) -> MR | None:
 
 
 def count_sent_back(conn: sqlite3.Connection, issue: str, *, since: float | None = None) -> int:
-    """How many of the issue's MRs came back from the queue (conflict or failed): its fix
-    cycles so far, counting MRs created after ``since`` (the issue's last reopen) only.
-
-    MRs retired when the issue merged or closed (``rejected``) no longer count."""
+    """How many of the issue's MRs came back from the queue (conflict, failed, changes
+    requested): its fix cycles so far, counting MRs created after ``since`` (the issue's
+    last reopen) only. MRs retired when the issue merged or closed (``rejected``) no longer
+    count."""
     row = conn.execute(
-        "SELECT COUNT(*) FROM mrs WHERE issue = ? AND state IN ('conflict', 'failed') AND created_at > ?",
+        f"SELECT COUNT(*) FROM mrs WHERE issue = ? AND state IN ({_SENT_BACK_SQL}) AND created_at > ?",
         (issue, since if since is not None else float("-inf")),
     ).fetchone()
     return int(row[0])
@@ -278,10 +281,11 @@ def retire_for_issue(
 
 
 def sent_back_awaiting_fix(conn: sqlite3.Connection, rig: str) -> list[MR]:
-    """Conflicted or failed MRs of ``rig`` whose issue is still in review, oldest first."""
+    """Conflicted, failed or changes-requested MRs of ``rig`` whose issue is still in review,
+    oldest first."""
     rows = conn.execute(
         "SELECT mrs.* FROM mrs JOIN issues ON issues.id = mrs.issue"
-        " WHERE mrs.rig = ? AND mrs.state IN ('conflict', 'failed') AND issues.status = 'in_review'"
+        f" WHERE mrs.rig = ? AND mrs.state IN ({_SENT_BACK_SQL}) AND issues.status = 'in_review'"
         " ORDER BY mrs.created_at, mrs.id",
         (rig,),
     )
@@ -290,16 +294,18 @@ def sent_back_awaiting_fix(conn: sqlite3.Connection, rig: str) -> list[MR]:
 
 def stranded_in_review(conn: sqlite3.Connection) -> list[MR]:
     """For each issue in review with nothing on its way (no hook, no queued sling, no MR
-    queued or testing), its newest MR, if that MR came back (conflict or failed)."""
+    queued, in review or testing), its newest MR, if that MR came back (conflict, failed,
+    changes requested)."""
     rows = conn.execute(
         "SELECT mrs.* FROM mrs JOIN issues ON issues.id = mrs.issue"
         " WHERE issues.status = 'in_review'"
         " AND NOT EXISTS (SELECT 1 FROM hooks WHERE hooks.issue = issues.id)"
         " AND NOT EXISTS (SELECT 1 FROM sling_queue WHERE sling_queue.issue = issues.id)"
-        " AND NOT EXISTS (SELECT 1 FROM mrs AS live WHERE live.issue = issues.id AND live.state IN ('queued', 'testing'))"
+        " AND NOT EXISTS (SELECT 1 FROM mrs AS live WHERE live.issue = issues.id"
+        "                 AND live.state IN ('queued', 'reviewing', 'testing'))"
         " AND mrs.id = (SELECT newest.id FROM mrs AS newest WHERE newest.issue = issues.id"
         "               ORDER BY newest.created_at DESC, newest.id DESC LIMIT 1)"
-        " AND mrs.state IN ('conflict', 'failed')"
+        f" AND mrs.state IN ({_SENT_BACK_SQL})"
         " ORDER BY mrs.updated_at"
     )
     return [MR.from_row(row) for row in rows]

@@ -1,8 +1,9 @@
 """Token usage and cost per spawn (table ``usage``, one row per spawn).
 
 Rows are written by ``gastown.costs.collect`` while a spawn runs and once more when it
-ends (``final``); a spawn counts on the local day it started (``day``). Writes belong
-inside ``Ledger.write()``.
+ends (``final``); a spawn counts on the local day it started (``day``). An AI review is
+a run too: its row is keyed by the review id, with ``role`` ``review`` (agents'
+rows are ``polecat``). Writes belong inside ``Ledger.write()``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-GROUPINGS = ("rig", "day", "issue", "agent", "runtime", "convoy")
+GROUPINGS = ("rig", "day", "issue", "agent", "runtime", "convoy", "role")
 
 _GROUP_KEYS = {
     "rig": "usage.rig", "day": "usage.day", "issue": "usage.issue", "runtime": "usage.agent",
     "agent": "usage.rig || '/' || usage.polecat", "convoy": "COALESCE(first_convoy.convoy, '(none)')",
+    "role": "usage.role",
 }
 # Each issue counts in one convoy only, the first it joined (ties: the lower id), so the
 # convoy rows add up to the same total as any other grouping.
@@ -70,17 +72,17 @@ def get_tally(conn: sqlite3.Connection, spawn: str) -> Tally | None:
 
 def record_tally(
     conn: sqlite3.Connection, *, spawn: str, issue: str, rig: str, polecat: str, agent: str, day: str,
-    tally: Tally, now: float,
+    tally: Tally, now: float, role: str = "polecat",
 ) -> None:
     conn.execute(
         "INSERT INTO usage (spawn, issue, rig, polecat, agent, day, input, output, cache_read, cache_write,"
-        " cost, priced, models, final, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " cost, priced, models, final, updated_at, role) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (spawn) DO UPDATE SET input = excluded.input, output = excluded.output,"
         " cache_read = excluded.cache_read, cache_write = excluded.cache_write, cost = excluded.cost,"
         " priced = excluded.priced, models = excluded.models, final = excluded.final,"
         " updated_at = excluded.updated_at",
         (spawn, issue, rig, polecat, agent, day, tally.input, tally.output, tally.cache_read, tally.cache_write,
-         tally.cost, int(tally.priced), tally.models, int(tally.final), now),
+         tally.cost, int(tally.priced), tally.models, int(tally.final), now, role),
     )
 
 

@@ -241,6 +241,14 @@ def attempts_for(conn: sqlite3.Connection, issue: str) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM spawns WHERE issue = ? AND status != 'failed'", (issue,)).fetchone()[0])
 
 
+def spawns_of_issue(conn: sqlite3.Connection, issue: str, *, limit: int = 50) -> list[Spawn]:
+    """The issue's runs, newest first (its restarts and fix cycles): the dashboard's history."""
+    rows = conn.execute(
+        "SELECT * FROM spawns WHERE issue = ? ORDER BY started_at DESC, rowid DESC LIMIT ?", (issue, int(limit))
+    )
+    return [s for s in (_spawn(r) for r in rows) if s]
+
+
 def latest_spawn(conn: sqlite3.Connection, rig: str, polecat: str) -> Spawn | None:
     row = conn.execute(
         "SELECT * FROM spawns WHERE rig = ? AND polecat = ? ORDER BY started_at DESC, rowid DESC LIMIT 1", (rig, polecat)

@@ -44,11 +44,14 @@ from gastown.git.merge import (
 from gastown.git.worktrees import ref_sha, target_ref
 from gastown.ledger.events import record_event
 from gastown.ledger.issues import find_issue, set_issue_status
-from gastown.ledger.mrs import MR, SENT_BACK_STATES, get_mr, list_mrs, next_batch, retire_for_issue, set_mr_state
+from gastown.ledger.mrs import (
+    MR, SENT_BACK_STATES, get_mr, list_mrs, next_batch, queue_order, retire_for_issue, set_mr_state,
+)
 from gastown.ledger import rounds
 from gastown.refinery import fixes
 from gastown.refinery.gates import GateRun, GateRunner, gate_env, gate_marker, run_gates, stop_orphaned_gates
 from gastown.refinery.plan import BisectPlan, Finish, GateBase
+from gastown.refinery.review.settings import gate_settings
 from gastown.refinery.settings import RefinerySettings, resolve_settings
 from gastown.states import IssueStatus, MRState
 
@@ -129,6 +132,7 @@ class Refinery:
         self.gate_runner = gate_runner
         self.hold_probe_interval = hold_probe_interval
         self.log_dir = ctx.town.logs_dir / rig / "refinery"
+        self.reviewed = gate_settings(ctx.config, rig) is not None  # only reviewed MRs join a batch
 
     @property
     def target(self) -> str:
@@ -145,7 +149,12 @@ class Refinery:
 
     def stop_orphaned_gates(self) -> int:
         """Stop gates a dead refinery of this rig left running, if no live one holds the
-        lock (then its gates are not orphans); returns how many processes were stopped."""
+        lock (then its gates are not orphans), and settle reviews whose process died
+        (their reviewers stopped, their MRs queued again); returns how many gate
+        processes were stopped."""
+        from gastown.refinery.review.stage import recover_rig
+
+        recover_rig(self.ctx, self.rig)
         try:
             with self.lock(0):
                 return stop_orphaned_gates(self.gate_marker)
@@ -184,15 +193,21 @@ class Refinery:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def run_until_empty(
-        self, *, wait: float = 0.0, on_round: Callable[[RoundReport], None] | None = None
+        self, *, wait: float = 0.0, on_round: Callable[[RoundReport], None] | None = None, review: bool = False,
     ) -> list[RoundReport]:
         """Run rounds until the queue is empty, held, busy or makes no progress.
 
-        Returns the rounds run, plus the final ``held``/``busy`` report if that is what
-        stopped it.
+        With ``review`` (`gt refinery run`), a rig with a review gate first reviews every
+        queued MR that needs it (``max_reviews`` at a time, waiting for them), and again
+        before each round; the Mayor leaves that to its review loop. Returns the rounds
+        run, plus the final ``held``/``busy`` report if that is what stopped it.
         """
         reports: list[RoundReport] = []
         while True:
+            if review and self.reviewed:
+                from gastown.refinery.review.stage import ReviewStage
+
+                ReviewStage(self.ctx, self.rig, slinger=self.slinger).run_all()
             report = self.run_once(wait=wait)
             if report.outcome == "idle":
                 return reports
@@ -206,6 +221,9 @@ class Refinery:
     def recover(self, *, wait: float = 30.0) -> RecoveryReport:
         """Clean up after a crash: reset the worktree, settle unfinished rounds, requeue
         MRs left ``testing``, send back what was never sent. Idempotent."""
+        from gastown.refinery.review.stage import recover_rig
+
+        recover_rig(self.ctx, self.rig)
         with self.lock(wait):
             self._require_hub()
             return self._recover_locked(only_if_needed=False)
@@ -215,7 +233,7 @@ class Refinery:
     def _round(self) -> RoundReport:
         started = time.monotonic()
         conn = self.ctx.ledger.connection()
-        if not next_batch(conn, self.rig, limit=1, now=self.ctx.now()):
+        if not self._next_batch(conn, limit=1):
             return RoundReport(self.rig, "idle")
         held = self._held()
         if held is not None:
@@ -244,7 +262,7 @@ class Refinery:
     def _take(self, base: str, report: RoundReport) -> tuple[list[MR], rounds.Round | None]:
         """Mark the next batch ``testing`` and write the round row (before any git)."""
         conn = self.ctx.ledger.connection()
-        candidates = next_batch(conn, self.rig, limit=self.settings.batch, now=self.ctx.now())
+        candidates = self._next_batch(conn, limit=self.settings.batch)
         missing = missing_commits(self.hub, [m.commit_sha for m in candidates])
         taken: list[MR] = []
         with self.ctx.ledger.write() as conn:
@@ -265,6 +283,18 @@ class Refinery:
             row = rounds.insert_round(conn, rig=self.rig, base_sha=base, batch=[m.id for m in taken], now=now,
                                       log_dir=str(self.log_dir))
         return taken, row
+
+    def _next_batch(self, conn: Any, *, limit: int) -> list[MR]:
+        """The next ``limit`` queued MRs a round may take, in queue order: with a review gate,
+        only approved ones (``review.policy.batchable``), so MRs still in review never hold
+        up the rest."""
+        if not self.reviewed:
+            return next_batch(conn, self.rig, limit=limit, now=self.ctx.now())
+        from gastown.ledger.reviews import latest_for_mrs
+        from gastown.refinery.review.policy import batchable
+
+        queued = queue_order(list_mrs(conn, self.rig, [MRState.QUEUED]), self.ctx.now())
+        return batchable(queued, latest_for_mrs(conn, [m.id for m in queued]), gated=True)[:limit]
 
     def _stack_and_gate(self, row: rounds.Round, taken: list[MR], base: str, report: RoundReport) -> None:
         stacker = _Stacker(self, row, base, {m.id: m for m in taken}, report)
@@ -602,10 +632,10 @@ def run_once(ctx: Context, rig: str, *, slinger: fixes.Slinger | None = None, wa
 
 def run_until_empty(
     ctx: Context, rig: str, *, slinger: fixes.Slinger | None = None, wait: float = 0.0,
-    on_round: Callable[[RoundReport], None] | None = None,
+    on_round: Callable[[RoundReport], None] | None = None, review: bool = False,
 ) -> list[RoundReport]:
     """Rounds until ``rig``'s queue is empty or held (see ``Refinery.run_until_empty``)."""
-    return Refinery(ctx, rig, slinger=slinger).run_until_empty(wait=wait, on_round=on_round)
+    return Refinery(ctx, rig, slinger=slinger).run_until_empty(wait=wait, on_round=on_round, review=review)
 
 
 def recover(ctx: Context, rig: str, *, slinger: fixes.Slinger | None = None, wait: float = 30.0) -> RecoveryReport:

@@ -1,12 +1,14 @@
-"""Send-backs: a conflicted or failed MR goes back to a polecat as a fix cycle.
+"""Send-backs: a conflicted, failed or blocked MR goes back to a polecat as a fix cycle.
 
-For each MR in ``conflict`` or ``failed`` whose issue is still ``in_review``:
+For each MR in ``conflict``, ``failed`` or ``changes_requested`` (its review found
+blocking problems) whose issue is still ``in_review``:
 
 - if a newer MR of the issue exists, nothing is sent (the newer one speaks for it);
 - the issue's fix cycles so far are its conflicted/failed MRs minus this one; when they
   have reached ``max_fix_cycles`` the issue is ``blocked`` and escalated;
 - otherwise the slinger is called with ``kind="fix"``, ``start_point`` = the MR's commit
-  and a note holding the conflicting files or the gate log's last lines; the target
+  and a note holding the conflicting files, the gate log's last lines, or the review's
+  blocking findings; the target
   is the MR's own polecat when its worktree is free (no hook), else the rig.
 
 Each decision is recorded as a ``sendback`` event keyed by (MR, attempt), written
@@ -71,7 +73,13 @@ def fix_note(mr: MR, *, target: str, cycle: int, max_fix_cycles: int) -> str:
     """What the polecat is told: what went wrong, the evidence, and what to do."""
     head = f"The merge queue could not merge {mr.id} (your commit {mr.commit_sha[:12]} on {mr.branch}) into {target}."
     cycle_line = f"This is fix cycle {cycle} of {max_fix_cycles}."
-    if mr.state == MRState.CONFLICT:
+    if mr.state == MRState.CHANGES_REQUESTED:
+        head = (f"The code review stopped {mr.id} (your commit {mr.commit_sha[:12]} on {mr.branch}) from merging "
+                f"into {target}.")
+        body = ("The reviewer's blocking findings (file:line, severity, explanation, fix):\n"
+                f"{mr.detail or '(no details)'}\n"
+                "Fix every blocking finding, commit, then run `gt done`.")
+    elif mr.state == MRState.CONFLICT:
         body = (f"It {mr.detail or 'conflicts with the target'}.\n"
                 f"Rebase your work onto the latest {target}, resolve the conflicts, commit, then run `gt done`.")
     else:
@@ -97,10 +105,16 @@ def send_back_pending(
     ctx: Context, rig: str, *, target: str, max_fix_cycles: int, slinger: Slinger | None = None
 ) -> list[SendBack]:
     """Send back every pending MR of ``rig``; returns what was done. Never raises for a
-    slinger failure (that becomes an escalation); ledger errors do propagate."""
+    slinger failure (that becomes an escalation); ledger errors do propagate.
+
+    Serialized per rig (a file lock): the refinery and a review that just ended may both
+    find the same MR pending, and it must be sent back once."""
+    from gastown._internal.locks import file_lock
+
     done = []
-    for mr in pending(ctx, rig):
-        done.append(_send_back(ctx, mr, target=target, max_fix_cycles=max_fix_cycles, slinger=slinger))
+    with file_lock(ctx.town.locks_dir / f"sendback-{rig}.lock", timeout=120, what=f"the send-backs of rig {rig!r}"):
+        for mr in pending(ctx, rig):
+            done.append(_send_back(ctx, mr, target=target, max_fix_cycles=max_fix_cycles, slinger=slinger))
     return done
 
 

@@ -14,11 +14,13 @@ from gastown.context import Context
 from gastown.errors import Conflict
 from gastown.ledger.events import record_event
 from gastown.ledger.mrs import ACTIVE_STATES, MR, count_by_state, get_mr, list_mrs, queue_order, set_mr_state
+from gastown.ledger.reviews import dismiss_for_mr
 from gastown.ledger import rounds
 from gastown.refinery.settings import RefinerySettings, resolve_settings
 from gastown.states import MRState
 
-STATE_ORDER = {s: i for i, s in enumerate((MRState.TESTING, MRState.QUEUED, MRState.CONFLICT, MRState.FAILED,
+STATE_ORDER = {s: i for i, s in enumerate((MRState.TESTING, MRState.REVIEWING, MRState.QUEUED,
+                                           MRState.CHANGES_REQUESTED, MRState.CONFLICT, MRState.FAILED,
                                            MRState.REJECTED, MRState.MERGED))}
 
 
@@ -37,21 +39,40 @@ def listing(
     return sorted(queued + others, key=lambda m: (STATE_ORDER[m.state], position.get(m.id, 0)))
 
 
+def documents(ctx: Context, mrs: Sequence[MR]) -> list[dict[str, Any]]:
+    """What `gt mq list --json` (and the dashboard's API) says of each MR: its fields and
+    its latest review (``null`` when it had none)."""
+    from gastown.refinery.review.records import latest_briefs
+
+    reviews = latest_briefs(ctx, [m.id for m in mrs])
+    return [{**m.to_json(), "review": reviews[m.id].to_json() if m.id in reviews else None} for m in mrs]
+
+
 def show(ctx: Context, mr_id: str) -> MR:
     return get_mr(ctx.ledger.connection(), mr_id)
 
 
 def retry(ctx: Context, mr_id: str) -> MR:
-    """Put a conflicted, failed or rejected MR back in the queue (its original age kept)."""
+    """Put a conflicted, failed, blocked (``changes_requested``) or rejected MR back in the
+    queue (its original age kept). Its finished reviews are dismissed, so a rig with a
+    review gate reviews it afresh: that is also how a queued MR whose review failed
+    (error, too large) is tried again."""
     with ctx.ledger.write() as conn:
         mr = get_mr(conn, mr_id)
-        if mr.state in (MRState.QUEUED, MRState.TESTING):
+        if mr.state in (MRState.REVIEWING, MRState.TESTING):
             return mr
         if mr.state == MRState.MERGED:
             raise Conflict(f"merge request {mr_id} is already merged", hint="nothing to retry")
-        mr = set_mr_state(conn, mr_id, MRState.QUEUED, now=ctx.now(), detail=f"retried by hand after {mr.state}")
-        record_event(conn, "mr", f"{mr_id} queued again by hand", now=ctx.now(), rig=mr.rig, issue=mr.issue,
-                     polecat=mr.polecat, data={"mr": mr_id})
+        dismissed = dismiss_for_mr(conn, mr_id, now=ctx.now())
+        if mr.state == MRState.QUEUED:
+            if not dismissed:
+                return mr
+            record_event(conn, "mr", f"{mr_id}: its review was dismissed by hand; it is reviewed again",
+                         now=ctx.now(), rig=mr.rig, issue=mr.issue, polecat=mr.polecat, data={"mr": mr_id})
+        else:
+            mr = set_mr_state(conn, mr_id, MRState.QUEUED, now=ctx.now(), detail=f"retried by hand after {mr.state}")
+            record_event(conn, "mr", f"{mr_id} queued again by hand", now=ctx.now(), rig=mr.rig, issue=mr.issue,
+                         polecat=mr.polecat, data={"mr": mr_id})
     _wake(ctx, mr.rig)
     return mr
 

@@ -25,7 +25,7 @@ from gastown.ledger import issues, queue, work
 from gastown.ledger.escalations import resolve_for_issue
 from gastown.ledger.events import record_event
 from gastown.ledger.issues import Issue, get_issue, set_issue_status
-from gastown.ledger.mrs import list_mrs, retire_for_issue
+from gastown.ledger.mrs import SENT_BACK_STATES, list_mrs, retire_for_issue
 from gastown.roles.polecat import end_spawn, start_spawn
 from gastown.states import IssueStatus, MRState
 
@@ -198,7 +198,8 @@ def unsling(ctx: Context, issue_id: str) -> HandResult:
         if hook is None and queued is None and issue.status in (IssueStatus.OPEN, IssueStatus.CLOSED):
             return HandResult("already", issue_id, str(issue.status),
                               message=f"{issue_id} is {issue.status} and on no hook: nothing to unsling")
-        in_queue = [m.id for m in list_mrs(conn, states=(MRState.QUEUED, MRState.TESTING), issue=issue_id)]
+        in_queue = [m.id for m in list_mrs(conn, states=(MRState.QUEUED, MRState.REVIEWING, MRState.TESTING),
+                                           issue=issue_id)]
         if in_queue:
             raise Conflict(
                 f"issue {issue_id} has work in the merge queue ({', '.join(in_queue)})",
@@ -252,7 +253,7 @@ def _release(ctx: Context, issue: Issue, hook: work.Hook | None, *, close_reason
         queue.dequeue(conn, issue.id)
         current = get_issue(conn, issue.id)
         if close_reason is not None:
-            rejected = retire_for_issue(conn, issue.id, (MRState.QUEUED, MRState.CONFLICT, MRState.FAILED),
+            rejected = retire_for_issue(conn, issue.id, (MRState.QUEUED, MRState.REVIEWING, *SENT_BACK_STATES),
                                         detail="rejected: its issue was closed", now=now)
             if current.status != IssueStatus.CLOSED:
                 set_issue_status(conn, issue.id, IssueStatus.CLOSED, now=now, reason=close_reason)

@@ -3,6 +3,8 @@
 An agent runs as ``env -u TMUX ... <absolute binary> <args>``, started directly by tmux
 (never through a shell), so the pane's process *is* the agent and no issue text is ever
 parsed by a shell. Its pane is piped to the spawn's log and tagged with the spawn id.
+A one-shot headless run outside any pane (an AI reviewer) goes through ``run_headless``,
+with the same argv, home and environment rules.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from gastown._internal.proc import Result
 from gastown.errors import GastownError, ToolMissing
 from gastown.prompts import MAX_ARGV_PROMPT, short_prompt_for_argv
 from gastown.runtimes.registry import Runtime
@@ -278,6 +281,91 @@ def stop_pane(tmux: Tmux, pane: str, *, grace: float = 5.0) -> str | None:
         terminate_tree(pid, grace=grace)
     tmux.kill_window(pane)
     return last
+
+
+@dataclass(frozen=True)
+class HeadlessRun:
+    """One headless run of an agent CLI: what it printed, how it ended, where its home was."""
+
+    result: Result
+    home: Path | None
+
+
+def headless_env(base_env: Mapping[str, str], runtime: Runtime, identity: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a one-shot headless run (a reviewer): the caller's, minus what
+    breaks agents (tmux, CI markers) and minus every ``GT_*`` variable (gastown's own
+    settings and secrets stay with gastown), plus the runtime's ``env`` and ``identity``.
+
+    >>> from gastown.runtimes.registry import resolve_runtime
+    >>> from gastown.config.schema import TownConfig
+    >>> rt = resolve_runtime(TownConfig(), "demo")
+    >>> env = headless_env({"PATH": "/bin", "CI": "true", "GT_GITHUB_TOKEN": "s3cret", "HOME": "/h"}, rt, {"GT_ROLE": "review"})
+    >>> sorted(env)
+    ['GT_ROLE', 'HOME', 'PATH']
+    """
+    inherited = {k: v for k, v in base_env.items() if k not in UNSET_FOR_AGENTS and not k.startswith("GT_")}
+    return {**inherited, **runtime.env, **identity, "PATH": base_env.get("PATH", os.defpath)}
+
+
+def run_headless(
+    town: Town,
+    config: TownConfig,
+    runtime: Runtime,
+    *,
+    run_id: str,
+    cwd: Path,
+    prompt: str,
+    prompt_file: Path,
+    base_env: Mapping[str, str],
+    identity: Mapping[str, str],
+    timeout: float,
+    oversize_prompt: str,
+) -> HeadlessRun:
+    """Run ``runtime``'s headless command once in ``cwd`` and wait for it (at most
+    ``timeout``; then its process group is killed): the one way gastown starts a CLI
+    outside a pane. Same rules as agents: the runtime's private home for ``run_id``
+    (``.gastown/homes/<run_id>``, seeded, the model key passed by variable name only:
+    the one variable ``[town.model]`` names is kept), CI markers stripped, no other
+    ``GT_*`` of the caller (see ``headless_env``). stdin is
+    /dev/null; stdout and stderr are captured. A prompt too big for one argument is
+    replaced by ``oversize_prompt`` (which should point at ``prompt_file``). Whatever the
+    run left behind (daemons found by its home) is stopped before returning.
+
+    Raises ``ConfigError`` for a runtime without a headless command and ``ToolMissing``
+    when its program is not installed. The home is left for the caller to read usage
+    from and remove (``home_path``).
+    """
+    from dataclasses import replace
+
+    from gastown._internal.proc import run
+    from gastown._internal.processes import sweep
+    from gastown.errors import ConfigError
+
+    if not runtime.headless:
+        raise ConfigError(f"runtime {runtime.name!r} has no headless command",
+                          hint=f"set [agents.{runtime.name}].headless, or pick another agent")
+    env = headless_env(base_env, runtime, identity)
+    endpoint = model_endpoint(config, runtime)
+    if endpoint is not None and endpoint.api_key_env in base_env:
+        # The model key travels under the variable [town.model] names (a GT_* one too):
+        # the CLI, or its home plan, reads it from there.
+        env[endpoint.api_key_env] = base_env[endpoint.api_key_env]
+    fits = len(prompt.encode("utf-8")) <= MAX_ARGV_PROMPT
+    argv = agent_argv(replace(runtime, command=runtime.headless, prompt="arg"), prompt=prompt if fits else oversize_prompt,
+                      prompt_file=prompt_file, path=env["PATH"])
+    plan = prepare_home(town, config, runtime, run_id, cwd, env)
+    if plan is not None:
+        from gastown.runtimes.homes import spawn_env
+
+        env = spawn_env(plan, env)
+        argv += list(plan.args)
+    home = home_path(town, run_id) if plan is not None else None
+    try:
+        result = run(argv, cwd=cwd, env=env, timeout=timeout, new_session=True)
+    finally:
+        if home is not None:
+            sweep(str(home), grace=1.0)
+    return HeadlessRun(result, home)
 
 
 # Which provider table of [town.model] a CLI reads, and the API family it speaks there.

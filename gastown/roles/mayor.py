@@ -1,6 +1,6 @@
 """The Mayor: one process per town hosting the patrol loops as threads.
 
-- one Witness and one Refinery loop per rig, the Deacon, the scheduler and the notifier;
+- one Witness, one Refinery and one review loop per rig, the Deacon, the scheduler and the notifier;
 - single instance (a file lock; a second Mayor refuses and names the running one);
 - every loop writes a heartbeat row; the Deacon restarts a loop whose heartbeat goes stale;
 - gastown.toml is re-read when it changes: new rigs get loops, removed rigs lose them,
@@ -141,12 +141,15 @@ class Mayor:
     # -- loops --------------------------------------------------------------------------
 
     def _rig_loops(self, rig: str) -> list[Loop]:
+        from gastown.refinery.review.stage import ReviewStage
         from gastown.roles.witness import Witness
 
         witness = Witness(self.ctx, rig)
+        reviews = ReviewStage(self.ctx, rig)  # starts reviews on threads of their own; never blocks
         return [
             Loop(f"witness:{rig}", witness.patrol, lambda: self.ctx.config.witness.patrol_interval, self.ctx),
             Loop(f"refinery:{rig}", lambda: self._refine(rig), lambda: 5.0, self.ctx, wake_topic=f"refinery-{rig}"),
+            Loop(f"review:{rig}", reviews.step, lambda: 2.0, self.ctx, wake_topic=f"refinery-{rig}"),
         ]
 
     def _refine(self, rig: str) -> None:
@@ -199,7 +202,7 @@ class Mayor:
             self.add_loops(self._rig_loops(rig))
         for rig in sorted(have - wanted):
             log.info("rig %s: removed from gastown.toml; stopping its loops", rig)
-            for name in (f"witness:{rig}", f"refinery:{rig}"):
+            for name in (f"witness:{rig}", f"refinery:{rig}", f"review:{rig}"):
                 loop = self.loops.pop(name, None)
                 if loop is not None:
                     loop.stop()

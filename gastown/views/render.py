@@ -32,8 +32,9 @@ PROBLEM_STATES = frozenset({"stalled", "dead"})
 KIND_STYLES = {
     "stalled": "bold red", "dead": "bold red", "restart": "red", "blocked": "bold red", "escalation": "bold red",
     "hold": "yellow", "failed": "red", "conflict": "red", "merged": "green", "done": "green", "sling": "cyan",
-    "spawn": "cyan", "queued": "blue", "resume": "green", "mayor": "magenta",
+    "spawn": "cyan", "queued": "blue", "resume": "green", "mayor": "magenta", "review": "magenta",
 }
+MR_STATE_STYLES = {"testing": "yellow", "reviewing": "magenta", "queued": "dim"}
 SEVERITY_STYLES = {"low": "dim", "medium": "yellow", "high": "red", "critical": "bold red"}
 MAX_TEXT = 400  # characters kept from any outside text before rich truncates it to the cell
 MAX_MRS_SHOWN = 20
@@ -249,7 +250,8 @@ def queued_table(status: TownStatus) -> RenderableType:
 
 
 def merge_queue_table(queues: Sequence[MergeQueue]) -> RenderableType:
-    table = _table("RIG", "TARGET", "QUEUED", "TESTING", "SENT BACK", "LAST ROUND", "STATE", wide=("STATE",))
+    table = _table("RIG", "TARGET", "QUEUED", "REVIEWING", "TESTING", "SENT BACK", "LAST ROUND", "STATE",
+                   wide=("STATE",))
     for q in queues:
         last = q.last_round
         last_text = f"#{last.id} {last.outcome} ({last.gate_runs} runs)" if last else "-"
@@ -260,8 +262,8 @@ def merge_queue_table(queues: Sequence[MergeQueue]) -> RenderableType:
         else:
             state = Text("ready", style="green")
         table.add_row(
-            lit(q.rig), lit(q.target), str(q.counts.get("queued", 0)), str(q.counts.get("testing", 0)),
-            str(q.sent_back), lit(last_text), state,
+            lit(q.rig), lit(q.target), str(q.counts.get("queued", 0)), str(q.counts.get("reviewing", 0)),
+            str(q.counts.get("testing", 0)), str(q.sent_back), lit(last_text), state,
         )
     return table
 
@@ -274,7 +276,7 @@ def in_flight_table(queues: Sequence[MergeQueue], limit: int = MAX_MRS_SHOWN) ->
     for m in mrs[:limit]:
         mr = m.mr
         table.add_row(
-            lit(mr.id), Text(str(mr.state), style="yellow" if mr.state == "testing" else ""), lit(mr.issue),
+            lit(mr.id), Text(str(mr.state), style=MR_STATE_STYLES.get(str(mr.state), "")), lit(mr.issue),
             lit(who(mr.rig, mr.polecat)), f"p{mr.priority}", ago(m.waited_s), lit(m.title),
         )
     if len(mrs) > limit:
@@ -383,7 +385,8 @@ def feed_header(status: TownStatus, *, problems: bool = False, now: float | None
         line.append(f" · {len(status.queued)} queued", style="blue")
     queued = sum(q.counts.get("queued", 0) for q in status.merge_queues)
     testing = sum(q.counts.get("testing", 0) for q in status.merge_queues)
-    line.append(f" · mq {queued} queued, {testing} testing")
+    reviewing = sum(q.counts.get("reviewing", 0) for q in status.merge_queues)
+    line.append(f" · mq {queued} queued, {testing} testing" + (f", {reviewing} in review" if reviewing else ""))
     if status.escalations:
         line.append(f" · {len(status.escalations)} escalations", style="bold red")
     if status.costs:
@@ -510,12 +513,14 @@ def merge_queue_lines(queues: Sequence[MergeQueue], rows: int) -> list[Text]:
         elif q.running_round is not None:
             head.append(f" round #{q.running_round}", style="yellow")
         head.append(f" · {q.counts.get('queued', 0)} queued · {q.counts.get('testing', 0)} testing")
+        if q.counts.get("reviewing", 0):
+            head.append(f" · {q.counts['reviewing']} in review", style="magenta")
         if q.sent_back:
             head.append(f" · {q.sent_back} sent back", style="red")
         lines.append(head)
         for m in q.in_flight[:n]:
             lines.append(_one_line(
-                Text(f"  {m.mr.state!s:<8} ", style="yellow" if m.mr.state == "testing" else "dim"),
+                Text(f"  {m.mr.state!s:<9} ", style=MR_STATE_STYLES.get(str(m.mr.state), "dim")),
                 f"{literal(m.mr.issue, 14)} {ago(m.waited_s):>5} ", lit(m.title, "dim"),
             ))
     return lines

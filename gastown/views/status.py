@@ -23,7 +23,7 @@ from gastown.ledger.escalations import Escalation, list_escalations
 from gastown.ledger.heartbeats import list_beats
 from gastown.ledger.holds import HoldKind
 from gastown.ledger.issues import count_by_status, list_issues, titles_of
-from gastown.ledger.mrs import MR, list_mrs, queue_order
+from gastown.ledger.mrs import MR, SENT_BACK_STATES, list_mrs, queue_order
 from gastown.ledger.queue import Queued, list_queued
 from gastown.ledger.timefmt import iso
 from gastown.refinery.queue import RigStatus
@@ -77,7 +77,7 @@ class QueuedSling:
 
 @dataclass(frozen=True)
 class InFlightMR:
-    """A merge request being tested or waiting its turn."""
+    """A merge request being tested, in review, or waiting its turn."""
 
     mr: MR
     title: str | None
@@ -107,7 +107,7 @@ class MergeQueue:
 
     @property
     def sent_back(self) -> int:
-        return self.counts.get(MRState.CONFLICT, 0) + self.counts.get(MRState.FAILED, 0)
+        return sum(self.counts.get(state, 0) for state in SENT_BACK_STATES)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,6 +115,7 @@ class MergeQueue:
             "target": self.target,
             "batch": self.batch,
             "queued": self.counts.get(MRState.QUEUED, 0),
+            "reviewing": self.counts.get(MRState.REVIEWING, 0),
             "testing": self.counts.get(MRState.TESTING, 0),
             "sent_back": self.sent_back,
             "states": dict(self.counts),
@@ -362,13 +363,13 @@ def count_states(states: Iterable[str]) -> dict[str, int]:
 
 
 def _merge_queues(ctx: Context, now: float) -> list[tuple[RigStatus, list[MR]]]:
-    """Each rig's queue status with its MRs in flight: testing, then queued in take order."""
+    """Each rig's queue status with its MRs in flight: testing, in review, then queued in take order."""
     conn = ctx.ledger.connection()
     result = []
     for status in queue_status(ctx):
-        mrs = list_mrs(conn, status.rig, [MRState.TESTING, MRState.QUEUED])
-        testing = [m for m in mrs if m.state == MRState.TESTING]
-        result.append((status, testing + queue_order([m for m in mrs if m.state == MRState.QUEUED], now)))
+        mrs = list_mrs(conn, status.rig, [MRState.TESTING, MRState.REVIEWING, MRState.QUEUED])
+        first = [m for m in mrs if m.state == MRState.TESTING] + [m for m in mrs if m.state == MRState.REVIEWING]
+        result.append((status, first + queue_order([m for m in mrs if m.state == MRState.QUEUED], now)))
     return result
 
 

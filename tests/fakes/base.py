@@ -135,6 +135,11 @@ class Script:
         return cls(steps=(WriteFile(path, content),), **kwargs)
 
     @classmethod
+    def reply(cls, text: str, **kwargs: Any) -> Script:
+        """No tool calls: the final answer is ``text`` (a reviewer's findings document)."""
+        return cls(steps=(), final_text=text, **kwargs)
+
+    @classmethod
     def edit_then_done(cls, path: str, content: str, message: str = "Add the change", **kwargs: Any) -> Script:
         """Write ``path``, then commit everything and run ``gt done`` through the shell tool."""
         finish = f"git add -A && git commit -q -m {shlex.quote(message)} && gt done"
