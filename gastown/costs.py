@@ -264,7 +264,7 @@ def assess_budgets(budgets: Budgets, held: set[HoldScope]) -> list[BudgetAction]
 def check_budgets(ctx: Context) -> list[BudgetAction]:
     """Hold (with an event and an escalation) each budget that is spent; release each hold
     whose budget has room again, with an event. Returns what it decided."""
-    from gastown.ledger.escalations import record_escalation
+    from gastown.ledger.escalations import cause_hold, record_escalation
 
     held = {h.scope for h in holds.list_holds(ctx.ledger.connection(), HoldKind.BUDGET)}
     actions = assess_budgets(read_budgets(ctx), held)
@@ -277,7 +277,7 @@ def check_budgets(ctx: Context) -> list[BudgetAction]:
                 record_event(conn, "hold", action.message, now=now, rig=action.scope.rig,
                              data={"budget": action.budget, "spent": action.spent})
                 record_escalation(conn, action.message + "; raise the budget to go on", now=now, severity="high",
-                                  source="budget", rig=action.scope.rig)
+                                  source="budget", rig=action.scope.rig, cause=cause_hold(action.scope))
             elif holds.release_hold(conn, action.scope) and action.message:
                 record_event(conn, "resume", action.message, now=now, rig=action.scope.rig)
     return actions

@@ -19,13 +19,21 @@ MIN_GIT = (2, 25)
 
 @dataclass(frozen=True)
 class Check:
+    """One finding. ``ok=False`` fails `gt doctor`; ``warn`` marks something that works but
+    deserves a look (it does not fail)."""
+
     name: str
     ok: bool
     detail: str
     fix: str | None = None
+    warn: bool = False
+
+    @property
+    def level(self) -> str:
+        return "fail" if not self.ok else ("warn" if self.warn else "ok")
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix}
+        return {"name": self.name, "ok": self.ok, "level": self.level, "detail": self.detail, "fix": self.fix}
 
 
 def parse_version(text: str) -> tuple[int, int] | None:
@@ -62,8 +70,9 @@ def check_tools() -> list[Check]:
     ]
 
 
-def check_town(town_root: Path) -> list[Check]:
-    """Config validity, then each rig's hub and upstream."""
+def check_town(town_root: Path, *, gates: bool = True) -> list[Check]:
+    """Config validity, then each rig's hub and upstream, then (``gates``) each rig's gates
+    on its target as the upstream has it now."""
     from gastown.context import Context
     from gastown.git.hub import probe_upstream
     from gastown.town import Town
@@ -89,9 +98,63 @@ def check_town(town_root: Path) -> list[Check]:
         problem = probe_upstream(hub)
         if problem:
             checks.append(Check(f"rig {name}", False, f"upstream {rig.repo} is unreachable: {problem}", "check the URL, network and credentials"))
-        else:
-            checks.append(Check(f"rig {name}", True, f"hub ok, upstream {rig.repo} reachable"))
+            continue
+        checks.append(Check(f"rig {name}", True, f"hub ok, upstream {rig.repo} reachable"))
+        if gates:
+            checks.append(check_gates(ctx, name))
     return checks
+
+
+def check_gates(ctx: Any, rig: str) -> Check:
+    """Run the rig's gates, as the refinery would, on its target as the upstream has it now
+    (in a throwaway worktree of the hub, removed afterwards). A red target holds the whole
+    merge queue, so it is a failure; no gates at all is a warning."""
+    import os
+    import shutil as _shutil
+
+    from gastown.git.cmd import Git
+    from gastown.git.hub import fetch
+    from gastown.git.worktrees import ref_sha, target_ref
+    from gastown.refinery.gates import gate_env, gate_marker, run_gates
+    from gastown.refinery.settings import resolve_settings
+
+    settings = resolve_settings(ctx.config, rig)
+    name = f"gates {rig}"
+    if not settings.gates:
+        return Check(name, True, "no gates: the merge queue merges every stack that applies cleanly, untested",
+                     f"set gates = [\"...\"] in [rigs.{rig}] (the commands your CI runs)", warn=True)
+    hub = ctx.town.hub_path(rig)
+    try:
+        fetch(hub)
+    except GastownError as exc:
+        return Check(name, False, f"cannot fetch {settings.target} to try the gates: {exc.message}", exc.hint)
+    sha = ref_sha(hub, target_ref(settings.target))
+    if sha is None:
+        return Check(name, False, f"the upstream has no branch {settings.target!r}", f"fix branch in [rigs.{rig}]")
+    path = ctx.town.state_dir / "doctor" / f"{rig}-{os.getpid()}"
+    git = Git(hub)
+    try:
+        git.run("worktree", "add", "--detach", "--quiet", str(path), sha)
+        run = run_gates(settings.gates, cwd=path, timeout=settings.gate_timeout,
+                        env=gate_env(ctx.environ, rig=rig, round_id=0, marker=gate_marker(ctx.town.root, rig) + "doctor"),
+                        log_path=ctx.town.logs_dir / rig / "doctor-gates.log", header=f"gt doctor: {settings.target} at {sha[:12]}")
+    except GastownError as exc:
+        return Check(name, False, f"could not try the gates: {exc.message}", exc.hint)
+    finally:
+        git.run("worktree", "remove", "--force", str(path), check=False)
+        _shutil.rmtree(path, ignore_errors=True)
+        git.run("worktree", "prune", check=False)
+    where = f"{settings.target} at {sha[:12]}"
+    if run.ok:
+        return Check(name, True, f"{len(settings.gates)} gate(s) pass on {where} in {run.duration:.1f}s")
+    from gastown.refinery.gates import verdict
+
+    why = f"timed out after {settings.gate_timeout:g}s" if run.timed_out else verdict(run.output)
+    return Check(
+        name, False, f"`{run.failed_gate}` fails on {where}: {why}",
+        "the target itself is red, so the merge queue holds: fix it upstream, or fix `gates` in gastown.toml "
+        f"(output in {ctx.town.logs_dir / rig / 'doctor-gates.log'})",
+    )
 
 
 def check_runtimes(ctx: Any) -> list[Check]:
@@ -140,7 +203,8 @@ def check_identity_and_user(town_root: Path) -> list[Check]:
         checks.append(Check("git identity", True, "set"))
     if os.geteuid() == 0:
         checks.append(Check(
-            "user", True, "running as root: agents run with bypassed permissions as root (a container is safer)",
+            "user", True, "running as root: agents run with bypassed permissions as root",
+            "run gastown as an ordinary user, or inside a container or VM you can throw away", warn=True,
         ))
     return checks
 
@@ -153,7 +217,8 @@ def check_orphans(ctx: Any) -> list[Check]:
     conn = ctx.ledger.connection()
     hooks = work.list_hooks(conn)
     live = {s.id for s in work.spawns_with_status(conn, work.LIVE_STATUSES)}
-    idle_hooks = [h for h in hooks if h.spawn not in live]
+    waiting = work.waiting_hooked_issues(conn)  # stopped or blocked on purpose: `gt up` leaves them
+    idle_hooks = [h for h in hooks if h.spawn not in live and h.issue not in waiting]
     checks = []
     if idle_hooks and running_pid(ctx.town) is None:
         checks.append(Check(

@@ -140,3 +140,15 @@ def ledger_rows(town: Path, sql: str, *args: Any) -> list[dict[str, Any]]:
     with sqlite3.connect(town / ".gastown" / "ledger.db", timeout=30) as conn:
         conn.row_factory = sqlite3.Row
         return [dict(r) for r in conn.execute(sql, args)]
+
+
+def no_overlapping_spawns(town: Path) -> None:
+    """No issue ever had two runs working at once: each run stopped working (`gt done`, or
+    it ended) before the next one of its issue started."""
+    for row in ledger_rows(town, "SELECT DISTINCT issue FROM spawns"):
+        runs = ledger_rows(
+            town, "SELECT id, started_at, COALESCE(done_at, ended_at) AS stopped FROM spawns"
+                  " WHERE issue = ? AND status != 'failed' ORDER BY started_at", row["issue"],
+        )
+        for earlier, later in zip(runs, runs[1:], strict=False):
+            assert earlier["stopped"] is not None and earlier["stopped"] <= later["started_at"] + 0.001, (row, earlier, later)

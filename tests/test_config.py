@@ -13,6 +13,7 @@ from gastown.config.load import load_config, parse_config
 from gastown.config.schema import (
     AgentConfig,
     EndpointConfig,
+    NotifyConfig,
     Price,
     ReviewConfig,
     RefineryConfig,
@@ -112,7 +113,7 @@ def _uncommented_example() -> str:
     """The example with every `# key = value` line made live (the sample rig included)."""
     lines = []
     for line in EXAMPLE.read_text().splitlines():
-        match = re.match(r'^# ?((\[[a-z0-9._"-]+\])(?:\s+#.*)?|([a-z_]+ = .*))$', line)
+        match = re.match(r'^# ?((\[{1,2}[a-z0-9._"-]+\]{1,2})(?:\s+#.*)?|([a-z_]+ = .*))$', line)
         lines.append(match.group(1) if match else line)
     return "\n".join(lines)
 
@@ -131,6 +132,7 @@ def test_example_documents_every_key_with_its_default() -> None:
         (AgentConfig, "agents"),
         (EndpointConfig, "town.model"),
         (Price, "prices"),
+        (NotifyConfig, "notify"),
         (ReviewConfig, "rigs.app.review"),
         (ServerConfig, "server"),
         (TriggerConfig, "triggers"),
@@ -142,9 +144,10 @@ def test_example_documents_every_key_with_its_default() -> None:
                 continue  # [rigs.app.review], documented by its header and keys (ReviewConfig)
             assert re.search(rf"^# ?{key} = ", text, re.M), f"{section}.{key} is not documented in the example"
     for table in ("[town.model]", "[town.model.anthropic]", "[town.model.openai]", "[town.model.gemini]", "[prices.",
-                  "[rigs.app.review]"):
+                  "[rigs.app.review]", "[[notify]]"):
         assert table in text
     live = parse_config(_uncommented_example())
+    assert [bool(n.command) for n in live.notify] == [True, False], "both kinds of notifier, each valid"
     defaults = TownConfig()
     assert live.witness == defaults.witness
     assert live.refinery == defaults.refinery

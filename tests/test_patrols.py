@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import git, gt_json, ledger_rows, retry_until, run_gt, set_config
+from tests.helpers import git, gt_json, ledger_rows, no_overlapping_spawns, retry_until, run_gt, set_config
 
 pytestmark = [pytest.mark.tmux, pytest.mark.slow]
 
@@ -54,17 +54,6 @@ def spawn_of(town: Path, issue_id: str) -> dict[str, str]:
 
 def finished(town: Path, issue_id: str) -> bool:
     return status(town, issue_id) in ("in_review", "closed")
-
-
-def no_overlapping_spawns(town: Path) -> None:
-    """No issue ever had two runs alive at once."""
-    for row in ledger_rows(town, "SELECT DISTINCT issue FROM spawns"):
-        runs = ledger_rows(
-            town, "SELECT started_at, ended_at FROM spawns WHERE issue = ? AND status != 'failed' ORDER BY started_at",
-            row["issue"],
-        )
-        for earlier, later in zip(runs, runs[1:], strict=False):
-            assert earlier["ended_at"] is not None and earlier["ended_at"] <= later["started_at"] + 0.001, row
 
 
 def test_killed_agent_is_restarted_in_place_and_keeps_its_commits(town: Path, tmux_socket: str) -> None:

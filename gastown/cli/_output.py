@@ -86,6 +86,29 @@ def print_table(columns: list[str], rows: list[list[str]], *, empty: str = "noth
     print_lines(format_table(columns, rows, width=terminal_width(), color=use_color()))
 
 
+def page(text: str) -> None:
+    """Show long text through the user's pager (``GT_PAGER``, else ``PAGER``, else ``less
+    -FX``) when standard output is a terminal; otherwise print it. Text from outside (a
+    diff of an agent's work) is made visible first: controls shown, never obeyed."""
+    import shlex
+    import shutil
+    import subprocess
+
+    shown = visible(text, multiline=True)
+    if text.endswith("\n") and not shown.endswith("\n"):
+        shown += "\n"
+    pager = os.environ.get("GT_PAGER") or os.environ.get("PAGER") or "less -FX"
+    argv = shlex.split(pager) if sys.stdout.isatty() and pager.strip() not in ("", "cat") else []
+    if argv and shutil.which(argv[0]):
+        try:
+            subprocess.run(argv, input=shown.encode("utf-8"), check=False)
+            return
+        except OSError:
+            pass
+    sys.stdout.write(shown)
+    sys.stdout.flush()
+
+
 def use_color() -> bool:
     """Colour only on a terminal, and never with ``NO_COLOR`` set (no-color.org)."""
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -12,6 +12,9 @@ from gastown.cli import complete
 from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
 from gastown.cli._output import print_json, print_table, say
 from gastown.safetext import one_line
+
+if TYPE_CHECKING:
+    from gastown.ledger.escalations import Escalation
 
 
 class _DefaultToRaise(TyperGroup):
@@ -52,7 +55,7 @@ def raise_(
 
 @app.command("list")
 def list_(
-    all_: Annotated[bool, typer.Option("--all", help="Include acknowledged ones.")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Include acknowledged and resolved ones.")] = False,
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -65,15 +68,35 @@ def list_(
         return
     print_table(
         ["ID", "SEVERITY", "ISSUE", "FROM", "MESSAGE"],
-        [[e.id, e.severity + (" (acked)" if e.acked_at else ""), e.issue or "-", e.source, one_line(e.message, 70)] for e in rows],
+        [[e.id, e.severity + _state(e), e.issue or "-", e.source, one_line(e.message, 70)] for e in rows],
         empty="no open escalations",
     )
 
 
-@app.command("ack")
-def ack(escalation: Annotated[str, typer.Argument(metavar="ID")], town: TownOpt = None) -> None:
-    """Acknowledge an escalation: it stops counting as open and stops aging."""
-    from gastown.ledger.escalations import acknowledge
+def _state(esc: Escalation) -> str:
+    if esc.resolved_at is not None:
+        return " (resolved)"
+    return " (acked)" if esc.acked_at is not None else ""
 
-    esc = acknowledge(open_context(town).ledger, escalation)
-    say(f"acknowledged {esc.id}")
+
+@app.command("ack")
+def ack(
+    escalation: Annotated[str | None, typer.Argument(metavar="[ID]", help="The escalation to acknowledge.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Acknowledge every open escalation.")] = False,
+    town: TownOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Acknowledge an escalation (or --all): it stops counting as open and stops aging."""
+    from gastown.errors import InvalidInput
+    from gastown.ledger.escalations import acknowledge, acknowledge_all
+
+    if (escalation is None) == (not all_):
+        raise InvalidInput("give one escalation id, or --all", hint="see `gt escalate list`")
+    ledger = open_context(town).ledger
+    acked = acknowledge_all(ledger) if all_ else [acknowledge(ledger, escalation or "")]
+    if json_out:
+        print_json([e.to_json() for e in acked])
+    elif all_:
+        say(f"acknowledged {len(acked)} escalation(s)" + (": " + ", ".join(e.id for e in acked) if acked else ""))
+    else:
+        say(f"acknowledged {acked[0].id}")

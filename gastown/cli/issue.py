@@ -1,4 +1,4 @@
-"""`gt issue create/list/show/close/reopen`."""
+"""`gt issue create/list/show/edit/close/reopen`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from gastown.cli._output import print_json, print_table, say
 from gastown.safetext import one_line
 from gastown.states import IssueStatus
 
-app = command_group("Create, list, show, close and reopen issues.")
+app = command_group("Create, list, show, edit, close and reopen issues.")
 
 
 @app.command("create")
@@ -92,14 +92,16 @@ def close(
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Close an issue."""
-    from gastown.ledger import issues
+    """Close an issue: its agent is stopped, unmerged work archived, waiting merge requests rejected."""
+    from gastown.ledger.issues import get_issue
+    from gastown.roles.by_hand import close_issue
 
-    issue = issues.close(open_context(town).ledger, issue_id, reason=reason)
+    ctx = open_context(town)
+    result = close_issue(ctx, issue_id, reason=reason)
     if json_out:
-        print_json(issue.to_json())
+        print_json({**get_issue(ctx.ledger.connection(), issue_id).to_json(), "released": result.to_json()})
     else:
-        say(f"closed {issue.id}")
+        say(result.message)
 
 
 @app.command("reopen")
@@ -108,11 +110,43 @@ def reopen(
     town: TownOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Reopen a closed or blocked issue."""
+    """Reopen a closed or blocked issue; its restart and fix-cycle counts start afresh."""
+    from gastown.ledger.issues import get_issue
+    from gastown.roles.by_hand import reopen_issue
+
+    ctx = open_context(town)
+    result = reopen_issue(ctx, issue_id)
+    if json_out:
+        print_json({**get_issue(ctx.ledger.connection(), issue_id).to_json(), "reopened": result.to_json()})
+    else:
+        say(result.message)
+
+
+@app.command("edit")
+def edit(
+    issue_id: Annotated[str, typer.Argument(metavar="ID")],
+    title: Annotated[str | None, typer.Option("--title", "-t", help="New one-line title.")] = None,
+    body: Annotated[str | None, typer.Option("--body", "-b", help="New body text, or - to read it from standard input.")] = None,
+    priority: Annotated[int | None, typer.Option("--priority", "-p", min=0, max=4, help="0 (most urgent) to 4.")] = None,
+    town: TownOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Change an issue's title, body or priority (a running agent sees it on its next start)."""
+    from gastown.errors import InvalidInput
     from gastown.ledger import issues
 
-    issue = issues.reopen(open_context(town).ledger, issue_id)
+    if title is None and body is None and priority is None:
+        raise InvalidInput("nothing to change", hint="give --title, --body (or --body - for standard input) or --priority")
+    ctx = open_context(town)
+    issue, changed = issues.edit(ctx.ledger, issue_id, title=title, body=None if body is None else read_body(body),
+                                 priority=priority)
     if json_out:
-        print_json(issue.to_json())
-    else:
-        say(f"reopened {issue.id}")
+        print_json({**issue.to_json(), "changed": changed})
+        return
+    if not changed:
+        say(f"{issue.id} unchanged")
+        return
+    note = ""
+    if issue.status == IssueStatus.HOOKED and ({"title", "body"} & set(changed)):
+        note = "; its agent gets the new text on its next start (`gt restart` to start it now)"
+    say(f"edited {issue.id}: {', '.join(changed)}{note}")

@@ -36,24 +36,28 @@ def init(
         say(f"{result.town.root} is already a town; its config was left as it is")
 
 
-def doctor(town: TownOpt = None, json_out: JsonOpt = False) -> None:
-    """Check tmux, git, the config, runtimes and each rig's hub; say how to fix each problem."""
+def doctor(
+    no_gates: Annotated[bool, typer.Option("--no-gates", help="Do not run each rig's gates on its target.")] = False,
+    town: TownOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check tmux, git, the config, runtimes, each rig's hub and gates; say how to fix each problem."""
     from gastown.doctor import Check, check_tools, check_town
     from gastown.town import find_town
 
     checks = check_tools()
     try:
         found = find_town(chosen_town(town), os.environ, Path.cwd())
-        checks += check_town(found.root)
+        checks += check_town(found.root, gates=not no_gates)
     except GastownError as exc:
         checks.append(Check("town", False, exc.message, exc.hint))
     if json_out:
         print_json({"ok": all(c.ok for c in checks), "checks": [c.to_json() for c in checks]})
     else:
+        marks = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
         for check in checks:
-            mark = "ok " if check.ok else "FAIL"
-            say(f"[{mark}] {check.name}: {check.detail}")
-            if not check.ok and check.fix:
+            say(f"[{marks[check.level]}] {check.name}: {check.detail}")
+            if check.level != "ok" and check.fix:
                 say(f"       fix: {check.fix}")
     if not all(c.ok for c in checks):
         raise typer.Exit(int(ExitCode.FAILURE))

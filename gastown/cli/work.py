@@ -54,9 +54,17 @@ def sling(
         return
     if grouped is not None:
         say(f"convoy {grouped.convoy.id} ({grouped.total} issues); follow it with gt convoy show {grouped.convoy.id}")
+    mayor_runs = True
+    if any(r["status"] == "queued" for r in results):
+        from gastown.roles.mayor import running_pid
+
+        mayor_runs = running_pid(ctx.town) is not None
     for r in results:
         where = f"{r['rig']}/{r['polecat']}"
-        if r["status"] == "queued":
+        if r["status"] == "queued" and not mayor_runs:
+            say(f"{r['issue']}: queued for rig {r['rig']} (at capacity); no Mayor is running, so nothing starts it: "
+                "run `gt up`")
+        elif r["status"] == "queued":
             say(f"{r['issue']}: queued for rig {r['rig']} (at capacity); it starts when a polecat frees up")
         elif r["status"] == "already":
             say(f"{r['issue']}: already being worked on by {where} ({r['spawn']})")

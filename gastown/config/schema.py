@@ -229,6 +229,32 @@ class RefineryConfig(_Section):
     max_fix_cycles: int = Field(3, ge=0)
 
 
+NotifyEvent = Literal["escalation", "blocked", "hold", "merged", "budget"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("escalation", "blocked", "hold", "merged", "budget")
+
+
+class NotifyConfig(_Section):
+    """One ``[[notify]]`` entry: where to send which events (docs/config.md, "Notifications").
+
+    Exactly one of ``command`` (run with the event as JSON on stdin) and ``url`` (a JSON
+    POST, e.g. a Slack or Discord incoming webhook).
+    """
+
+    name: str | None = None
+    on: list[NotifyEvent] = Field(default_factory=lambda: list(NOTIFY_EVENTS), min_length=1)
+    command: Argv | None = None
+    url: str | None = None
+    timeout: Duration = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> NotifyConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give exactly one of command = [...] or url = \"https://...\"")
+        if self.url is not None and not re.match(r"^https?://[^/\s]+", self.url):
+            raise ValueError("url must start with https:// (or http://) and name a host")
+        return self
+
+
 class ServerConfig(_Section):
     """``[server]``: the town's HTTP server (`gt serve`), started by `gt up` when enabled."""
 
@@ -337,6 +363,7 @@ class TownConfig(_Section):
     witness: WitnessConfig = Field(default_factory=WitnessConfig)
     refinery: RefineryConfig = Field(default_factory=RefineryConfig)
     prices: dict[str, Price] = Field(default_factory=dict)
+    notify: list[NotifyConfig] = Field(default_factory=list)
     server: ServerConfig = Field(default_factory=ServerConfig)
     triggers: dict[str, TriggerConfig] = Field(default_factory=dict)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gastown.errors import GitError, InvalidInput
 from gastown.git.cmd import Git
+from gastown.git.complaints import explain, remote_error
 
 CLONE_TIMEOUT = 900.0
 FETCH_TIMEOUT = 300.0
@@ -34,7 +35,10 @@ def clone_hub(source: str, hub: Path, *, branch: str | None) -> str:
     """
     hub.parent.mkdir(parents=True, exist_ok=True)
     try:
-        Git(hub.parent).run("clone", "--bare", "--quiet", source, str(hub), timeout=CLONE_TIMEOUT)
+        try:
+            Git(hub.parent).run("clone", "--bare", "--quiet", source, str(hub), timeout=CLONE_TIMEOUT)
+        except GitError as exc:
+            raise remote_error(exc, f"cloning {source}", source) from None
         git = Git(hub)
         git.run("config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*")
         git.run("fetch", "--quiet", "origin", timeout=FETCH_TIMEOUT)
@@ -95,7 +99,11 @@ def fetch(hub: Path, *, max_age: float = 0.0) -> None:
                 return
         except OSError:
             pass
-    Git(hub).run("fetch", "--quiet", "--prune", "origin", timeout=FETCH_TIMEOUT)
+    try:
+        Git(hub).run("fetch", "--quiet", "--prune", "origin", timeout=FETCH_TIMEOUT)
+    except GitError as exc:
+        url = Git(hub).run("config", "--get", "remote.origin.url", check=False).stdout.strip() or "the upstream"
+        raise remote_error(exc, f"fetching {url}", url) from None
     try:
         stamp.touch()
     except OSError:
@@ -111,5 +119,4 @@ def probe_upstream(hub: Path, *, timeout: float = 20.0) -> str | None:
     result = Git(hub).run("ls-remote", "--heads", "origin", check=False, timeout=timeout)
     if result.ok:
         return None
-    lines = (result.stderr or result.stdout).strip().splitlines()
-    return lines[-1] if lines else f"exit status {result.returncode}"
+    return explain(result.stderr + result.stdout, "it").what

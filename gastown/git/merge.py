@@ -131,12 +131,19 @@ class RefineryWorktree:
         """Put ``item`` on top of ``onto`` (which must be HEAD) with ``strategy``; on a
         conflict, HEAD is back at ``onto``.
 
-        ``base`` is the round's base: with ``rebase`` the MR's commits are those in
-        ``base..commit``. ``squash`` makes one commit (the MR head's author and
-        message, plus ``Gastown-MR``/``Gastown-Issue`` trailers); ``merge`` a merge commit.
+        ``base`` is the round's base: the MR's commits are those in ``base..commit``.
+        Every MR becomes exactly one commit on the stack's first-parent line, so only
+        commits that were gated (as part of a stack) ever land there: ``rebase`` replays
+        a one-commit MR as it is and squashes an MR of several commits (its steps were
+        never gated one by one, and a fix cycle's branch holds the commit that failed);
+        ``squash`` makes one commit (the MR head's author and message, plus
+        ``Gastown-MR``/``Gastown-Issue`` trailers); ``merge`` a merge commit whose
+        second parent is the MR.
         """
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown merge strategy {strategy!r}")
+        if strategy == "rebase" and self.commits_between(base, item.commit) > 1:
+            strategy = "squash"
         if strategy == "rebase":
             result = self.git.run(*_SAFE, "rebase", "--quiet", "--no-autosquash", "--onto", onto, base, item.commit, check=False)
         elif strategy == "merge":
@@ -150,6 +157,10 @@ class RefineryWorktree:
             self._commit_squash(item, base)
         head = self.head()
         return Applied(head=head, empty=head == onto)
+
+    def commits_between(self, base: str, commit: str) -> int:
+        """How many commits ``base..commit`` holds (merge commits included)."""
+        return int(self.git.out("rev-list", "--count", f"{base}..{commit}") or "0")
 
     def _commit_squash(self, item: MergeItem, base: str) -> None:
         if self.git.run("diff", "--cached", "--quiet", check=False).ok:

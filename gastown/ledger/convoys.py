@@ -474,7 +474,7 @@ def _progress(conn: sqlite3.Connection, issue_id: str, queue: dict[str, int]) ->
     if mr is not None:
         found.update(mr=mr.id, mr_state=str(mr.state), mr_detail=mr.detail)
     esc = latest_escalation(conn, issue_id)
-    if esc is not None and (issue.status == "blocked" or esc.acked_at is None):
+    if esc is not None and (issue.status == "blocked" or esc.open):
         found.update(
             escalation=esc.id, escalation_severity=esc.severity, escalation_message=esc.message,
             escalation_acked=esc.acked_at is not None,

@@ -1,8 +1,9 @@
 """The event log: one row per thing that happened, for `gt feed` and post-mortems.
 
 Kinds in use: sling, queued, spawn, ready, prompt, nudge, dialog, stall, restart, dead,
-done, blocked, escalation, hold, resume, mr, merged, conflict, failed, rejected,
-gate, mail, convoy, reap, mayor, issue, trigger. Messages are one line.
+done, blocked, escalation, hold, resume, stop, unsling, mr, merged, conflict, failed,
+rejected, sendback, gate, mail, convoy, reap, mayor, issue, trigger, notify. Messages are one line.
+The event log is also the one source of notifications (``roles.notifier``).
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ class Issue:
     updated_at: float
     closed_at: float | None
     close_reason: str | None
+    counters_reset_at: float | None = None  # `gt issue reopen`: fix cycles count from here
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Issue:
@@ -53,6 +54,7 @@ class Issue:
             updated_at=row["updated_at"],
             closed_at=row["closed_at"],
             close_reason=row["close_reason"],
+            counters_reset_at=row["counters_reset_at"],
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -157,6 +159,11 @@ def set_issue_status(
     return get_issue(conn, issue_id)
 
 
+def reset_counters(conn: sqlite3.Connection, issue_id: str, *, now: float) -> None:
+    """Start the issue's fix-cycle count afresh (merge requests before ``now`` no longer count)."""
+    conn.execute("UPDATE issues SET counters_reset_at = ? WHERE id = ?", (now, issue_id))
+
+
 def count_by_status(conn: sqlite3.Connection) -> dict[str, int]:
     counts = {str(s): 0 for s in IssueStatus}
     for row in conn.execute("SELECT status, COUNT(*) FROM issues GROUP BY status"):
@@ -236,7 +243,10 @@ def close(ledger: Ledger, issue_id: str, *, reason: str | None) -> Issue:
 
 def reopen(ledger: Ledger, issue_id: str) -> Issue:
     """Reopen a closed or blocked issue (idempotent for an open one). A blocked issue that
-    is still on its hook becomes ``hooked`` again, so its agent resumes in its worktree."""
+    is still on its hook becomes ``hooked`` again (its agent resumes in its worktree).
+
+    Only the issue's status and an event; ``gastown.roles.by_hand.reopen_issue`` also
+    resets its counters and resolves its escalations (what `gt issue reopen` runs)."""
     with ledger.write() as conn:
         issue = get_issue(conn, issue_id)
         if issue.status == IssueStatus.OPEN:
@@ -249,9 +259,45 @@ def reopen(ledger: Ledger, issue_id: str) -> Issue:
         now = ledger.clock()
         hooked = conn.execute("SELECT 1 FROM hooks WHERE issue = ?", (issue_id,)).fetchone() is not None
         issue = set_issue_status(conn, issue_id, IssueStatus.HOOKED if hooked else IssueStatus.OPEN, now=now)
-        record_event(conn, "issue", "reopened" + (" (its agent resumes)" if hooked else ""), now=now,
+        record_event(conn, "issue", "reopened" + (" on its hook" if hooked else ""), now=now,
                      rig=issue.rig, issue=issue_id)
     return issue
+
+
+def edit(
+    ledger: Ledger, issue_id: str, *, title: str | None = None, body: str | None = None, priority: int | None = None
+) -> tuple[Issue, list[str]]:
+    """Change the title, body and/or priority of an issue, with an event naming what changed;
+    returns the issue and the fields that changed (none: nothing written). A queued sling
+    of the issue takes the new priority; its merge requests keep the one they were
+    submitted with."""
+    if title is not None:
+        check_text("title", title, MAX_TITLE_BYTES)
+        if not title.strip():
+            raise InvalidInput("the issue title is empty", hint="give the issue a title")
+    if body is not None:
+        check_text("body", body, MAX_BODY_BYTES)
+    if priority is not None and not 0 <= priority <= 4:
+        raise InvalidInput(f"priority {priority} is out of range", hint="use 0 (most urgent) to 4")
+    with ledger.write() as conn:
+        issue = get_issue(conn, issue_id)
+        wanted = {"title": title, "body": body, "priority": priority}
+        changed = [name for name, value in wanted.items() if value is not None and value != getattr(issue, name)]
+        if not changed:
+            return issue, []
+        now = ledger.clock()
+        conn.execute(
+            "UPDATE issues SET title = ?, body = ?, priority = ?, updated_at = ? WHERE id = ?",
+            (title if title is not None else issue.title, body if body is not None else issue.body,
+             priority if priority is not None else issue.priority, now, issue_id),
+        )
+        if priority is not None and "priority" in changed:
+            from gastown.ledger.queue import set_priority
+
+            set_priority(conn, issue_id, priority)
+        record_event(conn, "issue", f"edited: {', '.join(changed)}", now=now, rig=issue.rig, issue=issue_id,
+                     data={"changed": changed})
+        return get_issue(conn, issue_id), changed
 
 
 def _short(text: str, limit: int = 80) -> str:

@@ -254,6 +254,26 @@ MIGRATIONS: list[Migration] = [
         """,
     ),
     Migration(
+        6,
+        "ways out: stopped hooks, counters reset on reopen, escalation causes and resolutions, notifier cursors",
+        """
+        ALTER TABLE hooks ADD COLUMN stopped_at REAL;
+        ALTER TABLE hooks ADD COLUMN stop_reason TEXT;
+        ALTER TABLE issues ADD COLUMN counters_reset_at REAL;
+        ALTER TABLE escalations ADD COLUMN cause TEXT;
+        ALTER TABLE escalations ADD COLUMN resolved_at REAL;
+        ALTER TABLE escalations ADD COLUMN resolution TEXT;
+        CREATE INDEX escalations_cause ON escalations (cause);
+        CREATE TABLE notify_cursors (
+            notifier      TEXT PRIMARY KEY,
+            last_event    INTEGER NOT NULL,
+            failing_since REAL,
+            last_error    TEXT,
+            updated_at    REAL NOT NULL
+        )
+        """,
+    ),
+    Migration(
         7,
         "AI reviews and their findings; token usage by role",
         """

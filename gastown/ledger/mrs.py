@@ -12,7 +12,7 @@ connection the caller owns; writes belong inside ``Ledger.write()``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -251,13 +251,33 @@ def latest_of_spawn(conn: sqlite3.Connection, spawn: str) -> MR | None:
     return MR.from_row(row) if row else None
 
 
-def count_sent_back(conn: sqlite3.Connection, issue: str) -> int:
+def count_sent_back(conn: sqlite3.Connection, issue: str, *, since: float | None = None) -> int:
     """How many of the issue's MRs came back from the queue (conflict, failed, changes
-    requested): its fix cycles so far."""
+    requested): its fix cycles so far, counting MRs created after ``since`` (the issue's
+    last reopen) only. MRs retired when the issue merged or closed (``rejected``) no longer
+    count."""
     row = conn.execute(
-        f"SELECT COUNT(*) FROM mrs WHERE issue = ? AND state IN ({_SENT_BACK_SQL})", (issue,)
+        f"SELECT COUNT(*) FROM mrs WHERE issue = ? AND state IN ({_SENT_BACK_SQL}) AND created_at > ?",
+        (issue, since if since is not None else float("-inf")),
     ).fetchone()
     return int(row[0])
+
+
+def retire_for_issue(
+    conn: sqlite3.Connection, issue: str, states: Iterable[MRState], *, detail: str, now: float,
+) -> list[str]:
+    """Reject the issue's MRs in ``states`` (each with an event); returns their ids.
+
+    Used when an issue is done with: a newer MR of it merged (its sent-back MRs would
+    otherwise stay in `gt mq list` for ever), or a person closed it (nothing of it may
+    merge any more). Run inside ``Ledger.write()``."""
+    retired = []
+    for mr in list_mrs(conn, states=list(states), issue=issue):
+        set_mr_state(conn, mr.id, MRState.REJECTED, now=now, detail=detail)
+        record_event(conn, "rejected", f"{mr.id} {detail}", now=now, rig=mr.rig, issue=issue, polecat=mr.polecat,
+                     data={"mr": mr.id})
+        retired.append(mr.id)
+    return retired
 
 
 def sent_back_awaiting_fix(conn: sqlite3.Connection, rig: str) -> list[MR]:
@@ -270,6 +290,36 @@ def sent_back_awaiting_fix(conn: sqlite3.Connection, rig: str) -> list[MR]:
         (rig,),
     )
     return [MR.from_row(row) for row in rows]
+
+
+def stranded_in_review(conn: sqlite3.Connection) -> list[MR]:
+    """For each issue in review with nothing on its way (no hook, no queued sling, no MR
+    queued, in review or testing), its newest MR, if that MR came back (conflict, failed,
+    changes requested)."""
+    rows = conn.execute(
+        "SELECT mrs.* FROM mrs JOIN issues ON issues.id = mrs.issue"
+        " WHERE issues.status = 'in_review'"
+        " AND NOT EXISTS (SELECT 1 FROM hooks WHERE hooks.issue = issues.id)"
+        " AND NOT EXISTS (SELECT 1 FROM sling_queue WHERE sling_queue.issue = issues.id)"
+        " AND NOT EXISTS (SELECT 1 FROM mrs AS live WHERE live.issue = issues.id"
+        "                 AND live.state IN ('queued', 'reviewing', 'testing'))"
+        " AND mrs.id = (SELECT newest.id FROM mrs AS newest WHERE newest.issue = issues.id"
+        "               ORDER BY newest.created_at DESC, newest.id DESC LIMIT 1)"
+        f" AND mrs.state IN ({_SENT_BACK_SQL})"
+        " ORDER BY mrs.updated_at"
+    )
+    return [MR.from_row(row) for row in rows]
+
+
+def merged_commit_shas(conn: sqlite3.Connection, shas: Collection[str]) -> set[str]:
+    """Which of ``shas`` were submitted as MRs that merged (whatever commit landed for them)."""
+    wanted = list(dict.fromkeys(shas))
+    if not wanted:
+        return set()
+    rows = conn.execute(
+        f"SELECT commit_sha FROM mrs WHERE state = 'merged' AND commit_sha IN ({','.join('?' * len(wanted))})", wanted
+    )
+    return {row[0] for row in rows}
 
 
 def count_by_state(conn: sqlite3.Connection, rig: str | None = None) -> dict[str, int]:

@@ -73,6 +73,11 @@ def enqueue(
     return cur.rowcount > 0
 
 
+def set_priority(conn: sqlite3.Connection, issue: str, priority: int) -> None:
+    """A queued sling takes its issue's new priority (`gt issue edit --priority`)."""
+    conn.execute("UPDATE sling_queue SET priority = ? WHERE issue = ?", (priority, issue))
+
+
 def dequeue(conn: sqlite3.Connection, issue: str) -> bool:
     return conn.execute("DELETE FROM sling_queue WHERE issue = ?", (issue,)).rowcount > 0
 

@@ -16,9 +16,17 @@ GROUPINGS = ("rig", "day", "issue", "agent", "runtime", "convoy", "role")
 
 _GROUP_KEYS = {
     "rig": "usage.rig", "day": "usage.day", "issue": "usage.issue", "runtime": "usage.agent",
-    "agent": "usage.rig || '/' || usage.polecat", "convoy": "COALESCE(convoy_issues.convoy, '(none)')",
+    "agent": "usage.rig || '/' || usage.polecat", "convoy": "COALESCE(first_convoy.convoy, '(none)')",
     "role": "usage.role",
 }
+# Each issue counts in one convoy only, the first it joined (ties: the lower id), so the
+# convoy rows add up to the same total as any other grouping.
+_FIRST_CONVOY = (
+    " LEFT JOIN (SELECT ci.issue AS issue, ci.convoy AS convoy FROM convoy_issues AS ci WHERE NOT EXISTS"
+    " (SELECT 1 FROM convoy_issues AS other WHERE other.issue = ci.issue AND (other.added_at < ci.added_at"
+    " OR (other.added_at = ci.added_at AND other.convoy < ci.convoy)))) AS first_convoy"
+    " ON first_convoy.issue = usage.issue"
+)
 
 
 @dataclass(frozen=True)
@@ -100,11 +108,12 @@ def finally_read_spawns(conn: sqlite3.Connection, *, ended_before: float) -> lis
 
 def totals(conn: sqlite3.Connection, by: str, *, since_day: str | None = None) -> list[CostRow]:
     """Usage summed by one of ``GROUPINGS`` (``ValueError`` for another). By ``convoy``, an
-    issue in several convoys counts in each of them."""
+    issue in several convoys counts once, in the first convoy it joined; the rows of every
+    grouping add up to the same total."""
     key = _GROUP_KEYS.get(by)
     if key is None:
         raise ValueError(f"cannot group usage by {by!r}")
-    join = " LEFT JOIN convoy_issues ON convoy_issues.issue = usage.issue" if by == "convoy" else ""
+    join = _FIRST_CONVOY if by == "convoy" else ""
     where, args = "", []
     if since_day:
         where, args = " WHERE usage.day >= ?", [since_day]

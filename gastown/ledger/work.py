@@ -34,9 +34,16 @@ class Hook:
     note: str | None
     restarts: int
     created_at: float
+    stopped_at: float | None = None  # `gt stop`: the agent was let go on purpose; the work waits
+    stop_reason: str | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.stopped_at is not None
 
     def to_json(self) -> dict[str, Any]:
-        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "created_at": iso(self.created_at)}
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "created_at": iso(self.created_at),
+                "stopped_at": iso(self.stopped_at)}
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,21 @@ def delete_hook(conn: sqlite3.Connection, issue: str) -> None:
     conn.execute("DELETE FROM hooks WHERE issue = ?", (issue,))
 
 
+def mark_hook_stopped(conn: sqlite3.Connection, issue: str, *, reason: str, now: float) -> None:
+    """The hook's agent was stopped on purpose (`gt stop`): no patrol resumes it, and it
+    holds no capacity slot, until ``clear_hook_stopped`` (`gt restart`, `gt sling`)."""
+    conn.execute("UPDATE hooks SET stopped_at = ?, stop_reason = ? WHERE issue = ?", (now, reason, issue))
+
+
+def clear_hook_stopped(conn: sqlite3.Connection, issue: str) -> None:
+    conn.execute("UPDATE hooks SET stopped_at = NULL, stop_reason = NULL WHERE issue = ?", (issue,))
+
+
+def reset_restarts(conn: sqlite3.Connection, issue: str) -> None:
+    """Forget the restarts the Witness counted for the issue's hook (a person reopened it)."""
+    conn.execute("UPDATE hooks SET restarts = 0 WHERE issue = ?", (issue,))
+
+
 # -- spawns -----------------------------------------------------------------------------
 
 
@@ -238,24 +260,36 @@ def latest_spawn(conn: sqlite3.Connection, rig: str, polecat: str) -> Spawn | No
 
 
 def slots_held(conn: sqlite3.Connection) -> list[str]:
-    """One rig name per capacity slot in use: each hook of an issue that is not blocked
-    (its agent is starting, running, or about to be resumed), plus each finished spawn
-    whose pane is not yet closed."""
+    """One rig name per capacity slot in use: each hook whose agent is starting, running
+    or about to be resumed (not blocked, closed or stopped by hand), plus each spawn whose
+    pane is still open (finished but not yet closed, or still being stopped)."""
     rows = conn.execute(
-        "SELECT hooks.rig FROM hooks JOIN issues ON issues.id = hooks.issue WHERE issues.status != 'blocked'"
+        "SELECT hooks.rig FROM hooks JOIN issues ON issues.id = hooks.issue"
+        " WHERE issues.status NOT IN ('blocked', 'closed') AND hooks.stopped_at IS NULL"
         " UNION ALL SELECT rig FROM spawns WHERE status = 'done'"
     )
     return [row[0] for row in rows]
 
 
-def blocked_hooked_issues(conn: sqlite3.Connection, rig: str | None = None) -> set[str]:
-    """Issues that are on a hook but blocked (their agent was let go; the worktree waits)."""
-    sql = "SELECT hooks.issue FROM hooks JOIN issues ON issues.id = hooks.issue WHERE issues.status = 'blocked'"
+def waiting_hooked_issues(conn: sqlite3.Connection, rig: str | None = None) -> dict[str, str]:
+    """Issues on a hook whose agent must not run: ``{issue: why}`` with why ``blocked``
+    (escalated; a person looks), ``stopped`` (`gt stop`) or ``closed`` (closed while
+    hooked by an older gastown: the hook is to be released)."""
+    sql = ("SELECT hooks.issue, issues.status, hooks.stopped_at FROM hooks JOIN issues ON issues.id = hooks.issue"
+           " WHERE (issues.status IN ('blocked', 'closed') OR hooks.stopped_at IS NOT NULL)")
     args: list[Any] = []
     if rig is not None:
         sql += " AND hooks.rig = ?"
         args.append(rig)
-    return {row[0] for row in conn.execute(sql, args)}
+    waiting = {}
+    for row in conn.execute(sql, args):
+        waiting[row[0]] = row[1] if row[1] in ("blocked", "closed") else "stopped"
+    return waiting
+
+
+def blocked_hooked_issues(conn: sqlite3.Connection, rig: str | None = None) -> set[str]:
+    """Issues that are on a hook but blocked (their agent was let go; the worktree waits)."""
+    return {issue for issue, why in waiting_hooked_issues(conn, rig).items() if why == "blocked"}
 
 
 def count_hooks(conn: sqlite3.Connection, rig: str) -> int:

@@ -34,7 +34,8 @@ from typing import Any
 from gastown._internal.locks import file_lock
 from gastown.context import Context
 from gastown.errors import Conflict, GastownError, GitError, NotFound
-from gastown.ledger.escalations import raise_escalation
+from gastown.ledger.escalations import cause_hold, raise_escalation
+from gastown.ledger.holds import HoldScope
 from gastown.git.hub import fetch
 from gastown.git.merge import (
     Conflicted, MergeItem, RefineryWorktree, archive_branches, fast_forward_ref, is_ancestor, missing_commits,
@@ -43,7 +44,9 @@ from gastown.git.merge import (
 from gastown.git.worktrees import ref_sha, target_ref
 from gastown.ledger.events import record_event
 from gastown.ledger.issues import find_issue, set_issue_status
-from gastown.ledger.mrs import MR, get_mr, list_mrs, next_batch, queue_order, set_mr_state
+from gastown.ledger.mrs import (
+    MR, SENT_BACK_STATES, get_mr, list_mrs, next_batch, queue_order, retire_for_issue, set_mr_state,
+)
 from gastown.ledger import rounds
 from gastown.refinery import fixes
 from gastown.refinery.gates import GateRun, GateRunner, gate_env, gate_marker, run_gates, stop_orphaned_gates
@@ -383,6 +386,8 @@ class Refinery:
                 issue = find_issue(conn, mr.issue)
                 if issue is not None and issue.status != IssueStatus.CLOSED:
                     set_issue_status(conn, mr.issue, IssueStatus.CLOSED, now=now, reason=f"merged in {mr_id}")
+                retire_for_issue(conn, mr.issue, SENT_BACK_STATES, detail=f"retired: {mr_id} of the same issue merged",
+                                 now=now)
                 self._event(conn, "merged", f"{mr_id} merged into {self.target} as {sha[:12]}", mr,
                             round_id=row.id, sha=sha)
                 merged.append(mr_id)
@@ -421,7 +426,7 @@ class Refinery:
             record_event(conn, "hold", f"refinery of rig {self.rig} on hold: {reason}", now=now, rig=self.rig,
                          data={"round": row.id, "base": base})
             raise_escalation(self.ctx.ledger, f"the merge queue of rig {self.rig} is on hold: {reason}", severity="high",
-                             source="refinery", rig=self.rig)
+                             source="refinery", rig=self.rig, cause=cause_hold(HoldScope.refinery(self.rig)))
         report.outcome, report.message = "held", reason
         report.requeued = list(finish.requeue)
 
@@ -502,7 +507,8 @@ class Refinery:
                 record_event(conn, "hold", f"refinery of rig {self.rig} paused: {reason}", now=now, rig=self.rig)
                 if first_error:
                     raise_escalation(self.ctx.ledger, f"the merge queue of rig {self.rig} failed: {reason}",
-                                     severity="high", source="refinery", rig=self.rig)
+                                     severity="high", source="refinery", rig=self.rig,
+                                     cause=cause_hold(HoldScope.refinery(self.rig)))
             self.worktree.reset(row.base_sha or "HEAD")
         except Exception as cleanup_exc:  # noqa: BLE001 - recovery will finish the job
             log.warning("refinery %s: cleanup after a failed round did not finish: %s", self.rig, cleanup_exc)

@@ -27,6 +27,7 @@ from typing import Any
 from gastown.context import Context
 from gastown.ledger.escalations import raise_escalation
 from gastown.ledger.events import has_event_with, record_event
+from gastown.ledger.issues import find_issue
 from gastown.ledger.mrs import MR, SENT_BACK_STATES, list_mrs, sent_back_awaiting_fix
 from gastown.ledger.work import hook_of_polecat
 from gastown.states import MRState
@@ -117,11 +118,22 @@ def send_back_pending(
     return done
 
 
+def send_back_again(ctx: Context, mr: MR) -> SendBack:
+    """Send ``mr`` back once more although a send-back was recorded for it: its fix cycle
+    was lost on the way (the Deacon finds such issues in review with nothing on their way)."""
+    from gastown.refinery.settings import resolve_settings
+
+    settings = resolve_settings(ctx.config, mr.rig)
+    return _send_back(ctx, mr, target=settings.target, max_fix_cycles=settings.max_fix_cycles, slinger=None)
+
+
 def _send_back(ctx: Context, mr: MR, *, target: str, max_fix_cycles: int, slinger: Slinger | None) -> SendBack:
     conn = ctx.ledger.connection()
     mine = list_mrs(conn, issue=mr.issue)
     newest = max(mine, key=lambda m: (m.created_at, m.id)).id == mr.id
-    spent = sum(1 for m in mine if m.state in SENT_BACK_STATES and m.id != mr.id)
+    issue = find_issue(conn, mr.issue)
+    since = issue.counters_reset_at if issue is not None and issue.counters_reset_at is not None else float("-inf")
+    spent = sum(1 for m in mine if m.state in SENT_BACK_STATES and m.id != mr.id and m.created_at > since)
     action = decide(newest_for_issue=newest, cycles_spent=spent, max_fix_cycles=max_fix_cycles)
     cycle = spent + 1
     if action == "superseded":

@@ -30,6 +30,9 @@ from gastown.ledger import convoys, escalations, work
 from gastown.ledger import usage as usage_rows
 from gastown.ledger.backups import last_backup_time, take_backup
 from gastown.ledger.events import record_event
+from gastown.ledger.holds import list_holds
+from gastown.ledger.issues import find_issue
+from gastown.ledger.mrs import stranded_in_review
 from gastown.roles import deacon_policy as dp
 from gastown.roles import launch
 from gastown.states import SpawnStatus
@@ -82,6 +85,12 @@ class Deacon:
             aging = tuple(dp.OpenEscalation(e.id, e.created_at)
                           for e in escalations.due_for_ageing(conn, raised_before=now))
             convoys_due = bool(convoys.finished_open(conn) or convoys.unfinished_closed(conn))
+            caused = tuple(dp.Caused(e.id, e.cause) for e in escalations.open_escalations(conn) if e.cause)
+            named = {parsed[1] for c in caused if (parsed := escalations.parse_cause(c.cause))
+                     and parsed[0] in ("blocked", "issue")}
+            issue_status = {i: str(found.status) for i in named if (found := find_issue(conn, i)) is not None}
+            held = frozenset(str(h.scope) for h in list_holds(conn) if h.active(now))
+            stranded = tuple(dp.Stranded(m.issue, m.id, m.updated_at) for m in stranded_in_review(conn))
         homes = tuple(
             dp.EndedRun(spawn_id, ended[spawn_id]) for spawn_id in final
             if spawn_id in ended and launch.home_path(self.ctx.town, spawn_id).is_dir()
@@ -97,6 +106,10 @@ class Deacon:
             open_escalations=aging,
             convoys_due=convoys_due,
             last_backup_at=last_backup_time(self.ctx.ledger),
+            caused=caused,
+            issue_status=issue_status,
+            held=held,
+            stranded=stranded,
             server=self._observe_server(now),
         )
 
@@ -177,6 +190,11 @@ class Deacon:
 
             if stop_server(self.ctx, grace=5.0):
                 self._event("mayor", f"server stopped: {action.reason}")
+        elif isinstance(action, dp.ResolveEscalation):
+            with self.ctx.ledger.write() as conn:
+                escalations.resolve_escalation(conn, action.id, resolution=action.why, now=self.ctx.now())
+        elif isinstance(action, dp.SendBackAgain):
+            self._send_back_again(action)
         else:  # a new action the policy learned but the patrol did not: a bug, said loudly
             raise TypeError(f"the deacon cannot apply {type(action).__name__}")
 
@@ -218,6 +236,17 @@ class Deacon:
             return
         end_spawn(self.ctx, action.spawn, reason="finished and idle too long", grace=2.0)
         self._event("reap", f"ended {action.rig}/{action.polecat}: finished and idle", spawn=action.spawn)
+
+    def _send_back_again(self, action: dp.SendBackAgain) -> None:
+        """An issue in review whose fix cycle was lost: send its newest MR back again, if it
+        is still stranded (the refinery may have sent it meanwhile)."""
+        from gastown.refinery.fixes import send_back_again
+
+        with self.ctx.ledger.read() as conn:
+            still = [m for m in stranded_in_review(conn) if m.id == action.mr]
+        if still:
+            outcome = send_back_again(self.ctx, still[0])
+            log.warning("deacon: %s was in review with nothing on its way; %s", action.issue, outcome.message)
 
     def _remove_home(self, spawn_id: str) -> None:
         """A finished run's private home holds copied credentials: removed once its usage is read."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gastown.states import ACTIVE_SPAWN_STATUSES, SpawnStatus
+from gastown.ledger.escalations import parse_cause
+from gastown.states import ACTIVE_SPAWN_STATUSES, IssueStatus, SpawnStatus
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class DeaconPolicy:
     backup_every: float = 6 * 3600.0  # how often the ledger is copied to .gastown/backups
     server_start_every: float = 30.0  # a server that will not stay up is started at most this often
     server_hung_after: float = 60.0  # a server that has not answered /healthz this long is restarted
+    stranded_after: float = 60.0  # an issue in review with nothing on its way this long is sent back again
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,24 @@ class ServerObs:
 
 
 @dataclass(frozen=True)
+class Caused:
+    """An open escalation with a recorded cause (see ``ledger.escalations``)."""
+
+    id: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class Stranded:
+    """An issue in review whose newest MR came back (conflict, failed) with nothing on its
+    way: no hook, no queued sling, no MR queued or testing (a send-back that was lost)."""
+
+    issue: str
+    mr: str
+    since: float  # when that MR came back
+
+
+@dataclass(frozen=True)
 class DeaconSnapshot:
     stale_loops: tuple[str, ...] = ()
     tagged_panes: tuple[TaggedPane, ...] = ()
@@ -86,6 +106,10 @@ class DeaconSnapshot:
     convoys_due: bool = False  # a convoy is due to land or to reopen
     last_backup_at: float | None = None
     server: ServerObs | None = None
+    caused: tuple[Caused, ...] = ()  # open escalations whose cause may be gone
+    issue_status: Mapping[str, str] = field(default_factory=dict)  # of the issues those causes name
+    held: frozenset[str] = frozenset()  # every hold scope held now (stored form)
+    stranded: tuple[Stranded, ...] = ()
 
 
 # -- actions ----------------------------------------------------------------------------
@@ -153,10 +177,49 @@ class StopServer:
     reason: str
 
 
+@dataclass(frozen=True)
+class ResolveEscalation:
+    id: str
+    why: str
+
+
+@dataclass(frozen=True)
+class SendBackAgain:
+    issue: str
+    mr: str
+
+
 Action = (
     RestartLoop | CloseWindow | EndFinished | RemoveLaunchFile | RemoveHome | ReapWorktree | AgeEscalation
-    | LandConvoys | BackupLedger | StartServer | StopServer
+    | LandConvoys | BackupLedger | StartServer | StopServer | ResolveEscalation | SendBackAgain
 )
+
+
+def cause_gone(cause: str, issue_status: Mapping[str, str], held: frozenset[str]) -> str | None:
+    """Why an escalation's cause is gone, or None while it holds (or cannot be judged here:
+    a notifier's failure is resolved by the notifier itself). Pure.
+
+    >>> cause_gone("blocked:app-1", {"app-1": "hooked"}, frozenset())
+    'app-1 is hooked now'
+    >>> cause_gone("hold:refinery:app", {}, frozenset({"refinery:app"})) is None
+    True
+    """
+    parsed = parse_cause(cause)
+    if parsed is None:
+        return None
+    kind, subject = parsed
+    if kind in ("blocked", "issue"):
+        status = issue_status.get(subject)
+        if status is None:
+            return f"{subject} no longer exists"
+        if kind == "blocked" and status != IssueStatus.BLOCKED:
+            return f"{subject} is {status} now"
+        if kind == "issue" and status == IssueStatus.CLOSED:
+            return f"{subject} is closed"
+        return None
+    if kind == "hold" and subject not in held:
+        return f"the hold on {subject} was lifted"
+    return None
 
 
 def assess(snap: DeaconSnapshot, now: float, policy: DeaconPolicy) -> list[Action]:
@@ -177,6 +240,11 @@ def assess(snap: DeaconSnapshot, now: float, policy: DeaconPolicy) -> list[Actio
             actions.append(RemoveHome(ended.spawn))
     actions += [ReapWorktree(w.rig, w.path, w.target) for w in snap.lost_worktrees]
     actions += [AgeEscalation(e.id) for e in snap.open_escalations if now - e.created_at > policy.escalation_age]
+    for esc in snap.caused:
+        why = cause_gone(esc.cause, snap.issue_status, snap.held)
+        if why is not None:
+            actions.append(ResolveEscalation(esc.id, why))
+    actions += [SendBackAgain(s.issue, s.mr) for s in snap.stranded if now - s.since > policy.stranded_after]
     if snap.convoys_due:
         actions.append(LandConvoys())
     if snap.last_backup_at is None or now - snap.last_backup_at >= policy.backup_every:

@@ -151,7 +151,7 @@ def _record(ctx: Context, hook: work.Hook, head: str) -> tuple[str, bool]:
         mr, created = record_mr(
             conn, rig=hook.rig, issue=hook.issue, polecat=hook.polecat, spawn=hook.spawn, branch=hook.branch,
             commit_sha=head, target=rig_cfg.branch, priority=issue.priority,
-            fix_cycle=count_sent_back(conn, hook.issue), now=now,
+            fix_cycle=count_sent_back(conn, hook.issue, since=issue.counters_reset_at), now=now,
         )
         if issue.status != IssueStatus.IN_REVIEW:
             set_issue_status(conn, hook.issue, IssueStatus.IN_REVIEW, now=now)

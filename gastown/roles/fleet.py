@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gastown.context import Context
-from gastown.errors import Conflict, NotFound, NotRunning
+from gastown.errors import Conflict, InvalidInput, NotFound, NotRunning
 from gastown.git import worktrees as wt
 from gastown.ledger import work
 from gastown.ledger.events import record_event
@@ -104,15 +104,22 @@ def list_agents(ctx: Context, rig: str | None = None) -> list[AgentView]:
     return views
 
 
-def find_spawn(ctx: Context, target: str) -> work.Spawn:
-    """The current (or latest) spawn of ``RIG/POLECAT``."""
+def polecat_target(ctx: Context, target: str) -> tuple[str, str]:
+    """``RIG/POLECAT`` as ``(rig, polecat)``, the rig known to the config; ``InvalidInput``
+    for another shape, ``NotFound`` for an unknown rig."""
     from gastown.roles.polecat import parse_target
 
     rig, polecat = parse_target(target)
     if rig is None or polecat is None:
-        raise NotFound(f"{target!r} is not RIG/POLECAT", hint="see `gt agents` for names")
-    if rig not in ctx.settings.rigs:
+        raise InvalidInput(f"{target!r} is not RIG/POLECAT", hint="see `gt agents` or `gt polecat list` for names")
+    if rig not in ctx.config.rigs:
         raise NotFound(f"no rig named {rig!r} in this town", hint="see `gt rig list`")
+    return rig, polecat
+
+
+def find_spawn(ctx: Context, target: str) -> work.Spawn:
+    """The current (or latest) spawn of ``RIG/POLECAT``."""
+    rig, polecat = polecat_target(ctx, target)
     conn = ctx.ledger.connection()
     hook = work.hook_of_polecat(conn, rig, polecat)
     spawn = work.get_spawn(conn, hook.spawn) if hook and hook.spawn else work.latest_spawn(conn, rig, polecat)
@@ -182,7 +189,7 @@ def attach_argv(ctx: Context, target: str | None) -> list[str]:
 class PolecatView:
     rig: str
     name: str
-    state: str  # idle | working | blocked
+    state: str  # idle | working | waiting | stopped | blocked (see polecat_state)
     issue: str | None
     branch: str | None
     worktree: str
@@ -191,6 +198,28 @@ class PolecatView:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def polecat_state(hook: work.Hook | None, issue_status: IssueStatus | None, spawn: work.Spawn | None) -> str:
+    """What a polecat is doing, in one word. Pure.
+
+    ``idle``: no issue on its hook; ``working``: an agent runs (or is finishing);
+    ``blocked``: its issue is escalated, the work waits for a person; ``stopped``: its
+    agent was stopped by hand (`gt restart` resumes it); ``waiting``: work on the hook and
+    no agent, which the Mayor resumes (after `gt down`, or while queued for a slot).
+
+    >>> polecat_state(None, None, None)
+    'idle'
+    """
+    if hook is None:
+        return "idle"
+    if issue_status == IssueStatus.BLOCKED:
+        return "blocked"
+    if hook.stopped:
+        return "stopped"
+    if spawn is not None and spawn.active:
+        return "working"
+    return "waiting"
 
 
 def list_polecats(ctx: Context, rig: str | None = None) -> list[PolecatView]:
@@ -203,13 +232,29 @@ def list_polecats(ctx: Context, rig: str | None = None) -> list[PolecatView]:
             path = ctx.town.polecat_path(rig_name, name)
             branch = wt.current_branch(path) if wt.is_worktree(path) else None
             dirty = len(wt.dirty_paths(path)) if wt.is_worktree(path) else 0
-            ahead = wt.commits_ahead(path, "HEAD", target) if wt.is_worktree(path) else 0
-            state = "idle"
-            if hook is not None:
-                issue = find_issue(conn, hook.issue)
-                state = "blocked" if issue is not None and issue.status == IssueStatus.BLOCKED else "working"
+            ahead = unmerged_ahead(ctx, path, target) if wt.is_worktree(path) else 0
+            issue = find_issue(conn, hook.issue) if hook is not None else None
+            spawn = work.get_spawn(conn, hook.spawn) if hook is not None and hook.spawn else None
+            state = polecat_state(hook, issue.status if issue is not None else None, spawn)
             views.append(PolecatView(rig_name, name, state, hook.issue if hook else None, branch, str(path), dirty, ahead))
     return views
+
+
+def unmerged_ahead(ctx: Context, path: Path, target: str) -> int:
+    """Commits of the worktree's HEAD not on the target: 0 once its work merged, even if the
+    refinery rebased or squashed it (the commits on the target then have other ids)."""
+    from gastown.git.cmd import Git
+    from gastown.ledger.mrs import merged_commit_shas
+
+    git = Git(path)
+    head = git.run("rev-parse", "HEAD", check=False).stdout.strip()
+    if not head:
+        return 0
+    if head in merged_commit_shas(ctx.ledger.connection(), [head]):
+        return 0
+    # --cherry-pick leaves out commits whose change the target already has (a rebase merge).
+    out = git.run("rev-list", "--count", "--right-only", "--cherry-pick", f"{target}...HEAD", check=False).stdout
+    return int(out.strip() or "0")
 
 
 def remove_polecat(ctx: Context, rig: str, name: str, *, force: bool) -> str | None:

@@ -1,7 +1,7 @@
 """The Mayor: one process per town hosting the patrol loops as threads.
 
-- one Witness, one Refinery and one review loop per rig, the Deacon, the scheduler and
-  the trigger desk (schedules due, requests the server recorded);
+- one Witness, one Refinery and one review loop per rig, the Deacon, the scheduler, the
+  notifier and the trigger desk (schedules due, requests the server recorded);
 - single instance (a file lock; a second Mayor refuses and names the running one);
 - every loop writes a heartbeat row; the Deacon restarts a loop whose heartbeat goes stale;
 - gastown.toml is re-read when it changes: new rigs get loops, removed rigs lose them,
@@ -168,6 +168,7 @@ class Mayor:
 
     def _town_loops(self) -> list[Loop]:
         from gastown.roles.deacon import Deacon
+        from gastown.roles.notifier import Notifier
         from gastown.roles.scheduler import dispatch
         from gastown.roles.trigger_desk import TriggerDesk
 
@@ -177,6 +178,7 @@ class Mayor:
             Loop("scheduler", lambda: dispatch(self.ctx), lambda: 2.0, self.ctx, wake_topic="scheduler"),
             Loop("deacon", deacon.patrol, lambda: 15.0, self.ctx),
             Loop("triggers", desk.step, lambda: 5.0, self.ctx, wake_topic="triggers"),
+            Loop("notifier", Notifier(self.ctx).run_once, lambda: 2.0, self.ctx),
         ]
 
     def add_loops(self, loops: list[Loop]) -> None:

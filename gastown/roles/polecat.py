@@ -94,8 +94,15 @@ def sling(
             raise Conflict(f"issue {issue_id} is closed", hint=f"reopen it first: gt issue reopen {issue_id}")
         hook = work.get_hook(conn, issue_id)
         if hook is not None:
+            waiting = issue.status == IssueStatus.BLOCKED or hook.stopped
+            if waiting and not from_queue and not _admitted(ctx, rig, runtime_for(ctx.config, rig, hook.agent).name):
+                return _enqueue_waiting(ctx, issue, hook)
             if issue.status == IssueStatus.BLOCKED:
                 _unblock(ctx, issue, "slung again")
+            if hook.stopped:
+                with ctx.ledger.write() as conn:
+                    work.clear_hook_stopped(conn, issue_id)
+                hook = work.get_hook(ctx.ledger.connection(), issue_id) or hook
             return _already_hooked(ctx, hook, want_polecat)
         if issue.status == IssueStatus.IN_REVIEW and kind == "fresh":
             raise Conflict(
@@ -152,9 +159,26 @@ def _admitted(ctx: Context, rig: str, runtime: str) -> bool:
 
 
 def _unblock(ctx: Context, issue: Issue, why: str) -> None:
+    from gastown.ledger.escalations import resolve_for_issue
+
     with ctx.ledger.write() as conn:
         set_issue_status(conn, issue.id, IssueStatus.HOOKED, now=ctx.now())
         record_event(conn, "issue", f"unblocked: {why}", now=ctx.now(), rig=issue.rig, issue=issue.id)
+        resolve_for_issue(conn, issue.id, resolution=f"unblocked: {why}", now=ctx.now())
+
+
+def _enqueue_waiting(ctx: Context, issue: Issue, hook: work.Hook) -> SlingResult:
+    """A blocked or stopped hook slung again while there is no room: it is queued to resume
+    in its worktree, and stays stopped (holding no slot) until the scheduler starts it."""
+    with ctx.ledger.write() as conn:
+        now = ctx.now()
+        if not hook.stopped:
+            work.mark_hook_stopped(conn, issue.id, reason="slung again: waiting for a slot", now=now)
+        queue.enqueue(conn, issue=issue.id, rig=hook.rig, polecat=hook.polecat, agent=hook.agent,
+                      priority=issue.priority, kind="resume", start_point=None, note=None, now=now)
+        record_event(conn, "queued", "at capacity: queued to resume in its worktree", now=now, rig=hook.rig,
+                     polecat=hook.polecat, issue=issue.id)
+    return SlingResult("queued", issue.id, hook.rig, hook.polecat, branch=hook.branch)
 
 
 def _enqueue(
@@ -214,6 +238,11 @@ def _claim_polecat(
             now = ctx.now()
             known = work.polecat_names(conn, rig)
             busy = {h.polecat for h in work.list_hooks(conn, rig)}
+            if want is not None and want in busy and kind == "fix":
+                # The merge queue asked for the polecat that did the work, but it took other
+                # work while the fix waited for a slot: any polecat does (the fix starts from
+                # the MR's commit, not from the worktree).
+                want = None
             if want is not None:
                 if want in busy:
                     raise Conflict(f"polecat {rig}/{want} is busy", hint="sling to the rig and let gastown pick one")

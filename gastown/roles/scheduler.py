@@ -120,6 +120,8 @@ def _failed(ctx: Context, item: Queued, exc: GastownError) -> None:
         queue.dequeue(conn, item.issue)
         record_event(conn, "sling", f"start {failures} of {MAX_FAILURES} failed; parked: {exc}", now=now,
                      rig=item.rig, issue=item.issue, data={"failures": failures})
+        # Blocked, not left as it was: an issue in review with no agent and no queue entry
+        # would otherwise wait forever without anyone seeing it.
         issue = find_issue(conn, item.issue)
         record_escalation(
             conn, f"could not start {item.issue} after {MAX_FAILURES} tries: {exc}", now=now, severity="high",

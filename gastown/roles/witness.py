@@ -81,10 +81,11 @@ class Witness:
     def gather(self, now: float, panes: list[PaneInfo] | None = None) -> wp.Snapshot:
         with self.ctx.ledger.read() as conn:
             spawns = work.spawns_with_status(conn, work.ACTIVE_STATUSES, self.rig)
-            blocked = work.blocked_hooked_issues(conn, self.rig)
+            waiting = work.waiting_hooked_issues(conn, self.rig)  # blocked, stopped by hand, or closed
             all_hooks = work.list_hooks(conn, self.rig)
-            hooks = [h for h in all_hooks if h.issue not in blocked]
-            blocked_spawns = frozenset(h.spawn for h in all_hooks if h.issue in blocked and h.spawn)
+            hooks = [h for h in all_hooks if h.issue not in waiting]
+            waiting_spawns = {h.spawn: waiting[h.issue] for h in all_hooks if h.issue in waiting and h.spawn}
+            closed_hooks = tuple(sorted(issue for issue, why in waiting.items() if why == "closed"))
             holds = {h.scope.subject or "": h.until for h in list_holds(conn, HoldKind.RUNTIME)}
             paused = get_hold(conn, HoldScope.pause()) is not None
         by_pane = {p.pane_id: p for p in (panes if panes is not None else self.ctx.tmux.list_panes())}
@@ -131,7 +132,7 @@ class Witness:
         return wp.Snapshot(
             rig=self.rig, agents=tuple(agents), orphan_hooks=orphans,
             restarts={h.issue: h.restarts for h in hooks}, holds=holds, paused=paused, wake_after_hold=wake,
-            blocked=blocked_spawns,
+            waiting=waiting_spawns, closed_hooks=closed_hooks,
         )
 
     def _new_work(self, spawn: work.Spawn) -> bool:
@@ -195,6 +196,10 @@ class Witness:
             end_spawn(self.ctx, action.spawn, reason=action.reason, grace=2.0)
         elif isinstance(action, wp.Submit):
             self._submit(action)
+        elif isinstance(action, wp.ReleaseHook):
+            from gastown.roles.by_hand import release_closed_hook
+
+            release_closed_hook(self.ctx, action.issue)
         else:  # a new action type the policy learned but the patrol did not: a bug, said loudly
             raise TypeError(f"the witness cannot apply {type(action).__name__}")
 
@@ -224,6 +229,8 @@ class Witness:
         hook = work.get_hook(conn, issue)
         if hook is None or (hook.spawn != spawn_id and why != "orphan"):
             return None
+        if hook.stopped or issue in work.waiting_hooked_issues(conn, hook.rig):
+            return None  # stopped, blocked or closed since the snapshot: a person has it
         spawn = work.get_spawn(conn, hook.spawn) if hook.spawn else None
         if why == "orphan":
             if spawn is not None and spawn.status in work.ACTIVE_STATUSES:
@@ -269,8 +276,13 @@ class Witness:
         with file_lock(self.ctx.town.locks_dir / f"issue-{action.issue}.lock", timeout=30, what=f"issue {action.issue}"):
             conn = self.ctx.ledger.connection()
             hook = work.get_hook(conn, action.issue)
-            if hook is None:
-                return
+            if hook is None or action.issue in work.waiting_hooked_issues(conn, hook.rig):
+                return  # released, stopped, blocked or closed since the snapshot
+            current = work.get_spawn(conn, hook.spawn) if hook.spawn else None
+            if action.spawn is None and current is not None and current.active:
+                return  # an orphan that got an agent since the snapshot (`gt restart`, `gt sling`)
+            if action.spawn is not None and hook.spawn != action.spawn:
+                return  # the run it gave up on was replaced since the snapshot
             if hook.spawn:
                 end_spawn(self.ctx, hook.spawn, reason=f"given up: {action.reason}", grace=2.0)
             # The hook stays: the worktree and branch keep the work; reopening resumes it.

@@ -9,6 +9,7 @@ States an agent can be seen in: ``spawning, working, idle, stalled, dead, done``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gastown.ledger.work import Hook, Spawn
@@ -64,6 +65,8 @@ class Snapshot:
     paused: bool = False  # `gt down --polecats`: no restarts or resumes
     wake_after_hold: frozenset[str] = frozenset()  # spawns that waited out a rate limit
     blocked: frozenset[str] = frozenset()  # spawns whose issue is blocked (escalated)
+    waiting: Mapping[str, str] = field(default_factory=dict)  # spawn -> why its agent must not run (stopped, closed)
+    closed_hooks: tuple[str, ...] = ()  # issues closed while still on a hook: the hook is to be released
 
 
 # -- actions ----------------------------------------------------------------------------
@@ -132,7 +135,21 @@ class EndPane:
     reason: str
 
 
-Action = Observe | Restart | Block | Nudge | AnswerDialog | Hold | Release | EndPane | Submit
+@dataclass(frozen=True)
+class ReleaseHook:
+    """A closed issue still on a hook (closed by an older gastown, or mid-close when a
+    command died): archive its unmerged work and free the polecat and the slot."""
+
+    issue: str
+
+
+Action = Observe | Restart | Block | Nudge | AnswerDialog | Hold | Release | EndPane | Submit | ReleaseHook
+
+WAITING_REASONS = {
+    "blocked": "its issue is blocked: waiting for a person",
+    "stopped": "stopped by hand (gt stop): the work waits on its hook",
+    "closed": "its issue is closed",
+}
 
 # An agent gastown submits for must sit idle this long after working before it is submitted.
 SUBMIT_SETTLE = 5.0
@@ -146,6 +163,7 @@ def assess(snap: Snapshot, now: float, policy: Policy) -> list[Action]:
     live_holds = {rt for rt in snap.holds if rt not in expired}
     for obs in snap.agents:
         actions += assess_agent(obs, snap, now, policy, live_holds)
+    actions += [ReleaseHook(issue) for issue in snap.closed_hooks]
     if not snap.paused:
         for hook in snap.orphan_hooks:
             if hook.agent in live_holds:
@@ -160,8 +178,9 @@ def assess_agent(obs: AgentObs, snap: Snapshot, now: float, policy: Policy, held
         if spawn.done_at is not None and now - spawn.done_at >= policy.done_grace:
             return [Observe(spawn.id, "done"), EndPane(spawn.id, "finished (gt done)")]
         return [Observe(spawn.id, "done")]
-    if spawn.id in snap.blocked:
-        return [Observe(spawn.id, "done"), EndPane(spawn.id, "its issue is blocked: waiting for a person")]
+    why = "blocked" if spawn.id in snap.blocked else snap.waiting.get(spawn.id)
+    if why is not None:
+        return [Observe(spawn.id, "done"), EndPane(spawn.id, WAITING_REASONS.get(why, why))]
     if not obs.current:
         return [EndPane(spawn.id, "replaced by a newer run")]
     if not obs.pane_alive:

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from gastown._internal.proc import Result, run
-from gastown.errors import ToolMissing, TmuxError
+from gastown.errors import NotRunning, ToolMissing, TmuxError
 from gastown.tmux.names import PaneInfo, exact, pane_format, parse_panes
 
 SERVER_CONF = """\
@@ -188,11 +188,26 @@ class Tmux:
         self.cmd("send-keys", "-t", pane_id, "-l", "--", text)
 
     def paste(self, pane_id: str, text: str, *, bracketed: bool = True) -> None:
-        """Paste ``text`` as one block through a private buffer (no argv size limit)."""
+        """Paste ``text`` as one block through a private buffer (no argv size limit).
+
+        The paste happens only if the pane's program is still running, decided inside the
+        server in the same command: tmux up to 3.4 crashes (taking every session, the
+        Mayor's included, with it) when ``paste-buffer`` targets a dead pane, and a pane
+        can die between any check we make and the paste (tmux/tmux#3830). Raises
+        ``NotRunning`` when nothing was pasted because the pane is gone or dead.
+        """
         buffer = f"gt-{uuid.uuid4().hex[:12]}"
         self.cmd("load-buffer", "-b", buffer, "-", input=text)
-        flags = ["-d", "-r"] + (["-p"] if bracketed else [])
-        self.cmd("paste-buffer", *flags, "-b", buffer, "-t", pane_id)
+        flags = "-d -r -p" if bracketed else "-d -r"
+        result = self.cmd(
+            "if-shell", "-F", "-t", pane_id, "#{pane_dead}", f"delete-buffer -b {buffer}",
+            f"paste-buffer {flags} -b {buffer} -t {pane_id}", ";",
+            "display-message", "-p", "-t", pane_id, "#{pane_dead}", check=False,
+        )
+        if not result.ok or result.stdout.strip() != "0":
+            self.cmd("delete-buffer", "-b", buffer, check=False)
+            raise NotRunning(f"pane {pane_id} is gone or its program has exited; nothing was pasted",
+                             hint="see `gt agents`; the Witness restarts agents that died")
 
     def leave_copy_mode(self, pane_id: str) -> None:
         if self.display(pane_id, "#{pane_in_mode}") == "1":
