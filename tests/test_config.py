@@ -13,6 +13,7 @@ from gastown.config.load import load_config, parse_config
 from gastown.config.schema import (
     AgentConfig,
     EndpointConfig,
+    HostConfig,
     Price,
     RefineryConfig,
     RigConfig,
@@ -128,12 +129,13 @@ def test_example_documents_every_key_with_its_default() -> None:
         (AgentConfig, "agents"),
         (EndpointConfig, "town.model"),
         (Price, "prices"),
+        (HostConfig, "hosts"),
     ]:
         for key in model.model_fields:
             if key in ("model", "anthropic", "openai", "gemini") and model is TownSection:
                 continue  # tables, documented by their headers
             assert re.search(rf"^# ?{key} = ", text, re.M), f"{section}.{key} is not documented in the example"
-    for table in ("[town.model]", "[town.model.anthropic]", "[town.model.openai]", "[town.model.gemini]", "[prices."):
+    for table in ("[hosts.", "[town.model]", "[town.model.anthropic]", "[town.model.openai]", "[town.model.gemini]", "[prices."):
         assert table in text
     live = parse_config(_uncommented_example())
     defaults = TownConfig()
