@@ -1,0 +1,102 @@
+"""The SSH host driver against a real sshd whose root only SSH can reach (tests/sshd.py).
+
+One agent's whole life on a remote host: a worktree from the host's mirror, the demo
+agent started in the host's own tmux server, one-round-trip snapshots, typing into it
+with the delivery protocol, capture, stop, and its branch fetched back to the hub.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import threading
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from gastown.errors import HostKeyRejected, HostUnreachable, LaunchFailed
+from gastown.git import worktrees as wt
+from gastown.hosts.base import LaunchSpec
+from gastown.hosts.ssh import SshHost
+from gastown.runtimes.registry import resolve_runtime
+from gastown.tmux.delivery import deliver
+from gastown.town import Town
+from tests.helpers import retry_until, set_config
+from tests.sshd import SshServer as TestHost
+from tests.sshd import ssh_host  # noqa: F401 - the fixture
+
+pytestmark = [pytest.mark.tmux, pytest.mark.slow]
+
+TARGET = "refs/remotes/origin/main"
+
+
+def remote_town(rig_town: Path, host: TestHost) -> Town:
+    set_config(rig_town, "hosts.b1", host.host_table())
+    set_config(rig_town, "rigs.app", {"hosts": ["local", "b1"]})
+    return Town(rig_town)
+
+
+@pytest.fixture
+def driver(rig_town: Path, ssh_host: TestHost) -> SshHost:
+    town = remote_town(rig_town, ssh_host)
+    host = SshHost.from_config("b1", town)
+    assert all(c.ok for c in host.check(pin=True)), host.check()
+    yield host
+    host.close()
+
+
+def demo_spec(host: SshHost, ssh_host: TestHost, spawn: str, cwd: PurePosixPath, extra_env: dict[str, str] | None = None) -> LaunchSpec:
+    env = {"PATH": str(ssh_host.path_dir), "HOME": str(ssh_host.root), "GT_ISSUE": "app-r1x2y", "LANG": "C.UTF-8",
+           "GIT_CONFIG_GLOBAL": str(ssh_host.dir / "gitconfig"), **(extra_env or {})}
+    prompt = host.layout.prompt_path(spawn)
+    return LaunchSpec(spawn, [sys.executable, "-m", "gastown.demo_agent", "--think", "0.2"], env, cwd,
+                      files={prompt: b"[gastown] task\nIssue: app-r1x2y\nTitle: remote hello\n"})
+
+
+def test_a_remote_agent_lives_its_whole_life_over_one_connection(driver: SshHost, ssh_host: TestHost, rig_town: Path) -> None:
+    hub = Town(rig_town).hub_path("app")
+    driver.sync_rig("app", hub, [TARGET])
+    path = driver.create_worktree("app", "ace", "polecat/ace/app-r1x2y", TARGET)
+    assert driver.is_worktree("app", "ace")
+    # The worktree exists on the host only: the hub's view of the host root is empty.
+    assert ssh_host.inside("test", "-f", str(path / "README.md")).returncode == 0
+    assert os.listdir(ssh_host.root) == []
+
+    spawn = "sp-remote1"
+    launch = driver.stage_launch(demo_spec(driver, ssh_host, spawn, path))
+    mode = ssh_host.inside("stat", "-c", "%a", f"{launch}.pending").stdout.strip()
+    assert mode == "600"
+    log = driver.layout.log_path("app", "ace", spawn)
+    window = driver.start_agent(launch, session="app", window="ace", cwd=path, ids={"GT_SPAWN": spawn},
+                                log_path=log, spawn=spawn)
+    driver.check_started(window.pane)
+    assert window.pane.startswith("%") and window.pid
+
+    retry_until(lambda: "demo> " in driver.capture(window.pane), timeout=30, what="the demo prompt on the host")
+    before = driver.ssh.round_trips
+    snap = driver.snapshot([log, driver.layout.log_path("app", "ace", "sp-none")])
+    assert driver.ssh.round_trips - before == 1
+    (pane,) = [p for p in snap.panes if p.pane_id == window.pane]
+    assert pane.spawn == spawn and not pane.dead and pane.session == "app" and pane.window == "ace"
+    assert snap.log_sizes[str(log)] > 0 and len(snap.log_sizes) == 1
+
+    runtime = resolve_runtime(Town(rig_town).config(), "demo")
+    locks = Town(rig_town).locks_dir
+    hostile = "hi $(touch /tmp/pwned) `id` 'q' \"d\" ; rm -rf ~"
+    deliver(driver.tmux, window.pane, hostile, runtime=runtime, locks_dir=locks)
+    retry_until(lambda: "demo: got message: hi $(touch" in driver.capture(window.pane), timeout=30, what="the message typed")
+    assert ssh_host.inside("test", "-e", "/tmp/pwned").returncode != 0
+    deliver(driver.tmux, window.pane, "[gastown] task\nIssue: app-r1x2y\nTitle: remote hello", runtime=runtime, locks_dir=locks)
+    retry_until(lambda: "demo: committed" in driver.capture(window.pane, 200), timeout=60, what="the agent's commit")
+    assert driver.new_work_since("app", "ace", 0)
+
+    last = driver.stop_agent(window.pane, grace=2.0)
+    assert last is not None and "demo" in last
+    assert driver.snapshot([]).panes == () or all(p.pane_id != window.pane for p in driver.snapshot([]).panes)
+    assert ssh_host.inside("pgrep", "-f", "gastown.demo_agent").returncode != 0
+
+    sha = driver.fetch_branch("app", "polecat/ace/app-r1x2y", hub)
+    assert sha and wt.ref_sha(hub, "refs/heads/polecat/ace/app-r1x2y") == sha
+    assert "remote hello" in wt.Git(hub).out("log", "-1", "--format=%s", sha)
+    assert driver.fetch_branch("app", "polecat/nobody/app-zzzzz", hub) is None
