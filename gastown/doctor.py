@@ -77,6 +77,7 @@ def check_town(town_root: Path) -> list[Check]:
     checks += check_runtimes(ctx)
     checks += check_identity_and_user(town_root)
     checks += check_orphans(ctx)
+    checks += check_hosts(ctx)
     for name, rig in sorted(cfg.rigs.items()):
         hub = ctx.town.hub_path(name)
         if not (hub / "HEAD").is_file():
@@ -141,6 +142,13 @@ def check_identity_and_user(town_root: Path) -> list[Check]:
             "user", True, "running as root: agents run with bypassed permissions as root (a container is safer)",
         ))
     return checks
+
+
+def check_hosts(ctx: Any) -> list[Check]:
+    """Every SSH host of the town (``gt host check``'s lines); never pins a key."""
+    from gastown.hosts.admin import check_hosts as host_checks
+
+    return [Check(c.name, c.ok, c.detail, c.fix) for c in host_checks(ctx.town, pin=False)]
 
 
 def check_orphans(ctx: Any) -> list[Check]:

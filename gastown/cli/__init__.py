@@ -22,6 +22,7 @@ from gastown.cli import (  # one module per command group
     costs,
     demo,
     escalate,
+    host,
     internal,
     issue,
     mail,
@@ -79,6 +80,7 @@ app.add_typer(escalate.app, name="escalate")
 app.add_typer(polecat.app, name="polecat")
 app.add_typer(convoy.app, name="convoy")
 app.add_typer(mail.app, name="mail")
+app.add_typer(host.app, name="host")
 internal.register(app)
 internal.register_daemons(app)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from gastown._internal.processes import alive, descendants, send_signal, sweep, terminate_tree
 from gastown.errors import GastownError, LaunchFailed
 from gastown.git import worktrees as wt
-from gastown.hosts import worktree_ops
+from gastown.hosts import LOCAL, worktree_ops
 from gastown.hosts.base import (
     AgentWindow,
     HostCheck,
@@ -38,7 +38,6 @@ from gastown.screen import tail
 from gastown.tmux.driver import Tmux
 from gastown.town import Town
 
-LOCAL = "local"
 HOLD_ARGV = ("sleep", "3600")
 TRAMPOLINE = Path(__file__).resolve().parent.parent / "_exec.py"
 MAX_LOG_READ = 1 << 20

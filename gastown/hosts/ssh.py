@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gastown import errors
 from gastown._internal.proc import Result
@@ -45,6 +45,9 @@ from gastown.screen import tail
 from gastown.tmux.driver import SERVER_CONF, Tmux
 from gastown.tmux.names import pane_format, parse_panes
 from gastown.town import Town, socket_name_for
+
+if TYPE_CHECKING:
+    from gastown.config.schema import HostConfig
 
 MAX_LOG_READ = 1 << 20
 # Errors a host's `gt _host-op` reports that keep their kind on the hub (the rest: HostError).
@@ -99,7 +102,10 @@ class SshHost(HostDriver):
 
     @classmethod
     def from_config(cls, name: str, town: Town, *, timeout: float = 60.0) -> SshHost:
-        cfg = town.config().hosts[name]
+        return cls.for_config(name, town.config().hosts[name], town, timeout=timeout)
+
+    @classmethod
+    def for_config(cls, name: str, cfg: HostConfig, town: Town, *, timeout: float = 60.0) -> SshHost:
         ssh = Ssh(SshTarget.from_config(name, cfg, town.root), SshFiles.for_town(town), timeout=timeout)
         return cls(name, town, ssh, cfg.root)
 
