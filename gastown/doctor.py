@@ -7,25 +7,18 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gastown.errors import GastownError
+from gastown.hosts.base import HostCheck
 
 MIN_TMUX = (3, 0)
 MIN_GIT = (2, 25)
 
 
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    fix: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix}
+# One line of the doctor's report: the same shape as a host's check lines.
+Check = HostCheck
 
 
 def parse_version(text: str) -> tuple[int, int] | None:
@@ -148,7 +141,7 @@ def check_hosts(ctx: Any) -> list[Check]:
     """Every SSH host of the town (``gt host check``'s lines); never pins a key."""
     from gastown.hosts.admin import check_hosts as host_checks
 
-    return [Check(c.name, c.ok, c.detail, c.fix) for c in host_checks(ctx.town, pin=False)]
+    return host_checks(ctx.town, pin=False)
 
 
 def check_orphans(ctx: Any) -> list[Check]:
