@@ -16,6 +16,10 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(f"gt {__version__}\n")
         return 0
+    if args[:1] == ["_host-op"]:  # the hub's SSH driver, on this host: no CLI to load
+        from gastown.hosts.worktree_ops import main as host_op
+
+        return host_op(args[1:])
     from gastown.cli import run
 
     return run(args)

@@ -7,33 +7,18 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gastown.errors import GastownError
+from gastown.hosts.base import HostCheck
 
 MIN_TMUX = (3, 0)
 MIN_GIT = (2, 25)
 
 
-@dataclass(frozen=True)
-class Check:
-    """One finding. ``ok=False`` fails `gt doctor`; ``warn`` marks something that works but
-    deserves a look (it does not fail)."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str | None = None
-    warn: bool = False
-
-    @property
-    def level(self) -> str:
-        return "fail" if not self.ok else ("warn" if self.warn else "ok")
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "level": self.level, "detail": self.detail, "fix": self.fix}
+# One line of the doctor's report: the same shape as a host's check lines.
+Check = HostCheck
 
 
 def parse_version(text: str) -> tuple[int, int] | None:
@@ -88,6 +73,7 @@ def check_town(town_root: Path, *, gates: bool = True) -> list[Check]:
     checks += check_orphans(ctx)
     checks += check_server(ctx)
     checks += check_triggers(ctx)
+    checks += check_hosts(ctx)
     for name, rig in sorted(cfg.rigs.items()):
         hub = ctx.town.hub_path(name)
         if not (hub / "HEAD").is_file():
@@ -207,6 +193,13 @@ def check_identity_and_user(town_root: Path) -> list[Check]:
             "run gastown as an ordinary user, or inside a container or VM you can throw away", warn=True,
         ))
     return checks
+
+
+def check_hosts(ctx: Any) -> list[Check]:
+    """Every SSH host of the town (``gt host check``'s lines); never pins a key."""
+    from gastown.hosts.admin import check_hosts as host_checks
+
+    return host_checks(ctx.town, pin=False)
 
 
 def check_orphans(ctx: Any) -> list[Check]:

@@ -13,7 +13,11 @@
     ├── CommandFailed                 exit 1  an outside command (git, tmux, a gate) failed
     │   ├── GitError
     │   │   └── GitTimeout            git ran past its timeout and was killed
-    │   └── TmuxError
+    │   ├── TmuxError
+    │   └── HostError                 a command on an SSH host failed (or ssh itself did)
+    │       ├── HostUnreachable               the host did not answer (down, refused, timed out)
+    │       └── HostKeyRejected               its key is not the one pinned (or none is pinned yet)
+    ├── LaunchFailed                  exit 1  the agent could not be started, or exited at once
     ├── DeliveryFailed                exit 1  keystrokes could not be verified in a pane
     └── LedgerError                   exit 1  the SQLite ledger failed (every sqlite3 error, mapped)
         ├── LedgerBusy                        another process held the write lock too long
@@ -124,6 +128,26 @@ class GitTimeout(GitError):
 
 class TmuxError(CommandFailed):
     pass
+
+
+class HostError(CommandFailed):
+    """A command on a host failed; ``host`` names it (``message`` never carries the command line)."""
+
+    def __init__(self, message: str, *, host: str, hint: str | None = None, **facts: object) -> None:
+        super().__init__(message, hint=hint, **facts)  # type: ignore[arg-type]
+        self.host = host
+
+
+class HostUnreachable(HostError):
+    """The host did not answer: unknown for now, never "gone" (its agents may still run)."""
+
+
+class HostKeyRejected(HostError):
+    """The host's key differs from the pinned one, or no key is pinned yet (patrols never pin)."""
+
+
+class LaunchFailed(GastownError):
+    """The agent could not be started, or exited at once."""
 
 
 class DeliveryFailed(GastownError):

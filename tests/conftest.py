@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import RUN_DIR, kill_tmux_server, make_upstream, run_gt, set_config
+from tests.sshd import ssh_host  # noqa: F401 - the SSH host fixture, for every test module
 
 # Helper programs the tests run as agents; not test modules (importing them would run them).
 collect_ignore = ["agents"]

@@ -4,7 +4,7 @@ Layers (docs/architecture.md), a module may import only from its own layer or be
 
     3 cli        gastown/cli, the console script
     2 roles      roles, refinery, views, server, demo (and the demo agent), doctor, rigs, costs, context
-    1 drivers    ledger, tmux, git, runtimes, _internal, the exec trampoline, wake, logtail
+    1 drivers    ledger, tmux, git, runtimes, hosts, _internal, the exec trampoline, wake, logtail
     0 models     errors, states, names, config, town, screen, prompts, triggers, safetext
 
 Imports under ``if TYPE_CHECKING:`` are for type checkers only and are not counted.
@@ -25,7 +25,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gastown"
 LAYERS: dict[str, int] = {
     **dict.fromkeys(("cli", "_entry", "__main__"), 3),
     **dict.fromkeys(("roles", "refinery", "views", "server", "demo", "demo_agent", "doctor", "rigs", "costs", "context"), 2),
-    **dict.fromkeys(("ledger", "tmux", "git", "runtimes", "_internal", "_exec", "wake", "logtail"), 1),
+    **dict.fromkeys(("ledger", "tmux", "git", "runtimes", "hosts", "_internal", "_exec", "wake", "logtail"), 1),
     **dict.fromkeys(("errors", "states", "names", "config", "town", "screen", "prompts", "triggers", "safetext"), 0),
 }
 LAYER_NAMES = {3: "cli", 2: "roles", 1: "drivers", 0: "models"}

@@ -14,6 +14,7 @@ from gastown.config.schema import (
     AgentConfig,
     EndpointConfig,
     NotifyConfig,
+    HostConfig,
     Price,
     ReviewConfig,
     RefineryConfig,
@@ -136,6 +137,7 @@ def test_example_documents_every_key_with_its_default() -> None:
         (ReviewConfig, "rigs.app.review"),
         (ServerConfig, "server"),
         (TriggerConfig, "triggers"),
+        (HostConfig, "hosts"),
     ]:
         for key in model.model_fields:
             if key in ("model", "anthropic", "openai", "gemini") and model is TownSection:
@@ -144,7 +146,7 @@ def test_example_documents_every_key_with_its_default() -> None:
                 continue  # [rigs.app.review], documented by its header and keys (ReviewConfig)
             assert re.search(rf"^# ?{key} = ", text, re.M), f"{section}.{key} is not documented in the example"
     for table in ("[town.model]", "[town.model.anthropic]", "[town.model.openai]", "[town.model.gemini]", "[prices.",
-                  "[rigs.app.review]", "[[notify]]"):
+                  "[rigs.app.review]", "[[notify]]", "[hosts."):
         assert table in text
     live = parse_config(_uncommented_example())
     assert [bool(n.command) for n in live.notify] == [True, False], "both kinds of notifier, each valid"
@@ -152,7 +154,8 @@ def test_example_documents_every_key_with_its_default() -> None:
     assert live.witness == defaults.witness
     assert live.refinery == defaults.refinery
     assert live.rigs["app"].review == ReviewConfig(agent="claude"), "the example's review table shows the defaults"
-    assert live.server == defaults.server.model_copy(update={"token_env": "GT_SERVER_TOKEN"})
+    assert live.server == defaults.server.model_copy(
+        update={"token_env": "GT_SERVER_TOKEN", "public_url": "https://hooks.example.com"})
     assert live.town.max_polecats == defaults.town.max_polecats
     assert live.town.default_agent == defaults.town.default_agent
     assert set(live.triggers) == {"deps", "nightly"}  # the commented examples are valid as written

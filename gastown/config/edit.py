@@ -20,24 +20,34 @@ from gastown.errors import ConfigError
 
 def add_rig_table(text: str, name: str, values: dict[str, Any]) -> str:
     """Return ``text`` with a ``[rigs.<name>]`` table appended."""
+    return add_table(text, "rigs", name, values)
+
+
+def remove_rig_table(text: str, name: str) -> str:
+    return remove_table(text, "rigs", name)
+
+
+def add_table(text: str, group: str, name: str, values: dict[str, Any]) -> str:
+    """Return ``text`` with a ``[<group>.<name>]`` table appended (``None`` values left out)."""
     doc = _parse(text)
-    if "rigs" not in doc:
-        doc.add("rigs", tomlkit.table(is_super_table=True))
+    if group not in doc:
+        doc.add(group, tomlkit.table(is_super_table=True))
     table = tomlkit.table()
     for key, value in values.items():
         if value is not None:
             table.add(key, value)
-    doc["rigs"].add(name, table)
+    doc[group].add(name, table)
     return tomlkit.dumps(doc)
 
 
-def remove_rig_table(text: str, name: str) -> str:
+def remove_table(text: str, group: str, name: str) -> str:
+    """Return ``text`` without ``[<group>.<name>]`` (and without ``[<group>]`` once empty)."""
     doc = _parse(text)
-    rigs = doc.get("rigs")
-    if rigs is not None and name in rigs:
-        del rigs[name]
-        if not rigs:
-            del doc["rigs"]
+    tables = doc.get(group)
+    if tables is not None and name in tables:
+        del tables[name]
+        if not tables:
+            del doc[group]
     return tomlkit.dumps(doc)
 
 

@@ -182,6 +182,34 @@ class ReviewConfig(_Section):
     timeout: Duration = Field(900.0, gt=0)
     analyzers: list[str] = Field(default_factory=list)
     analyzer_levels: AnalyzerLevels = Field(default_factory=AnalyzerLevels)
+# `user@host` or `host` (a name, an IPv4 address, or [IPv6]); never an ssh option ("-o...").
+SSH_TARGET_RE = re.compile(r"^(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*@)?(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*|\[[0-9A-Fa-f:.]+\])$")
+LOCAL_HOST = "local"
+
+
+def _ssh_target(value: str) -> str:
+    if not SSH_TARGET_RE.match(value):
+        raise ValueError(f"{value!r} is not `user@host` or `host` (letters, digits, '.', '-', '_'; an IPv6 address in [])")
+    return value
+
+
+def _remote_root(value: str) -> str:
+    if not (value.startswith("/") or value.startswith("~/")):
+        raise ValueError(f"{value!r} must be an absolute path or start with ~/ (the SSH user's home)")
+    if any(ch in value for ch in "\n\r\0") or "/../" in value + "/":
+        raise ValueError(f"{value!r} must be a plain path (no newlines, no '..')")
+    return value.rstrip("/") or "/"
+
+
+class HostConfig(_Section):
+    """``[hosts.<name>]``: a machine that runs polecats, reached from the hub over SSH."""
+
+    ssh: Annotated[str, AfterValidator(_ssh_target)]
+    port: int | None = Field(None, ge=1, le=65535)
+    identity_file: str | None = Field(None, min_length=1)
+    max_polecats: int | None = Field(None, ge=1)
+    root: Annotated[str, AfterValidator(_remote_root)] = "~/gastown"
+    grace: Duration = Field(600.0, gt=0)
 
 
 class RigConfig(_Section):
@@ -200,6 +228,7 @@ class RigConfig(_Section):
     mode: Literal["tui", "headless"] | None = None
     budget: float | None = Field(None, gt=0)
     review: ReviewConfig | None = None
+    hosts: list[str] = Field(default_factory=lambda: [LOCAL_HOST], min_length=1)
 
     @model_validator(mode="after")
     def _check_prefix(self) -> RigConfig:
@@ -360,6 +389,7 @@ class TownConfig(_Section):
     town: TownSection = Field(default_factory=TownSection)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     rigs: dict[str, RigConfig] = Field(default_factory=dict)
+    hosts: dict[str, HostConfig] = Field(default_factory=dict)
     witness: WitnessConfig = Field(default_factory=WitnessConfig)
     refinery: RefineryConfig = Field(default_factory=RefineryConfig)
     prices: dict[str, Price] = Field(default_factory=dict)
@@ -385,7 +415,29 @@ class TownConfig(_Section):
         for name in self.triggers:
             if not NAME_RE.match(name):
                 raise ValueError(f"trigger name {name!r} must be lowercase letters, digits, '-' or '_'")
+        self._check_hosts()
         return self
+
+    def _check_hosts(self) -> None:
+        for name in self.hosts:
+            if not NAME_RE.match(name) or name == LOCAL_HOST:
+                raise ValueError(
+                    f"hosts.{name}: a host name must be lowercase letters, digits, '-' or '_' (and not {LOCAL_HOST!r})"
+                )
+        for rig, cfg in self.rigs.items():
+            seen: set[str] = set()
+            for host in cfg.hosts:
+                if host != LOCAL_HOST and host not in self.hosts:
+                    raise ValueError(
+                        f"rigs.{rig}.hosts: unknown host {host!r} (add a [hosts.{host}] table, or use {LOCAL_HOST!r})"
+                    )
+                if host in seen:
+                    raise ValueError(f"rigs.{rig}.hosts: {host!r} is listed twice")
+                seen.add(host)
+
+    def rigs_using_host(self, host: str) -> list[str]:
+        """The rigs whose ``hosts`` list names ``host``, sorted."""
+        return sorted(rig for rig, cfg in self.rigs.items() if host in cfg.hosts)
 
     def rig_prefix(self, rig: str) -> str:
         cfg = self.rigs[rig]

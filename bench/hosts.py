@@ -1,0 +1,154 @@
+"""What hosts cost: a patrol's snapshot over 50 agents on two SSH hosts, and a remote spawn.
+
+Run: .venv/bin/python bench/hosts.py   (needs openssh-server; runs as a user that may
+`unshare --mount`, as the tests do: two real sshds on 127.0.0.1, see tests/sshd.py)
+
+Figures, each against a floor measured in the same run:
+- snapshot round trips per host for 25 agents each (target: 1 per host);
+- the snapshot of both hosts (taken in parallel, as a patrol of two rigs would) vs the
+  local snapshot of 50 agents, and vs the floor of one bare `ssh host true` per host
+  over the same multiplexed connection;
+- a remote spawn (push the target to the mirror, worktree, launch file, window) vs the
+  same steps by hand over the same connection (git push, `git worktree add`, `cat >`
+  the launch file, `tmux new-window`).
+"""
+
+from __future__ import annotations
+
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _town import bench_town, machine  # noqa: E402
+
+from tests.helpers import set_config  # noqa: E402
+from tests.sshd import SshServer  # noqa: E402
+
+AGENTS_PER_HOST = 25
+ROUNDS = 20
+SPAWNS = 6
+
+
+def idle_spec(host, spawn: str):  # type: ignore[no-untyped-def]
+    from gastown.hosts.base import LaunchSpec
+
+    return LaunchSpec(spawn, ["/bin/sleep", "3600"], {"PATH": "/usr/bin:/bin"}, host.layout.base)
+
+
+def start_idle(host, count: int, prefix: str) -> list:  # type: ignore[no-untyped-def]
+    logs = []
+    for n in range(count):
+        spawn = f"sp-{prefix}{n}"
+        launch = host.stage_launch(idle_spec(host, spawn))
+        log = host.layout.log_path("bench", f"p{n}", spawn)
+        host.start_agent(launch, session="bench", window=f"p{n}", cwd=host.layout.base, ids={}, log_path=log, spawn=spawn)
+        logs.append(log)
+    return logs
+
+
+def median_of(fn, rounds: int = ROUNDS) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    from gastown.hosts import open_host
+    from gastown.hosts.ssh import SshHost
+    from gastown.town import Town
+
+    work = Path(tempfile.mkdtemp(prefix="gt-bench-hosts-"))
+    servers = [SshServer(work / f"sshd{i}") for i in (1, 2)]
+    for server in servers:
+        server.start()
+    try:
+        with bench_town() as town_dir:
+            for i, server in enumerate(servers, 1):
+                set_config(town_dir, f"hosts.h{i}", server.host_table())
+            town = Town(town_dir)
+            hosts: list[SshHost] = [SshHost.from_config(f"h{i}", town) for i in (1, 2)]
+            for host in hosts:
+                assert all(c.ok for c in host.check(pin=True)), host.check()
+            logs = {host.name: start_idle(host, AGENTS_PER_HOST, host.name) for host in hosts}
+            local = open_host(town, "local")
+            local.prepare()
+            local_logs = start_idle(local, 2 * AGENTS_PER_HOST, "l")
+
+            trips = {}
+            for host in hosts:
+                before = host.ssh.round_trips
+                snap = host.snapshot(logs[host.name])
+                trips[host.name] = host.ssh.round_trips - before
+                assert len(snap.panes) == AGENTS_PER_HOST, len(snap.panes)
+            pool = ThreadPoolExecutor(len(hosts))
+            both = lambda: list(pool.map(lambda h: h.snapshot(logs[h.name]), hosts))  # noqa: E731
+            remote_time = median_of(both)
+            local_time = median_of(lambda: local.snapshot(local_logs))
+            bare = lambda: list(pool.map(lambda h: h.ssh.run(["true"]), hosts))  # noqa: E731
+            floor_time = median_of(bare)
+
+            spawn_time, hand_time = spawn_figures(town, hosts[0])
+            for host in [*hosts, local]:
+                host.tmux.kill_server() if host is local else host.stop_agents(
+                    [p.pane_id for p in host.snapshot([]).panes], grace=0.5)
+                host.close()
+    finally:
+        for server in servers:
+            server.destroy()
+
+    print(f"machine: {machine()}; medians of {ROUNDS}")
+    print("snapshot round trips: " + ", ".join(f"{name} {n} for {AGENTS_PER_HOST} agents" for name, n in trips.items())
+          + "   target 1 per host")
+    print(f"floor: `ssh host true` on both hosts (parallel)  {floor_time * 1000:6.1f} ms   1.00x")
+    print(f"snapshot of 2 hosts x {AGENTS_PER_HOST} agents (parallel) {remote_time * 1000:6.1f} ms   "
+          f"{remote_time / floor_time:4.2f}x floor   {remote_time / local_time:5.1f}x the local snapshot")
+    print(f"local snapshot of {2 * AGENTS_PER_HOST} agents              {local_time * 1000:6.1f} ms")
+    print(f"remote spawn steps by hand (same connection)  {hand_time * 1000:6.1f} ms   1.00x")
+    print(f"remote spawn through the SSH driver           {spawn_time * 1000:6.1f} ms   {spawn_time / hand_time:4.2f}x")
+
+
+def spawn_figures(town, host) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Median time of a remote spawn's steps through the driver vs by hand."""
+    from gastown.git.cmd import Git
+
+    hub = town.hub_path("app")
+    target = "refs/remotes/origin/main"
+    host.sync_rig("app", hub, [target])  # the mirror exists; both paths push into it
+    ours, hand = [], []
+    for n in range(SPAWNS):
+        spawn = f"sp-s{n}"
+        started = time.perf_counter()
+        host.sync_rig("app", hub, [target])
+        path = host.create_worktree("app", f"s{n}", f"polecat/s{n}/app-{n}", target)
+        launch = host.stage_launch(idle_spec(host, spawn))
+        host.start_agent(launch, session="spawn", window=f"s{n}", cwd=path, ids={},
+                         log_path=host.layout.log_path("app", f"s{n}", spawn), spawn=spawn)
+        ours.append(time.perf_counter() - started)
+
+        spawn = f"sp-h{n}"
+        mirror = str(host.layout.mirror_path("app"))
+        path = str(host.layout.polecat_path("app", f"h{n}"))
+        launch_file = str(host.layout.launch_path(spawn))
+        started = time.perf_counter()
+        Git(hub, env={"GIT_SSH_COMMAND": host.ssh.git_ssh_command()}).run(
+            "push", "--quiet", f"ssh://{host.ssh.target.destination}{mirror}", f"+{target}:{target}")
+        host.ssh.run(["git", "-C", mirror, "worktree", "add", "-q", "-b", f"polecat/h{n}/app-{n}", path, target])
+        host.ssh.run(["sh", "-c", 'umask 077; mkdir -p "$(dirname "$1")" && cat > "$1"', "sh", launch_file], input="{}")
+        host.ssh.run(["tmux", "-S", str(host.layout.tmux_socket), "new-window", "-d", "-t", "=spawn:", "-c", path,
+                      "--", "sh", "-c", f"sleep 3600 # {shlex.quote(launch_file)}"])
+        hand.append(time.perf_counter() - started)
+    return statistics.median(ours), statistics.median(hand)
+
+
+if __name__ == "__main__":
+    main()
