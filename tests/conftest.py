@@ -205,6 +205,8 @@ def _copy_of(kind: str, tmp_path: Path, factory: pytest.TempPathFactory) -> Path
     source = root / kind
     target = tmp_path / Path(kind).name
     shutil.copytree(source, target, symlinks=True)
+    # The settings cache names the template's paths; the copy's first `gt` rebuilds it.
+    (target / ".gastown" / "run" / "config.json").unlink(missing_ok=True)
     old, new = str(root / "up").encode(), str(tmp_path / "up").encode()
     for rel in _REWRITE:
         path = target / rel

@@ -18,7 +18,7 @@ def serve(
     port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Port (default: the server port in gastown.toml, 8470; 0 picks a free one).", show_default=False)] = None,
     town: TownOpt = None,
 ) -> None:
-    """Run the town's HTTP server (webhook triggers, /healthz) until Ctrl-C.
+    """Run the town's HTTP server (webhook triggers, the dashboard, /healthz) until Ctrl-C.
 
     `gt up` runs it for you when the server is enabled in gastown.toml; run it by hand to watch it."""
     from gastown.server.run import configure_logging
