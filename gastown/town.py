@@ -93,10 +93,41 @@ class Town:
     def prompt_path(self, spawn: str) -> Path:
         return self.prompts_dir / f"{spawn}.md"
 
+    @property
+    def socket_record_path(self) -> Path:
+        """The tmux socket `gt up` started the town on; kept until `gt down` ends that server."""
+        return self.state_dir / "tmux-socket"
+
     @cached_property
     def tmux_socket(self) -> str:
-        """The town's own tmux socket name: ``GT_TMUX_SOCKET`` or derived from the path."""
-        return os.environ.get("GT_TMUX_SOCKET") or socket_name_for(self.root)
+        """The town's own tmux socket name: the one `gt up` recorded while its server runs,
+        else ``GT_TMUX_SOCKET``, else one derived from the path. A running town keeps its
+        socket whatever a later shell exports (``socket_disagreement`` says so)."""
+        return self.recorded_tmux_socket() or os.environ.get("GT_TMUX_SOCKET") or socket_name_for(self.root)
+
+    def recorded_tmux_socket(self) -> str | None:
+        try:
+            name = self.socket_record_path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return name if SOCKET_NAME_RE.match(name) else None
+
+    def record_tmux_socket(self, name: str) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_record_path.write_text(name + "\n", encoding="utf-8")
+        self.__dict__.pop("tmux_socket", None)
+
+    def forget_tmux_socket(self) -> None:
+        self.socket_record_path.unlink(missing_ok=True)
+        self.__dict__.pop("tmux_socket", None)
+
+    def socket_disagreement(self) -> str | None:
+        """One sentence when ``GT_TMUX_SOCKET`` names another socket than the town's running one."""
+        wanted, recorded = os.environ.get("GT_TMUX_SOCKET"), self.recorded_tmux_socket()
+        if not wanted or not recorded or wanted == recorded:
+            return None
+        return (f"GT_TMUX_SOCKET is {wanted!r}, but this town runs on tmux socket {recorded!r} (since `gt up`); "
+                f"using {recorded!r} (unset GT_TMUX_SOCKET, or `gt down` first to move the town)")
 
     def config(self) -> TownConfig:
         """gastown.toml validated (pydantic); raises ``ConfigError``. Refreshes the settings cache."""
@@ -104,12 +135,27 @@ class Town:
 
         return load_config(self.config_path, cache_path=self.config_cache_path)
 
+    def last_good_config(self) -> TownConfig | None:
+        """The last gastown.toml that validated (``config.cache``), or None."""
+        from gastown.config.load import load_last_good
+
+        return load_last_good(self.config_cache_path)
+
+    def last_good_settings(self) -> Settings | None:
+        """The settings of the last gastown.toml that validated, or None."""
+        from gastown.config.cache import last_good
+
+        return last_good(self.config_cache_path)
+
     def settings(self) -> Settings:
         """What reading commands need of gastown.toml, validated only if the file changed
         since it last validated; raises ``ConfigError`` like ``config()``."""
         from gastown.config.load import load_settings
 
         return load_settings(self.config_path, cache_path=self.config_cache_path)
+
+
+SOCKET_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 
 def socket_name_for(root: Path) -> str:

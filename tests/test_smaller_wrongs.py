@@ -202,3 +202,40 @@ def test_a_fix_cycle_queued_at_capacity_starts_even_if_its_polecat_was_taken(
         assert ledger_rows(rig_town, "SELECT * FROM sling_queue") == []
     finally:
         run_gt("down", "--timeout", "1", cwd=rig_town)
+
+
+@pytest.mark.slow
+def test_a_running_town_keeps_its_tmux_socket_whatever_the_shell_exports(rig_town: Path, tmux_socket: str) -> None:
+    """`gt up` records the socket its server runs on; a shell exporting another one still
+    reaches that server (and is told so), `gt down` stops it, and the next `gt up` may move."""
+    from tests.helpers import kill_tmux_server
+
+    elsewhere = f"{tmux_socket}-other"
+    other = {"GT_TMUX_SOCKET": elsewhere}
+
+    def server_on(socket: str) -> bool:
+        import subprocess
+
+        return subprocess.run(["tmux", "-L", socket, "has-session", "-t", "mayor"], capture_output=True).returncode == 0
+
+    try:
+        run_gt("up", cwd=rig_town, check=True)
+        assert (rig_town / ".gastown" / "tmux-socket").read_text().strip() == tmux_socket
+        seen = run_gt("status", "--json", cwd=rig_town, env=other)
+        assert seen.returncode == 0 and json.loads(seen.stdout)["mayor"]["running"]
+        assert f"GT_TMUX_SOCKET is {elsewhere!r}, but this town runs on tmux socket {tmux_socket!r}" in seen.stderr
+        assert not server_on(elsewhere)
+
+        down = run_gt("down", "--json", cwd=rig_town, env=other)
+        assert down.returncode == 0 and json.loads(down.stdout)["mayor_stopped"], down.stderr
+        retry_until(lambda: not server_on(tmux_socket), timeout=10, what="the town's tmux server to stop")
+        assert not (rig_town / ".gastown" / "tmux-socket").exists()
+
+        run_gt("up", cwd=rig_town, env=other, check=True)  # stopped, the town may move
+        assert server_on(elsewhere)
+        assert (rig_town / ".gastown" / "tmux-socket").read_text().strip() == elsewhere
+        quiet = run_gt("status", cwd=rig_town, env=other)
+        assert quiet.returncode == 0 and "warning" not in quiet.stderr
+    finally:
+        run_gt("down", "--timeout", "1", cwd=rig_town, env=other)
+        kill_tmux_server(elsewhere)

@@ -73,6 +73,7 @@ def up(ctx: Context, *, wait: float = 30.0) -> UpReport:
     warnings = preflight(ctx)
     town = ctx.town
     town.run_dir.mkdir(parents=True, exist_ok=True)
+    town.record_tmux_socket(ctx.tmux.socket)  # later shells find this server whatever they export
     with ctx.ledger.write() as conn:
         release_hold(conn, HoldScope.pause())
     hooked = len(work.list_hooks(ctx.ledger.connection()))
@@ -215,6 +216,8 @@ def down(ctx: Context, *, polecats_only: bool = False, timeout: float | None = N
     if not polecats_only:
         ctx.tmux.kill_session(MAYOR_SESSION)
         ctx.tmux.forget_if_gone()
+        if not ctx.tmux.is_running():
+            ctx.town.forget_tmux_socket()  # the next `gt up` may start the town anywhere
         stop_orphaned_gates(ctx)
     with ctx.ledger.write() as conn:
         what = "agents" if polecats_only else "agents and the Mayor"
