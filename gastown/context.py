@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from gastown.errors import ConfigError
 from gastown.town import Town
 
 if TYPE_CHECKING:
@@ -24,14 +25,27 @@ if TYPE_CHECKING:
 
 @dataclass
 class Context:
+    """``last_good``: when gastown.toml does not validate, run on the last one that did
+    (``config_error`` then holds why the file on disk was refused). For the commands that
+    only read or stop, and the Mayor and its helpers; every other command refuses."""
+
     town: Town
     clock: Callable[[], float] = time.time
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    last_good: bool = False
+    config_error: ConfigError | None = None
 
     @cached_property
     def config(self) -> TownConfig:
         """The full validated config (imports pydantic on first use)."""
-        return self.town.config()
+        try:
+            return self.town.config()
+        except ConfigError as exc:
+            good = self.town.last_good_config() if self.last_good else None
+            if good is None:
+                raise
+            self.config_error = exc
+            return good
 
     @cached_property
     def settings(self) -> Settings:
@@ -41,7 +55,14 @@ class Context:
             from gastown.config.settings import Settings
 
             return Settings.from_config(self.__dict__["config"])
-        return self.town.settings()
+        try:
+            return self.town.settings()
+        except ConfigError as exc:
+            good = self.town.last_good_settings() if self.last_good else None
+            if good is None:
+                raise
+            self.config_error = exc
+            return good
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -64,4 +85,5 @@ class Context:
         fresh = self.town.config()
         self.__dict__["config"] = fresh
         self.__dict__.pop("settings", None)
+        self.config_error = None
         return fresh

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from gastown.context import Context
+from gastown.errors import ConfigError
 from gastown.town import find_town
 
 TownOpt = Annotated[
@@ -36,17 +37,32 @@ def command_group(help: str, **settings: Any) -> typer.Typer:
     return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, **settings)
 
 
-def open_context(town: Path | None) -> Context:
+def open_context(town: Path | None, *, last_good: bool = False) -> Context:
     """The Context for the town named by --town, GT_TOWN or the cwd, its settings checked.
 
     The config is validated (pydantic) only when gastown.toml changed since the last
     validation; otherwise the cached settings are used (``gastown.config.cache``). A broken
-    file fails every command, loudly and first. Commands that need the full config
-    (runtimes, prices) read ``ctx.config``, which validates on first use.
+    file fails the command, loudly and first, unless ``last_good``: the commands that only
+    read or stop run on the last config that validated, after one line on stderr saying
+    the file has an error and where. Commands that need the full config (runtimes,
+    prices) read ``ctx.config``, which validates on first use.
     """
-    ctx = Context(find_town(chosen_town(town), os.environ, Path.cwd()))
-    ctx.settings  # noqa: B018 - a broken gastown.toml must fail every command, loudly and first
+    ctx = Context(find_town(chosen_town(town), os.environ, Path.cwd()), last_good=last_good)
+    ctx.settings  # noqa: B018 - a broken gastown.toml must fail the command, loudly and first
+    disagreement = ctx.town.socket_disagreement()
+    if ctx.config_error is not None or disagreement is not None:
+        from gastown.cli._output import print_error
+
+        if ctx.config_error is not None:
+            print_error(broken_config_line(ctx.config_error))
+        if disagreement is not None:
+            print_error(f"warning: {disagreement}")
     return ctx
+
+
+def broken_config_line(error: ConfigError) -> str:
+    """The one line a command prints when it runs on the last good config."""
+    return f"warning: {error.message}; running on the last good gastown.toml until you fix it"
 
 
 def read_body(body: str | None) -> str:

@@ -30,7 +30,7 @@ def agents(
     from gastown.config.durations import format_duration
     from gastown.roles.fleet import list_agents
 
-    ctx = open_context(town)
+    ctx = open_context(town, last_good=True)
     views = list_agents(ctx, rig)
     if json_out:
         print_json([v.to_json() for v in views])
@@ -62,7 +62,7 @@ def peek(
     """Print an agent's last lines (from its pane, or its log once the pane is gone)."""
     from gastown.roles.fleet import peek as do_peek
 
-    spawn, rows, live = do_peek(open_context(town), target, lines)
+    spawn, rows, live = do_peek(open_context(town, last_good=True), target, lines)
     if not live:
         say(f"-- {target} is not on screen ({spawn.status}); the end of its log {spawn.log_path}:")
     for row in rows:
@@ -76,7 +76,7 @@ def attach(
     """Attach this terminal to an agent's pane (detach again with the tmux prefix, then d)."""
     from gastown.roles.fleet import attach_argv
 
-    argv = attach_argv(open_context(town), target)
+    argv = attach_argv(open_context(town, last_good=True), target)
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX",) or "switch-client" in argv}
     os.execvpe(argv[0], argv, env)
 

@@ -61,7 +61,7 @@ def list_(town: TownOpt = None, json_out: JsonOpt = False) -> None:
     """List convoys, open ones first, with their progress."""
     from gastown.ledger import convoys
 
-    views = convoys.listing(open_context(town).ledger)
+    views = convoys.listing(open_context(town, last_good=True).ledger)
     if json_out:
         print_json([v.to_json(with_issues=False) for v in views])
         return
@@ -77,7 +77,7 @@ def show(convoy: ConvoyArg, town: TownOpt = None, json_out: JsonOpt = False) -> 
     """Show a convoy's progress and, per issue, what it waits on."""
     from gastown.ledger import convoys
 
-    shown = convoys.show(open_context(town).ledger, convoy)
+    shown = convoys.show(open_context(town, last_good=True).ledger, convoy)
     if json_out:
         print_json(shown.to_json())
         return

@@ -26,7 +26,7 @@ def costs(
     """Tokens and dollars per rig, day, issue, agent, runtime, convoy or role (read from the CLIs' own usage logs)."""
     from gastown.costs import collect, grand_total, local_day, spent, totals
 
-    ctx = open_context(town)
+    ctx = open_context(town, last_good=True)
     collect(ctx)
     rows = totals(ctx, by)
     total = grand_total(rows)

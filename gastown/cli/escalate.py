@@ -62,7 +62,7 @@ def list_(
     """List open escalations (newest first)."""
     from gastown.ledger.escalations import list_escalations
 
-    rows = list_escalations(open_context(town).ledger.connection(), open_only=not all_)
+    rows = list_escalations(open_context(town, last_good=True).ledger.connection(), open_only=not all_)
     if json_out:
         print_json([e.to_json() for e in rows])
         return

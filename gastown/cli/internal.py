@@ -22,7 +22,7 @@ def start(spawn: str, town: TownOpt = None) -> None:
     """Bring a starting agent to work (dialogs, ready, prompt)."""
     from gastown.roles.starter import bring_up
 
-    bring_up(open_context(town), spawn)
+    bring_up(open_context(town, last_good=True), spawn)
 
 
 def end(
@@ -35,7 +35,7 @@ def end(
     from gastown.roles.polecat import end_spawn
 
     time.sleep(after)
-    ctx = open_context(town)
+    ctx = open_context(town, last_good=True)
     current = work.get_spawn(ctx.ledger.connection(), spawn)
     if current is not None and current.status == "done":
         end_spawn(ctx, spawn, reason="finished (gt done)")
@@ -45,13 +45,13 @@ def keeper(town: TownOpt = None) -> None:
     """Run the Mayor and restart it when it dies (what the `mayor` tmux window runs)."""
     from gastown.roles.lifecycle import keep_mayor
 
-    raise typer.Exit(keep_mayor(open_context(town).town))
+    raise typer.Exit(keep_mayor(open_context(town, last_good=True).town))
 
 
 def mayor(town: TownOpt = None) -> None:
     """The Mayor process itself."""
     from gastown.roles.mayor import Mayor, configure_logging
 
-    ctx = open_context(town)
+    ctx = open_context(town, last_good=True)
     configure_logging(ctx.town)
     raise typer.Exit(Mayor(ctx).run())

@@ -49,7 +49,7 @@ def list_(
     """List issues, most urgent first."""
     from gastown.ledger.issues import choose_rig, list_issues
 
-    ctx = open_context(town)
+    ctx = open_context(town, last_good=True)
     if rig is not None:
         choose_rig(ctx.settings.rigs, rig)  # an unknown rig is an error, not an empty list
     issues = list_issues(ctx.ledger.connection(), rig=rig, status=status)
@@ -72,7 +72,7 @@ def show(
     """Show one issue, title and body exactly as stored."""
     from gastown.ledger.issues import get_issue
 
-    issue = get_issue(open_context(town).ledger.connection(), issue_id)
+    issue = get_issue(open_context(town, last_good=True).ledger.connection(), issue_id)
     if json_out:
         print_json(issue.to_json())
         return

@@ -46,7 +46,7 @@ def inbox(
     from gastown.ledger import mail
     from gastown.ledger.timefmt import iso
 
-    ctx = open_context(town)
+    ctx = open_context(town, last_good=True)
     address, messages = mail.inbox(
         ctx.ledger, to=to, caller=mail.own_address(ctx.environ), rigs=ctx.settings.rigs, include_read=all_
     )

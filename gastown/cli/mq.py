@@ -34,7 +34,7 @@ def list_(
 
     from gastown.refinery.review.records import latest_briefs
 
-    ctx = open_context(town)
+    ctx = open_context(town, last_good=True)
     mrs = queue.listing(ctx, rig=rig, states=state, include_done=all_)
     reviews = latest_briefs(ctx, [m.id for m in mrs])
     if json_out:
@@ -66,7 +66,7 @@ def show(mr_id: MrArg, town: TownOpt = None, json_out: JsonOpt = False) -> None:
 
     from gastown.refinery.review.records import latest_briefs
 
-    ctx = open_context(town)
+    ctx = open_context(town, last_good=True)
     mr = queue.show(ctx, mr_id)
     review = latest_briefs(ctx, [mr.id]).get(mr.id)
     if json_out:

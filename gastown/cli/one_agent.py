@@ -25,7 +25,7 @@ def stop(target: TargetArg, town: TownOpt = None, json_out: JsonOpt = False) -> 
     """Stop one agent and keep its hook: the issue waits until `gt restart` (or `gt sling`)."""
     from gastown.roles.by_hand import stop as do_stop
 
-    _show(do_stop(open_context(town), target), json_out)
+    _show(do_stop(open_context(town, last_good=True), target), json_out)
 
 
 def restart(target: TargetArg, town: TownOpt = None, json_out: JsonOpt = False) -> None:

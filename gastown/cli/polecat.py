@@ -22,7 +22,7 @@ def list_(
     """List polecats: idle or working, branch, uncommitted and unmerged work."""
     from gastown.roles.fleet import list_polecats
 
-    ctx = open_context(town)
+    ctx = open_context(town, last_good=True)
     if rig is not None and rig not in ctx.settings.rigs:
         from gastown.errors import NotFound
 

@@ -59,7 +59,7 @@ def show(
     """Show a review: verdicts, findings, dropped count, style, tokens and duration."""
     from gastown.refinery.review.records import detail
 
-    shown = detail(open_context(town), what)
+    shown = detail(open_context(town, last_good=True), what)
     if json_out:
         print_json(shown.to_json())
     else:
@@ -77,7 +77,7 @@ def list_(
     from gastown.ledger.timefmt import iso
     from gastown.refinery.review.records import listing
 
-    rows = listing(open_context(town), rig=rig, limit=limit)
+    rows = listing(open_context(town, last_good=True), rig=rig, limit=limit)
     if json_out:
         print_json([{**b.review.to_json(), "findings": b.findings, "blocking": b.blocking} for b in rows])
         return

@@ -22,7 +22,7 @@ def status(town: TownOpt = None, json_out: JsonOpt = False) -> None:
     from gastown.views.status import collect_status
     from gastown.views.text import render_status
 
-    snapshot = collect_status(open_context(town))
+    snapshot = collect_status(open_context(town, last_good=True))
     if json_out:
         print_json(snapshot.to_json())
         return
@@ -58,7 +58,7 @@ def feed(
     from gastown.errors import InvalidInput
     from gastown.views.feed import EventCursor, LiveFeed, stream_plain
 
-    ctx = open_context(town)
+    ctx = open_context(town, last_good=True)
     start: float | None = None
     if since is not None:
         try:

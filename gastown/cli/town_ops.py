@@ -58,7 +58,7 @@ def down(
     """Stop agents and the Mayor. Hooks, worktrees, branches and logs stay; `gt up` resumes."""
     from gastown.roles import lifecycle
 
-    report = lifecycle.down(open_context(town), polecats_only=polecats, timeout=timeout)
+    report = lifecycle.down(open_context(town, last_good=True), polecats_only=polecats, timeout=timeout)
     if json_out:
         print_json(report.to_json())
         return

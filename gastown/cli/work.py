@@ -83,7 +83,8 @@ def done(
     from gastown.roles.done import identify
 
     me = identify(os.environ, Path.cwd(), chosen_town(town))
-    result = do_done(Context(me.town), me, blocked=blocked)
+    # An agent's work is never refused over a typo in gastown.toml: the last good one serves.
+    result = do_done(Context(me.town, last_good=True), me, blocked=blocked)
     if json_out:
         print_json(result.to_json())
     else:
@@ -96,4 +97,4 @@ def prime(town: TownOpt = None) -> None:
     from gastown.roles.done import identify, prime_text
 
     me = identify(os.environ, Path.cwd(), chosen_town(town))
-    say(prime_text(Context(me.town), me))
+    say(prime_text(Context(me.town, last_good=True), me))

@@ -9,9 +9,10 @@ missing or corrupt cache, other gastown version) means validate again.
 Written atomically (temporary file + rename) with mode 0600; a town on a read-only disk
 just validates every time. Pure standard library.
 
-The seam for "a broken config never locks the user out": ``last_good()`` returns the
-cached settings whatever the key, so a reading command can run on them when the file
-no longer validates (and say so).
+A broken config never locks the user out: ``last_good()`` returns the cached settings
+whatever the key, and ``last_good_text()`` the file's text as it was when it validated,
+so the commands that only read or stop (and the Mayor's own helpers) run on them when
+the file no longer validates, and say so (``Context(last_good=True)``).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from typing import NamedTuple
 from gastown.config.settings import Settings
 from gastown.town import sha256_hex
 
-FORMAT = 1
+FORMAT = 2  # 2: the validated file's text is kept beside its settings
 _SHAPERS = ("schema.py", "settings.py")
 
 
 class Cached(NamedTuple):
     key: str
     settings: Settings
+    text: str | None  # gastown.toml as it was when it validated
 
 
 def fingerprint(raw: bytes) -> str:
@@ -51,7 +53,8 @@ def read(cache_path: Path) -> Cached | None:
         data = json.loads(cache_path.read_bytes())
         if data.get("format") != FORMAT:
             return None
-        return Cached(str(data["key"]), Settings.from_json(data["settings"]))
+        text = data.get("toml")
+        return Cached(str(data["key"]), Settings.from_json(data["settings"]), text if isinstance(text, str) else None)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -68,11 +71,18 @@ def last_good(cache_path: Path) -> Settings | None:
     return cached.settings if cached is not None else None
 
 
+def last_good_text(cache_path: Path) -> str | None:
+    """gastown.toml's text as it was when it last validated, or None."""
+    cached = read(cache_path)
+    return cached.text if cached is not None else None
+
+
 def store(cache_path: Path, raw: bytes, settings: Settings) -> None:
     """Remember ``settings`` as validated from ``raw``. Best effort: never raises."""
     import tempfile
 
-    document = json.dumps({"format": FORMAT, "key": fingerprint(raw), "settings": settings.to_json()})
+    document = json.dumps({"format": FORMAT, "key": fingerprint(raw), "settings": settings.to_json(),
+                           "toml": raw.decode("utf-8", "replace")})
     try:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".json", dir=cache_path.parent)

@@ -43,6 +43,19 @@ def load_settings(path: Path, *, cache_path: Path) -> Settings:
     return cache.lookup(cache_path, raw) or Settings.from_config(_validated(raw, path, cache_path))
 
 
+def load_last_good(cache_path: Path) -> TownConfig | None:
+    """The last gastown.toml that validated, validated again; None when there is none
+    (a town whose file never validated) or when it no longer validates (gastown was
+    upgraded since). For running on while the file on disk is broken."""
+    text = cache.last_good_text(cache_path)
+    if text is None:
+        return None
+    try:
+        return parse_config(text, source="the last good gastown.toml")
+    except ConfigError:
+        return None
+
+
 def _validated(raw: bytes, path: Path, cache_path: Path | None) -> TownConfig:
     config = parse_config(decode_config(raw, path), source=path)
     if cache_path is not None and cache.lookup(cache_path, raw) is None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from gastown._internal.locks import try_lock_forever
 from gastown.context import Context
-from gastown.errors import Conflict, GastownError
+from gastown.errors import ConfigError, Conflict, GastownError
 from gastown.ledger.events import record_event
 from gastown.ledger.heartbeats import beat
 from gastown.town import Town
@@ -225,6 +225,8 @@ class Mayor:
         try:
             self.ctx.reload_config()
         except GastownError as exc:
+            if isinstance(exc, ConfigError):
+                self.ctx.config_error = exc
             log.error("gastown.toml changed but is invalid; keeping the previous config: %s", exc)
             self._event(f"config change rejected, previous config kept: {exc}")
             return
@@ -278,6 +280,8 @@ class Mayor:
         self.ctx.ledger.connection()
         log.info("mayor %s up for %s (rigs: %s)", os.getpid(), town.root, ", ".join(sorted(self.ctx.config.rigs)) or "none")
         self._event(f"Mayor started (pid {os.getpid()})")
+        if self.ctx.config_error is not None:
+            self._event(f"gastown.toml has an error, running on the last good config: {self.ctx.config_error.message}")
         requests = self._open_socket()
         self.add_loops(self._town_loops())
         self.sync_rigs()

@@ -113,6 +113,8 @@ def feed_header(status: TownStatus, *, problems: bool = False, now: float | None
         line.append(f" {literal(status.name, 40)}", style="bold")
     line.append(" · Mayor ")
     line.append("up" if status.mayor.running else "DOWN", style="green" if status.mayor.running else "bold red")
+    if status.config_error is not None:
+        line.append(" · gastown.toml BROKEN (last good in force; see gt status)", style="bold red")
     server = status.server
     if server is not None and server.enabled:
         healthy = server.running and bool(server.health and server.health.ok)

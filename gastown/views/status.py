@@ -260,6 +260,7 @@ class TownStatus(NamedTuple):
     server: ServerStatus | None = None
     triggers: Sequence[TriggerView] = ()
     requests: Sequence[Request] = ()  # the newest trigger requests, newest first
+    config_error: str | None = None  # gastown.toml does not validate: the town runs on the last good one
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -278,6 +279,7 @@ class TownStatus(NamedTuple):
             "server": self.server.to_json() if self.server else None,
             "triggers": [t.to_json() for t in self.triggers],
             "requests": [r.to_json(payload=False) for r in self.requests],
+            "config_error": self.config_error,
         }
 
 
@@ -339,8 +341,20 @@ def collect_status(ctx: Context) -> TownStatus:
         root=str(ctx.town.root), name=config.town.name, max_polecats=config.town.max_polecats, at=now,
         mayor=MayorStatus(mayor_pid, beats), rigs=rigs, agents=agents, queued=queued, merge_queues=merge_queues,
         holds=holds, escalations=escalations, issues=issues, blocked=blocked, costs=cost_summary(ctx),
-        server=server_status(ctx), triggers=triggers, requests=requests,
+        server=server_status(ctx), triggers=triggers, requests=requests, config_error=config_problem(ctx),
     )
+
+
+def config_problem(ctx: Context) -> str | None:
+    """Why gastown.toml on disk does not validate now, or None. Read afresh for every
+    snapshot (a live feed sees an edit): a hash of the file, pydantic only when it changed."""
+    from gastown.errors import ConfigError
+
+    try:
+        ctx.town.settings()
+    except ConfigError as exc:
+        return exc.message
+    return None
 
 
 RECENT_REQUESTS = 8

@@ -105,6 +105,9 @@ def render_status(status: TownStatus, *, width: int | None = None, color: bool =
     """The whole `gt status` page, top to bottom, as lines (no newline at their ends)."""
     page = _Page(width, color)
     page.lines += [town_header(status, color=color), mayor_line(status, color=color)]
+    if status.config_error is not None:
+        page.lines.append(paint(f"gastown.toml has an error, so the last good config is in force: "
+                                f"{literal(status.config_error, 300)}", "bold red", color=color))
     if status.server is not None:
         page.lines.append(server_line(status.server, color=color))
     page.section("Rigs", len(status.rigs))
