@@ -1,6 +1,6 @@
 """The chaos test: two minutes of a person poking a running town at random (`gt stop`,
 `gt restart`, `gt unsling`, `gt issue close`/`reopen`, `gt sling`, `gt down --polecats`/
-`gt up`) while ten demo agents work, some crashing or red on their first try. Afterwards
+`gt up`, a gastown.toml broken by a typo and fixed again) while ten demo agents work, some crashing or red on their first try. Afterwards
 the town is consistent: no issue ran twice at once, no hook is left without an agent, a
 queue entry or a person's attention, no slot is held by a closed issue, no MR merged
 twice, every commit on the upstream's first-parent history passes the gate, and no
@@ -24,6 +24,7 @@ from tests.test_soak import GATE, red_first_parent_commits
 
 pytestmark = [pytest.mark.tmux, pytest.mark.slow]
 
+TYPO = "\n[[[ a typo\n"
 CHAOS_SECONDS = float(os.environ.get("GT_CHAOS_SECONDS", "120"))
 WITNESS = {
     "patrol_interval": "0.5s", "spawn_grace": "90s", "stall_after": "20s", "idle_after": "30s",
@@ -49,11 +50,19 @@ class Person:
         self.rng = random.Random(seed)
         self.log: list[tuple[list[str], int, str]] = []
         self.paused = False
+        self.broken = False  # gastown.toml has a typo: acting commands refuse (exit 3)
 
     def gt(self, *args: str) -> Any:
         result = run_gt(*args, cwd=self.town, timeout=180)
-        self.log.append((list(args), result.returncode, result.stderr.strip()))
+        self.log.append((list(args), result.returncode, result.stderr.strip() + (" [broken config]" if self.broken else "")))
         return result
+
+    def edit_config(self, broken: bool) -> None:
+        config = self.town / "gastown.toml"
+        text = config.read_text().replace(TYPO, "")
+        config.write_text(text + TYPO if broken else text)
+        self.broken = broken
+        self.log.append((["break" if broken else "fix"], 0, ""))
 
     def act(self) -> None:
         # What a person sees (read from the ledger: quicker than `gt polecat list`, same rows).
@@ -70,8 +79,11 @@ class Person:
             "sling": lambda: by_status("open") and self.gt("sling", self.rng.choice(by_status("open"))),
             "pause": lambda: self.gt("down", "--polecats", "--timeout", "2"),
             "up": lambda: self.gt("up"),
+            "break": lambda: not self.broken and self.edit_config(True),
+            "fix": lambda: self.broken and self.edit_config(False),
         }
-        weights = {"stop": 3, "restart": 3, "unsling": 2, "close": 2, "reopen": 2, "sling": 4, "pause": 1, "up": 2}
+        weights = {"stop": 3, "restart": 3, "unsling": 2, "close": 2, "reopen": 2, "sling": 4, "pause": 1, "up": 2,
+                   "break": 1, "fix": 2}
         name = self.rng.choices(list(weights), weights=list(weights.values()))[0]
         moves[name]()
 
@@ -93,7 +105,8 @@ def test_two_minutes_of_chaos_by_hand_leave_the_town_consistent(rig_town: Path, 
         deadline = time.monotonic() + CHAOS_SECONDS
         while time.monotonic() < deadline:
             person.act()
-        # Settle as a person would: the town up, every stopped agent restarted.
+        # Settle as a person would: the typo fixed, the town up, every stopped agent restarted.
+        person.edit_config(False)
         run_gt("up", cwd=rig_town, check=True)
         for polecat in gt_json("polecat", "list", cwd=rig_town):
             if polecat["state"] == "stopped":
@@ -108,9 +121,11 @@ def test_two_minutes_of_chaos_by_hand_leave_the_town_consistent(rig_town: Path, 
 
     for args, code, err in person.log:
         assert "Traceback" not in err and "internal error" not in err, (args, err)
-        assert code == 0 or (err.startswith("gt: ") and code in (4, 6, 7)), (args, code, err)
+        assert code == 0 or (err.startswith("gt: ") and code in (4, 6, 7)) or (
+            code == 3 and err.endswith("[broken config]") and "invalid TOML" in err), (args, code, err)
     ran = {tuple(a[:2]) if a[0] in ("issue", "down") else (a[0],) for a, _, _ in person.log}
-    assert {("stop",), ("restart",), ("sling",), ("issue", "close"), ("issue", "reopen"), ("down", "--polecats")} <= ran
+    assert {("stop",), ("restart",), ("sling",), ("issue", "close"), ("issue", "reopen"), ("down", "--polecats"),
+            ("break",), ("fix",)} <= ran
 
     no_overlapping_spawns(rig_town)
     merged = ledger_rows(rig_town, "SELECT id, commit_sha FROM mrs WHERE state = 'merged'")
