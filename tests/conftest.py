@@ -205,13 +205,19 @@ def _copy_of(kind: str, tmp_path: Path, factory: pytest.TempPathFactory) -> Path
     source = root / kind
     target = tmp_path / Path(kind).name
     shutil.copytree(source, target, symlinks=True)
-    # The settings cache names the template's paths; the copy's first `gt` rebuilds it.
-    (target / ".gastown" / "run" / "config.json").unlink(missing_ok=True)
     old, new = str(root / "up").encode(), str(tmp_path / "up").encode()
     for rel in _REWRITE:
         path = target / rel
         if path.is_file():
             path.write_bytes(path.read_bytes().replace(old, new))
+    # The settings cache names the template's paths: validate the copy's gastown.toml here
+    # (pydantic is already loaded in this process) so its first `gt` reads the cache, as a
+    # town's commands do after `gt init`.
+    config = target / "gastown.toml"
+    if config.is_file():
+        from gastown.config.load import load_config
+
+        load_config(config, cache_path=target / ".gastown" / "run" / "config.json")
     stray = [str(p.relative_to(target)) for p in target.rglob("*")
              if p.is_file() and "objects" not in p.parts and str(root).encode() in p.read_bytes()]
     assert not stray, f"the {kind} template's path is still in {stray}: rewrite it in tests/conftest.py"

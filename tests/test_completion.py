@@ -75,7 +75,7 @@ def test_candidates_come_from_the_town(rig_town: Path, busy_town: dict[str, str]
     assert bash_candidates(["gt", "issue", "list", "--rig", "w"], town) == ["web"]
     assert bash_candidates(["gt", "refinery", "run", ""], town) == ["app", "web"]
     assert bash_candidates(["gt", "mail", "send", ""], town) == ["mayor", "human", "app/ada", "web/bob"]
-    assert bash_candidates(["gt", "costs", "--by", "r"], town) == ["rig", "runtime"]
+    assert bash_candidates(["gt", "costs", "--by", "r"], town) == ["rig", "runtime", "role"]
     assert "issue" in bash_candidates(["gt", "iss"], town) and "sling" in bash_candidates(["gt", "sl"], town)
 
 

@@ -110,10 +110,12 @@ def test_reading_commands_validate_only_a_changed_file(rig_town: Path) -> None:
     assert heavy_imports(["issue", "list"], rig_town)[:2] == (0, []), "and then trusted again"
     set_config(rig_town, "refinery", {"batch": 0})
     code, _, stderr = heavy_imports(["issue", "list"], rig_town)
-    assert code == 3 and "refinery.batch" in stderr, "an invalid value fails every command, cache or not"
+    assert code == 0 and "refinery.batch" in stderr and "last good" in stderr, "a reading command warns, on the last good"
+    code, _, stderr = heavy_imports(["sling", "app-x"], rig_town)
+    assert code == 3 and "refinery.batch" in stderr, "an invalid value fails every acting command, cache or not"
     set_config(rig_town, "refinery", {"batch": 2})
     config.write_text(config.read_text() + "[[[\n")
-    code, _, stderr = heavy_imports(["status", "--json"], rig_town)
+    code, _, stderr = heavy_imports(["up"], rig_town)
     assert code == 3 and "invalid TOML" in stderr and "Traceback" not in stderr
 
 

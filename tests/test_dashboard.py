@@ -374,7 +374,7 @@ def test_gt_dashboard_prints_the_url_and_opens_it(rig_town: Path, tmp_path: Path
 
     listener = bind("127.0.0.1", 0)  # something answering at the configured port
     port = listener.getsockname()[1]
-    set_config(rig_town, "server", {"port": port, "host": "127.0.0.1"})
+    set_config(rig_town, "server", {"port": port, "host": "127.0.0.1", "enabled": True})
     try:
         answered = run_gt("dashboard", cwd=rig_town, check=True)
         assert answered.stdout == f"http://127.0.0.1:{port}/\n" and answered.stderr == ""

@@ -148,7 +148,7 @@ def test_a_request_that_is_not_json_gets_an_error(long_town: Town) -> None:
         ({"type": "ConfigError", "message": "bad", "problems": ["a: b", "c: d"], "exit_code": 3}, errors.ConfigError, 3),
         ({"type": "GitError", "message": "git failed", "argv": ["git", "x"], "returncode": 128, "exit_code": 1},
          errors.GitError, 1),
-        ({"type": "LaunchFailed", "message": "exited at once", "exit_code": 1}, errors.GastownError, 1),
+        ({"type": "NotYetInvented", "message": "exited at once", "exit_code": 1}, errors.GastownError, 1),
         ({"type": "object", "message": "not ours", "exit_code": 7}, errors.GastownError, 7),
     ],
     ids=["conflict", "not-found", "tool-missing", "config", "git", "unknown-to-the-cli", "not-an-error-class"],

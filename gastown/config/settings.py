@@ -66,11 +66,21 @@ class WitnessSettings(NamedTuple):
     stop_timeout: float
 
 
+class ServerSettings(NamedTuple):
+    enabled: bool
+    host: str
+    port: int
+    token_env: str | None
+    public_url: str | None
+
+
 class Settings(NamedTuple):
     town: TownSettings
     refinery: RefineryDefaults
     witness: WitnessSettings
     rigs: dict[str, RigSettings]
+    server: ServerSettings
+    triggers: tuple[str, ...]  # the names of the [triggers.*] tables
 
     def rig_prefix(self, rig: str) -> str:
         """The issue-id prefix of ``rig`` (``KeyError`` for an unknown rig, as ``TownConfig``)."""
@@ -98,12 +108,15 @@ class Settings(NamedTuple):
                 )
                 for name, rig in config.rigs.items()
             },
+            server=ServerSettings(**{name: getattr(config.server, name) for name in ServerSettings._fields}),
+            triggers=tuple(config.triggers),
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "town": self.town._asdict(), "refinery": self.refinery._asdict(), "witness": self.witness._asdict(),
             "rigs": {name: rig._asdict() for name, rig in self.rigs.items()},
+            "server": self.server._asdict(), "triggers": list(self.triggers),
         }
 
     @classmethod
@@ -118,4 +131,6 @@ class Settings(NamedTuple):
             refinery=RefineryDefaults(**data["refinery"]),
             witness=WitnessSettings(**data["witness"]),
             rigs=rigs,
+            server=ServerSettings(**data["server"]),
+            triggers=tuple(data["triggers"]),
         )

@@ -23,15 +23,18 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gastown._internal.locks import file_lock
 from gastown._internal.processes import alive, send_signal
-from gastown.config.schema import ServerConfig
 from gastown.context import Context
 from gastown.ledger.ids import random_base36
 from gastown.tmux.names import MAYOR_SESSION
 from gastown.town import Town
+
+if TYPE_CHECKING:
+    from gastown.config.schema import ServerConfig
+    from gastown.config.settings import ServerSettings
 
 WINDOW = "server"
 PROBE_TIMEOUT = 2.0
@@ -124,7 +127,7 @@ def _is_server(pid: int) -> bool:
 def base_url(ctx: Context) -> str:
     """Where senders reach the server: ``[server] public_url``, else the running server's
     address, else the configured one."""
-    cfg = ctx.config.server
+    cfg = ctx.settings.server
     if cfg.public_url:
         return cfg.public_url
     record = running_server(ctx.town)
@@ -153,7 +156,7 @@ class Health:
         return {"ok": self.ok, "status": self.status, "detail": self.detail}
 
 
-def server_token(cfg: ServerConfig, environ: Mapping[str, str]) -> str | None:
+def server_token(cfg: ServerConfig | ServerSettings, environ: Mapping[str, str]) -> str | None:
     """The server token from ``environ``, if ``[server] token_env`` names a set variable."""
     if not cfg.token_env:
         return None

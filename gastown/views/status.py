@@ -367,8 +367,8 @@ def server_status(ctx: Context) -> ServerStatus:
     record = serving.running_server(ctx.town)
     health = None
     if record is not None:
-        health = serving.probe(record, serving.server_token(ctx.config.server, ctx.environ), timeout=1.0)
-    return ServerStatus(ctx.config.server.enabled, serving.base_url(ctx), record.pid if record else None, health)
+        health = serving.probe(record, serving.server_token(ctx.settings.server, ctx.environ), timeout=1.0)
+    return ServerStatus(ctx.settings.server.enabled, serving.base_url(ctx), record.pid if record else None, health)
 
 
 def _triggers(ctx: Context) -> tuple[list[TriggerView], list[Request]]:
@@ -376,7 +376,7 @@ def _triggers(ctx: Context) -> tuple[list[TriggerView], list[Request]]:
     from gastown.ledger.triggers import recent_requests
     from gastown.roles.trigger_ops import describe
 
-    views = describe(ctx, read_only=True) if ctx.config.triggers else []
+    views = describe(ctx, read_only=True) if ctx.settings.triggers else []
     return views, recent_requests(ctx.ledger.connection(), limit=RECENT_REQUESTS)
 
 
