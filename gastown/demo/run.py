@@ -170,8 +170,8 @@ def _settled(ctx: Context, ids: list[str]) -> bool:
 def summarize(ctx: Context, ids: list[str], convoy: str | None, seconds: float, *, keep: bool) -> DemoSummary:
     from gastown.costs import collect
     from gastown.ledger.convoys import close_finished, get_convoy
+    from gastown.ledger.events import count_events
     from gastown.ledger.issues import count_with_status
-    from gastown.ledger.mrs import count_by_state
     from gastown.ledger.reviews import count_by_verdict
     from gastown.ledger.rounds import total_gate_runs
     from gastown.ledger.usage import total_tokens
@@ -180,8 +180,10 @@ def summarize(ctx: Context, ids: list[str], convoy: str | None, seconds: float, 
     close_finished(ctx.ledger)
     conn = ctx.ledger.connection()
     merged = count_with_status(conn, ids, ("closed",))
-    states = count_by_state(conn)
-    conflicts, red, blocked = states["conflict"], states["failed"], states["changes_requested"]
+    # Counted from the event log: an MR that came back is retired (rejected) once a later MR
+    # of its issue merges, so the states left at the end no longer tell.
+    conflicts, red = (count_events(conn, kinds=(kind,), since=0.0) for kind in ("conflict", "failed"))
+    blocked = max(0, count_events(conn, kinds=("sendback",), since=0.0) - conflicts - red)
     verdicts = count_by_verdict(conn)
     upstream = Path(ctx.config.rigs["calc"].repo)
     commits = int(_git(upstream, "rev-list", "--count", "main"))
