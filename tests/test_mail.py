@@ -172,13 +172,15 @@ def test_mail_to_a_busy_agent_is_announced_once_after_it_goes_idle(
         busy = "demo: thinking" in ctx.tmux.capture(slung["pane"])
         announced = announce_pending(ctx, "app")
         # Busy for the whole call: the agent may go idle between our look and the Witness's.
-        busy = busy and "demo: thinking" in ctx.tmux.capture(slung["pane"])
+        # A call that announced is not counted: the agent then thinks about the notice itself
+        # (busy again), and whether it was idle when typed into is read from its own record below.
+        busy = busy and not announced and "demo: thinking" in ctx.tmux.capture(slung["pane"])
         calls.append((before, busy, announced))
         return announced
 
     retry_until(announce, timeout=30, interval=0.1, what="the announcement")
     busy_calls = [c for c in calls if c[1]]
-    assert busy_calls and all(n == 0 for _, _, n in busy_calls), "nothing may be typed into a busy agent"
+    assert busy_calls, "the agent was seen busy, and skipped, at least once"
     assert all(time.time() - before < 30 for before, _, _ in calls)
     last_busy_seen = max(before for before, _, _ in busy_calls)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import libtmux
 import pytest
 
-from tests.helpers import git, gt_json, kill_tmux_server, retry_until, run_gt
+from tests.helpers import git, gt_json, kill_tmux_server, ledger_rows, retry_until, run_gt
 
 AGENTS = Path(__file__).parent / "agents"
 
@@ -32,6 +32,13 @@ ready_delay = "0.2s"
 command = [{json.dumps(sys.executable)}, {json.dumps(str(AGENTS / "pastebot.py"))}]
 prompt = "paste"
 ready = '^BOT> $'
+
+[agents.lastword]
+command = [{json.dumps(sys.executable)}, {json.dumps(str(AGENTS / "lastword.py"))}, "{{prompt}}"]
+prompt = "arg"
+ready = '^BOT> $'
+busy = 'lastword: thinking'
+ready_delay = "0.2s"
 
 [agents.quitter]
 command = ["sh", "-c", "echo 'quitter: cannot start, no licence' >&2; exit 42"]
@@ -274,6 +281,19 @@ def test_gt_done_outside_without_commits_and_twice(bot_town: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout)["status"] == "already" and json.loads(second.stdout)["mr"] == submitted["mr"]
     assert len(mrs(bot_town)) == 1
+
+
+def test_after_gt_done_the_agent_finishes_its_turn_before_its_pane_closes(bot_town: Path) -> None:
+    """A real CLI answers its model after the `gt done` tool call and records that
+    answer's usage; closing its pane a second after `gt done` returned lost both."""
+    issue = gt_json("issue", "create", "finish the turn", cwd=bot_town)["id"]
+    slung = gt_json("sling", issue, "--agent", "lastword", cwd=bot_town)
+    spawn = str(slung["spawn"])
+    retry_until(lambda: ledger_rows(bot_town, "SELECT 1 FROM spawns WHERE id = ? AND status = 'ended'", spawn),
+                timeout=90, what="the spawn to end after gt done")
+    assert (bot_town / "lastword" / f"{spawn}.txt").read_text() == "the answer after gt done, recorded\n"
+    [row] = ledger_rows(bot_town, "SELECT done_at, ended_at FROM spawns WHERE id = ?", spawn)
+    assert 4.0 <= row["ended_at"] - row["done_at"] < 30, row  # not the 45 s timeout: it saw the prompt
 
 
 def test_done_blocked_escalates_and_keeps_the_work_for_later(bot_town: Path) -> None:

@@ -73,7 +73,7 @@ COMMANDS: tuple[Entry, ...] = (
     Entry("serve", "serve", "Run the town's HTTP server (webhook triggers, the dashboard, /healthz) until Ctrl-C."),
     Entry("trigger", "trigger", "Webhook and schedule triggers: their URLs, request history, pause, fire, rotate.", group=True),
     Entry("_start", "internal", "Bring a starting agent to work (dialogs, ready, prompt).", hidden=True),
-    Entry("_end", "internal", "End a finished spawn's pane (after `gt done`).", hidden=True),
+    Entry("_end", "internal", "End a finished spawn's pane (after `gt done`) once its agent has ended its turn.", hidden=True),
     Entry("_keeper", "internal", "Run the Mayor and restart it when it dies (what the `mayor` tmux window runs).", hidden=True),
     Entry("_mayor", "internal", "The Mayor process itself.", hidden=True),
 )

@@ -30,12 +30,14 @@ def end(
     after: Annotated[float, typer.Option("--after", help="Seconds to wait first.")] = 0.0,
     town: TownOpt = None,
 ) -> None:
-    """End a finished spawn's pane (after `gt done`)."""
+    """End a finished spawn's pane (after `gt done`) once its agent has ended its turn."""
     from gastown.ledger import work
+    from gastown.roles.done import wait_for_turn_end
     from gastown.roles.polecat import end_spawn
 
     time.sleep(after)
     ctx = open_context(town, last_good=True)
+    wait_for_turn_end(ctx, spawn)
     current = work.get_spawn(ctx.ledger.connection(), spawn)
     if current is not None and current.status == "done":
         end_spawn(ctx, spawn, reason="finished (gt done)")

@@ -210,7 +210,7 @@ def _already(ctx: Context, me: AgentSelf, worktree: Path) -> DoneResult:
 
 
 def _schedule_pane_end(ctx: Context, spawn_id: str | None) -> None:
-    """End the agent's pane a few seconds after it returns from `gt done` (it is the caller)."""
+    """End the agent's pane once it has finished its turn after `gt done` (it is the caller)."""
     if not spawn_id:
         return
     from gastown._internal.proc import spawn_detached
@@ -219,6 +219,44 @@ def _schedule_pane_end(ctx: Context, spawn_id: str | None) -> None:
         [sys.executable, "-m", "gastown", "_end", spawn_id, "--after", "1", "--town", str(ctx.town.root)],
         log_path=ctx.town.logs_dir / "ender.log",
     )
+
+
+# After `gt done` returns, the agent still finishes its turn: it sends the result to its
+# model and records the answer (and its usage). Its pane is closed then, or after this long.
+TURN_END_TIMEOUT = 45.0
+
+
+def wait_for_turn_end(ctx: Context, spawn_id: str, *, timeout: float = TURN_END_TIMEOUT, poll: float = 0.5) -> bool:
+    """Wait until the agent of a spawn that ran `gt done` has ended its turn: its pane is
+    gone or dead (a headless CLI exits once it has answered) or its screen reads idle twice
+    in a row (a TUI back at its prompt). Returns True then, False after ``timeout`` with
+    the agent still going (the caller closes the pane anyway). Only reads tmux and the ledger.
+    """
+    import time
+
+    from gastown.errors import GastownError
+    from gastown.runtimes.registry import spawn_runtime
+    from gastown.screen import read_screen
+
+    deadline = time.monotonic() + timeout
+    idle_reads = 0
+    while True:
+        spawn = work.get_spawn(ctx.ledger.connection(), spawn_id)
+        if spawn is None or spawn.status != "done" or not spawn.pane_id:
+            return True
+        pane = spawn.pane_id
+        if ctx.tmux.display(pane, "#{@gt_spawn}") != spawn_id or ctx.tmux.display(pane, "#{pane_dead}") == "1":
+            return True
+        try:
+            idle = read_screen(ctx.tmux.capture(pane), spawn_runtime(ctx.config, spawn.rig, spawn.agent)).idle
+        except GastownError:
+            idle = False
+        idle_reads = idle_reads + 1 if idle else 0
+        if idle_reads >= 2:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
 
 
 def prime_text(ctx: Context, me: AgentSelf) -> str:

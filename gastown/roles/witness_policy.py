@@ -34,7 +34,9 @@ class Policy:
     max_nudges: int = 2
     max_restarts: int = 3
     rate_limit_backoff: float = 900.0
-    done_grace: float = 5.0
+    # A finished agent's pane is closed by `gt _end` once its turn is over (at most 45 s
+    # after `gt done`); the Witness closes it after this long if that helper died.
+    done_grace: float = 60.0
     # The starter owns a fresh spawn's screen for this long; the Witness keeps out.
     starter_window: float = 20.0
 
