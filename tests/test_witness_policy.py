@@ -79,6 +79,9 @@ ROWS = [
     Row("replaced-run", snap(obs(current=False)), ["EndPane"]),
     Row("issue-blocked", snap(obs(), blocked=frozenset({"sp-1"})), ["Observe:done", "EndPane"]),
     Row("exited-clean-after-work", snap(obs(pane_alive=False, exit_status=0, new_work=True)), ["Observe:done", "Submit"]),
+    # A headless run that worked and exited before its starter marked it running (a loaded machine).
+    Row("exited-clean-after-work-while-starting", snap(obs(pane_alive=False, exit_status=0, new_work=True,
+                                                           spawn_status="starting")), ["Observe:done", "Submit"]),
     Row("exited-clean-without-work", snap(obs(pane_alive=False, exit_status=0)), ["Observe:dead", "Restart"]),
     Row("cannot-submit-idle-after-work", snap(obs(screen=IDLE, idle_since=NOW - 6, new_work=True, gastown_submits=True)), ["Observe:idle", "Submit"]),
     Row("cannot-submit-idle-no-work", snap(obs(screen=IDLE, idle_since=NOW - 6, gastown_submits=True)), ["Observe:idle"]),

@@ -57,6 +57,7 @@ class Witness:
         now = self.ctx.now()
         snap = self.gather(now)
         actions = wp.assess(snap, now, self.policy())
+        _log_restarts(self.rig, snap, actions)
         for action in actions:
             try:
                 self.apply(action)
@@ -116,7 +117,7 @@ class Witness:
                 wp.AgentObs(
                     spawn=spawn, current=spawn.id in current, pane_alive=alive, exit_status=exit_status,
                     last_output_at=last_output, screen=screen, idle_since=idle_since, limited=limited,
-                    new_work=maybe_done and spawn.status == "running" and self._new_work(spawn),
+                    new_work=maybe_done and spawn.status in ("starting", "running") and self._new_work(spawn),
                     gastown_submits=submits,
                 )
             )
@@ -316,12 +317,14 @@ class Witness:
 
         conn = self.ctx.ledger.connection()
         spawn = work.get_spawn(conn, action.spawn)
-        if spawn is None or spawn.status != "running":
+        if spawn is None or spawn.status not in ("starting", "running"):
             return
         with file_lock(self.ctx.town.locks_dir / f"issue-{spawn.issue}.lock", timeout=30, what=f"issue {spawn.issue}"):
             hook = work.get_hook(self.ctx.ledger.connection(), spawn.issue)
             if hook is None or hook.spawn != spawn.id:
                 return
+            if self._git_busy(spawn):
+                return  # the agent is still committing (aider does after its answer): next patrol
             self._event("done", f"submitting for {spawn.rig}/{spawn.polecat}: {action.reason}", spawn)
             try:
                 done(self.ctx, AgentSelf(self.ctx.town, spawn.rig, spawn.polecat, spawn.issue, spawn.id))
@@ -333,6 +336,14 @@ class Witness:
                         conn, "done", f"could not submit for {spawn.rig}/{spawn.polecat}: {exc}", now=self.ctx.now(),
                         rig=self.rig, polecat=spawn.polecat, spawn=spawn.id, issue=spawn.issue,
                     )
+
+    def _git_busy(self, spawn: work.Spawn) -> bool:
+        """Whether a git command holds the worktree's index lock right now."""
+        from gastown.git.cmd import Git
+
+        worktree = self.ctx.town.polecat_path(spawn.rig, spawn.polecat)
+        lock = Git(worktree).run("rev-parse", "--git-path", "index.lock", check=False).stdout.strip()
+        return bool(lock) and (worktree / lock).exists()
 
     def _answer(self, action: wp.AnswerDialog) -> None:
         from gastown.roles.starter import answer_dialog
@@ -395,3 +406,14 @@ def rate_limit_notice(log_path: str, old_size: int, new_size: int, runtime: Runt
         if any(pattern.search(line) for pattern in runtime.rate_limit_res):
             return line.strip()
     return None
+
+
+def _log_restarts(rig: str, snap: wp.Snapshot, actions: list[wp.Action]) -> None:
+    """What the Witness saw of each agent it restarts (for post-mortems: mayor.log)."""
+    seen = {a.spawn.id: a for a in snap.agents}
+    for action in actions:
+        if isinstance(action, wp.Restart) and action.spawn in seen:
+            obs = seen[action.spawn]
+            log.info("witness %s: restarting %s (%s): status %s, pane %s alive=%s exit=%s, new_work=%s", rig,
+                     action.spawn, action.reason, obs.spawn.status, obs.spawn.pane_id, obs.pane_alive,
+                     obs.exit_status, obs.new_work)

@@ -186,7 +186,9 @@ def assess_agent(obs: AgentObs, snap: Snapshot, now: float, policy: Policy, held
     if not obs.current:
         return [EndPane(spawn.id, "replaced by a newer run")]
     if not obs.pane_alive:
-        if obs.exit_status == 0 and obs.new_work and spawn.status == "running":
+        # A headless run (its prompt in argv) may work and exit before its starter marks
+        # it running, on a loaded machine: its work counts all the same.
+        if obs.exit_status == 0 and obs.new_work and spawn.status in ("starting", "running"):
             return [Observe(spawn.id, "done"), Submit(spawn.id, "it exited after working without running gt done")]
         if snap.paused:
             return [Observe(spawn.id, "dead")]
