@@ -94,7 +94,7 @@ def test_command_string_is_split_like_a_shell_never_run() -> None:
 
 def test_config_error_from_cli_is_one_clear_message(town: Path) -> None:
     (town / "gastown.toml").write_text(GOOD_RIG + "batch = 0\n")
-    result = run_gt("issue", "list", cwd=town)
+    result = run_gt("issue", "create", "x", cwd=town)
     assert result.returncode == 3
     assert "rigs.app.batch: must be ≥ 1" in result.stderr
     assert "Traceback" not in result.stderr

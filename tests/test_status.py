@@ -161,7 +161,7 @@ def test_costs_render_today_total_and_budgets() -> None:
 def test_status_json_document_has_every_section() -> None:
     doc = json.loads(json.dumps(synthetic_status(6).to_json()))
     assert set(doc) == {"town", "at", "mayor", "rigs", "agents", "queued", "merge_queue", "holds", "escalations",
-                        "issues", "blocked", "costs", "server", "triggers", "requests"}
+                        "issues", "blocked", "costs", "server", "triggers", "requests", "config_error"}
     first = doc["agents"][0]
     wanted = {"rig", "polecat", "issue", "title", "state", "agent", "age_s", "quiet_s", "last_line", "restarts"}
     assert wanted <= first.keys()

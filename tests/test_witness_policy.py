@@ -79,6 +79,12 @@ ROWS = [
     Row("replaced-run", snap(obs(current=False)), ["EndPane"]),
     Row("issue-blocked", snap(obs(), blocked=frozenset({"sp-1"})), ["Observe:done", "EndPane"]),
     Row("exited-clean-after-work", snap(obs(pane_alive=False, exit_status=0, new_work=True)), ["Observe:done", "Submit"]),
+    # Seen between its row and its window (no pane yet): it is being launched, not dead.
+    Row("starting-without-a-pane-yet", snap(obs(pane_alive=False, spawn_status="starting", spawn_started_at=NOW - 1,
+                                                spawn_pane_id=None)), ["Observe:spawning"]),
+    Row("starting-without-a-pane-for-too-long", snap(obs(pane_alive=False, spawn_status="starting",
+                                                         spawn_started_at=NOW - 60, spawn_pane_id=None)),
+        ["Observe:dead", "Restart"]),
     # A headless run that worked and exited before its starter marked it running (a loaded machine).
     Row("exited-clean-after-work-while-starting", snap(obs(pane_alive=False, exit_status=0, new_work=True,
                                                            spawn_status="starting")), ["Observe:done", "Submit"]),

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from gastown._internal.locks import file_lock
 from gastown.context import Context
 from gastown.errors import GastownError
 from gastown.ledger import work
 from gastown.ledger.events import record_event
-from gastown.ledger.holds import HoldKind, HoldScope, get_hold, list_holds, place_hold, release_hold
+from gastown.ledger.holds import (
+    HoldKind,
+    HoldScope,
+    get_hold,
+    list_holds,
+    place_hold,
+    release_hold,
+)
 from gastown.roles import witness_policy as wp
 from gastown.roles.polecat import end_spawn, start_spawn
 from gastown.runtimes.registry import Runtime, spawn_runtime
@@ -137,20 +146,34 @@ class Witness:
         )
 
     def _new_work(self, spawn: work.Spawn) -> bool:
-        """Commits made (or files changed) in the worktree since this run started.
+        """Work not yet submitted: commits made (or files changed) in the worktree since this
+        run started, or commits on the branch ahead of the target that no merge request of
+        the issue holds yet (an earlier run's work: a headless CLI restarted after it
+        committed finds nothing left to do and exits, and that work is still to submit).
 
         Files the agent CLIs leave for themselves (aider's tag cache, ...) are not work.
         """
+        from gastown.git import worktrees as wt
         from gastown.git.cmd import Git
+        from gastown.ledger.mrs import list_mrs
         from gastown.roles.done import TOOL_DROPPINGS
 
         path = self.ctx.town.polecat_path(spawn.rig, spawn.polecat)
         git = Git(path)
-        stamp = git.run("log", "-1", "--format=%ct", "HEAD", check=False).stdout.strip()
-        if stamp.isdigit() and int(stamp) >= int(spawn.started_at):
+        head = git.run("log", "-1", "--format=%H %ct", "HEAD", check=False).stdout.split()
+        if len(head) == 2 and head[1].isdigit() and int(head[1]) >= int(spawn.started_at):
             return True
         excludes = [f":(exclude){pattern}" for pattern in TOOL_DROPPINGS]
-        return bool(git.run("status", "--porcelain", "--", ".", *excludes, check=False).stdout.strip())
+        if git.run("status", "--porcelain", "--", ".", *excludes, check=False).stdout.strip():
+            return True
+        if len(head) != 2 or spawn.rig not in self.ctx.settings.rigs:
+            return False
+        target = wt.target_ref(self.ctx.settings.rigs[spawn.rig].branch)
+        ahead = git.run("rev-list", "--count", f"{target}..HEAD", check=False).stdout.strip()
+        if not ahead.isdigit() or int(ahead) == 0:
+            return False
+        submitted = {mr.commit_sha for mr in list_mrs(self.ctx.ledger.connection(), issue=spawn.issue)}
+        return head[0] not in submitted
 
     def _runtime(self, name: str) -> Runtime | None:
         try:
@@ -313,7 +336,7 @@ class Witness:
 
     def _submit(self, action: wp.Submit) -> None:
         """`gt done` on the agent's behalf: its leftovers saved, its commits queued."""
-        from gastown.roles.done import AgentSelf, done
+        from gastown.roles.done import AgentSelf
 
         conn = self.ctx.ledger.connection()
         spawn = work.get_spawn(conn, action.spawn)
@@ -327,7 +350,7 @@ class Witness:
                 return  # the agent is still committing (aider does after its answer): next patrol
             self._event("done", f"submitting for {spawn.rig}/{spawn.polecat}: {action.reason}", spawn)
             try:
-                done(self.ctx, AgentSelf(self.ctx.town, spawn.rig, spawn.polecat, spawn.issue, spawn.id))
+                self._done_when_git_is_free(spawn, AgentSelf(self.ctx.town, spawn.rig, spawn.polecat, spawn.issue, spawn.id))
             except GastownError as exc:
                 # Counted as a nudge: after max_nudges the agent is restarted, not retried forever.
                 with self.ctx.ledger.write() as conn:
@@ -336,6 +359,21 @@ class Witness:
                         conn, "done", f"could not submit for {spawn.rig}/{spawn.polecat}: {exc}", now=self.ctx.now(),
                         rig=self.rig, polecat=spawn.polecat, spawn=spawn.id, issue=spawn.issue,
                     )
+
+    def _done_when_git_is_free(self, spawn: work.Spawn, me: Any, *, tries: int = 10, pause: float = 0.5) -> None:
+        """`gt done` for the agent; an agent whose own git command takes the index lock
+        meanwhile (aider commits after its answer) is waited for, a few seconds at most."""
+        from gastown.errors import GitError
+        from gastown.roles.done import done
+
+        for attempt in range(tries):
+            try:
+                done(self.ctx, me)
+                return
+            except GitError as exc:
+                if attempt == tries - 1 or not ("index.lock" in str(exc) or "remove the file manually" in str(exc)):
+                    raise
+                time.sleep(pause)
 
     def _git_busy(self, spawn: work.Spawn) -> bool:
         """Whether a git command holds the worktree's index lock right now."""

@@ -186,6 +186,9 @@ def assess_agent(obs: AgentObs, snap: Snapshot, now: float, policy: Policy, held
     if not obs.current:
         return [EndPane(spawn.id, "replaced by a newer run")]
     if not obs.pane_alive:
+        if spawn.status == "starting" and obs.exit_status is None and now - spawn.started_at < policy.starter_window:
+            # Its window is still being made and tagged (no pane recorded yet): not dead.
+            return [Observe(spawn.id, "spawning")]
         # A headless run (its prompt in argv) may work and exit before its starter marks
         # it running, on a loaded machine: its work counts all the same.
         if obs.exit_status == 0 and obs.new_work and spawn.status in ("starting", "running"):
