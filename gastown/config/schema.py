@@ -182,6 +182,41 @@ class ReviewConfig(_Section):
     timeout: Duration = Field(900.0, gt=0)
     analyzers: list[str] = Field(default_factory=list)
     analyzer_levels: AnalyzerLevels = Field(default_factory=AnalyzerLevels)
+_GITHUB_REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+
+
+def _github_repo(value: str) -> str:
+    if not _GITHUB_REPO_RE.match(value) or value.endswith((".git", "/.", "/..")):
+        raise ValueError(f'{value!r} is not "owner/name" (as in github.com/owner/name, without .git)')
+    return value
+
+
+def _api_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"must be an http(s) URL such as https://github.example.com/api/v3, not {value!r}")
+    return value.rstrip("/")
+
+
+class GitHubConfig(_Section):
+    """``[rigs.<name>.github]``: the rig's GitHub repository (docs/github.md).
+
+    Labelled issues are imported (and slung); with ``merge = "pr"`` the Refinery opens a
+    pull request instead of pushing to the target. No table: the rig never talks to GitHub.
+    """
+
+    repo: Annotated[str, AfterValidator(_github_repo)]
+    token_env: Annotated[str, AfterValidator(_env_name)] = "GITHUB_TOKEN"
+    api_url: Annotated[str, AfterValidator(_api_url)] = "https://api.github.com"
+    label: str = Field("gastown", min_length=1)
+    sling: bool = True
+    merge: Literal["direct", "pr"] = "direct"
+    auto_merge: bool = True
+    merge_method: Literal["merge", "squash", "rebase"] = "squash"
+    draft: bool = False
+    webhook_secret_env: EnvName = None
+    poll_interval: Duration = Field(60.0, gt=0)
+
+
 # `user@host` or `host` (a name, an IPv4 address, or [IPv6]); never an ssh option ("-o...").
 SSH_TARGET_RE = re.compile(r"^(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*@)?(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*|\[[0-9A-Fa-f:.]+\])$")
 LOCAL_HOST = "local"
@@ -228,6 +263,7 @@ class RigConfig(_Section):
     mode: Literal["tui", "headless"] | None = None
     budget: float | None = Field(None, gt=0)
     review: ReviewConfig | None = None
+    github: GitHubConfig | None = None
     hosts: list[str] = Field(default_factory=lambda: [LOCAL_HOST], min_length=1)
 
     @model_validator(mode="after")

@@ -27,9 +27,9 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gastown._internal.locks import file_lock
 from gastown.context import Context
@@ -54,6 +54,9 @@ from gastown.refinery.plan import BisectPlan, Finish, GateBase
 from gastown.refinery.review.settings import gate_settings
 from gastown.refinery.settings import RefinerySettings, resolve_settings
 from gastown.states import IssueStatus, MRState
+
+if TYPE_CHECKING:
+    from gastown.github.api import Repo
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +136,11 @@ class Refinery:
         self.hold_probe_interval = hold_probe_interval
         self.log_dir = ctx.town.logs_dir / rig / "refinery"
         self.reviewed = gate_settings(ctx.config, rig) is not None  # only reviewed MRs join a batch
+        github = ctx.config.rigs[rig].github if rig in ctx.config.rigs else None
+        self.github = github if github is not None and github.merge == "pr" else None
+        if self.github is not None:  # one MR per pull request: each is gated alone on the target
+            self.settings = replace(self.settings, batch=1)
+        self._repo: Repo | None = None
 
     @property
     def target(self) -> str:
@@ -214,7 +222,7 @@ class Refinery:
             reports.append(report)
             if on_round is not None:
                 on_round(report)
-            progress = report.merged or report.conflicts or report.failed
+            progress = report.merged or report.conflicts or report.failed or report.outcome == "pr"
             if report.outcome in ("busy", "held") or not progress:
                 return reports
 
@@ -347,7 +355,11 @@ class Refinery:
 
     def _land(self, row: rounds.Round, base: str, merge: tuple[str, ...], shas: dict[tuple[str, ...], str],
               report: RoundReport) -> None:
-        """Push the gated stack ``merge``, verify it, and record the MRs merged."""
+        """Push the gated stack ``merge``, verify it, and record the MRs merged (or, with
+        ``merge = "pr"``, hand it to its pull request)."""
+        if self.github is not None:
+            self._hand_to_pull_request(row, base, merge, shas, report)
+            return
         tip = shas[merge]
         merging = [(mr_id, shas[merge[: i + 1]]) for i, mr_id in enumerate(merge)]
         with self.ctx.ledger.write() as conn:
@@ -370,6 +382,30 @@ class Refinery:
         self._settle_merged(row, merging, tip)
         report.outcome = "merged"
         report.merged = list(merge)
+
+    def _hand_to_pull_request(self, row: rounds.Round, base: str, merge: tuple[str, ...],
+                              shas: dict[tuple[str, ...], str], report: RoundReport) -> None:
+        """``merge = "pr"``: push the gated MR to ``gastown/<issue>`` and open or update its
+        pull request; GitHub merges it (followed by ``github.pulls.follow_rig``). The round
+        plan is recorded first, as for a push: a crash before the PR is recorded requeues
+        the MR, and doing it again updates the same PR."""
+        from gastown.github import connect
+        from gastown.github.pulls import open_or_update
+
+        assert self.github is not None and len(merge) == 1, "a pull request carries one MR"
+        mr_id, tip = merge[0], shas[merge]
+        with self.ctx.ledger.write() as conn:
+            rounds.set_round_plan(conn, row.id, tip=tip, merging=[(mr_id, tip)])
+        report.tip = tip
+        if self._repo is None:
+            self._repo = connect(self.ctx, self.rig)
+        mr = get_mr(self.ctx.ledger.connection(), mr_id)
+        pr = open_or_update(self.ctx, self.rig, self._repo, self.github, mr, tip, base=base, target=self.target,
+                            gates=self.settings.gates, round_id=row.id)
+        with self.ctx.ledger.write() as conn:
+            rounds.finish_round(conn, row.id, "pr", now=self.ctx.now())
+        report.outcome, report.message = "pr", f"{mr_id} is in pull request #{pr.number}"
+        self.worktree.reset(base)
 
     def _settle_merged(self, row: rounds.Round, merging: list[tuple[str, str]] | tuple[tuple[str, str], ...],
                        tip: str) -> list[str]:
