@@ -258,7 +258,7 @@ def _pushed_at(ctx: Context, pr: gh.PullRequest) -> float:
     return mr.updated_at if mr is not None else ctx.now()
 
 
-def follow_rig(ctx: Context, rig: str, repo: Repo, cfg: GitHubConfig) -> list[gh.PullRequest]:
+def follow_rig(ctx: Context, rig: str, repo: Repo, cfg: GitHubConfig, *, slinger: Any = None) -> list[gh.PullRequest]:
     """Follow every open PR of ``rig`` once; send back what came back red. Returns the PRs
     as they stand afterwards. A PR GitHub fails to answer for is skipped this pass."""
     policy = pr_policy.Policy(auto_merge=cfg.auto_merge)
@@ -273,7 +273,7 @@ def follow_rig(ctx: Context, rig: str, repo: Repo, cfg: GitHubConfig) -> list[gh
         except GitHubError as exc:
             log.warning("github: following pull request #%s failed this pass: %s", pr.number, exc.message)
     if sent_back:
-        _send_back(ctx, rig)
+        _send_back(ctx, rig, slinger)
     conn = ctx.ledger.connection()
     return [p for p in (gh.pull_of_issue(conn, i.issue) for i in gh.open_pulls(conn, rig)) if p is not None]
 
@@ -320,12 +320,12 @@ def _send_back_mr(ctx: Context, pr: gh.PullRequest, key: str, state: MRState, de
     return True
 
 
-def _send_back(ctx: Context, rig: str) -> None:
+def _send_back(ctx: Context, rig: str, slinger: Any) -> None:
     from gastown.refinery import fixes
     from gastown.refinery.settings import resolve_settings
 
     settings = resolve_settings(ctx.config, rig)
-    fixes.send_back_pending(ctx, rig, target=settings.target, max_fix_cycles=settings.max_fix_cycles)
+    fixes.send_back_pending(ctx, rig, target=settings.target, max_fix_cycles=settings.max_fix_cycles, slinger=slinger)
 
 
 def settle_merged(ctx: Context, repo: Repo, pr: gh.PullRequest, sha: str | None) -> None:

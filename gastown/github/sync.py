@@ -64,7 +64,7 @@ def sync_rig(ctx: Context, rig: str, repo: Repo, cfg: GitHubConfig, *, slinger: 
 
     report = SyncReport(rig, cfg.repo)
     import_issues(ctx, rig, repo, cfg, report, slinger=slinger)
-    report.pulls = [p.to_json() for p in follow_rig(ctx, rig, repo, cfg)]
+    report.pulls = [p.to_json() for p in follow_rig(ctx, rig, repo, cfg, slinger=slinger)]
     report.comments += post_comments(ctx, rig, repo)
     return report
 

@@ -436,7 +436,7 @@ class FakeGitHub:
         return 200, {"total_count": len(runs), "check_runs": runs}
 
     def _combined_status(self, ref: str, **_: Any) -> tuple[int, Any]:
-        statuses = self.repo.statuses.get(ref, [])
+        statuses = list(reversed(self.repo.statuses.get(ref, [])))  # newest first, as GitHub lists them
         states = {s["state"] for s in statuses}
         state = "failure" if states & {"failure", "error"} else "pending" if "pending" in states or not statuses else "success"
         return 200, {"state": state, "statuses": statuses, "sha": ref, "total_count": len(statuses)}
