@@ -122,7 +122,7 @@ def check_gates(ctx: Any, rig: str) -> Check:
     try:
         git.run("worktree", "add", "--detach", "--quiet", str(path), sha)
         run = run_gates(settings.gates, cwd=path, timeout=settings.gate_timeout,
-                        env=gate_env(ctx.environ, rig=rig, round_id=0, marker=gate_marker(ctx.town.root, rig) + "doctor"),
+                        env=gate_env(ctx.config.without_secrets(ctx.environ), rig=rig, round_id=0, marker=gate_marker(ctx.town.root, rig) + "doctor"),
                         log_path=ctx.town.logs_dir / rig / "doctor-gates.log", header=f"gt doctor: {settings.target} at {sha[:12]}")
     except GastownError as exc:
         return Check(name, False, f"could not try the gates: {exc.message}", exc.hint)

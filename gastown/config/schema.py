@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -470,6 +471,21 @@ class TownConfig(_Section):
                 if host in seen:
                     raise ValueError(f"rigs.{rig}.hosts: {host!r} is listed twice")
                 seen.add(host)
+
+    def secret_env_names(self) -> frozenset[str]:
+        """The NAMES of every variable gastown.toml says holds a secret: GitHub tokens and
+        webhook secrets, the server token, trigger secrets."""
+        names = {self.server.token_env} | {t.secret_env for t in self.triggers.values()}
+        for rig in self.rigs.values():
+            if rig.github is not None:
+                names |= {rig.github.token_env, rig.github.webhook_secret_env}
+        return frozenset(n for n in names if n)
+
+    def without_secrets(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """``environ`` minus the secret variables (``secret_env_names``): what an agent, a
+        reviewer or a gate may inherit. Secrets stay with gastown."""
+        secret = self.secret_env_names()
+        return {k: v for k, v in environ.items() if k not in secret}
 
     def rigs_using_host(self, host: str) -> list[str]:
         """The rigs whose ``hosts`` list names ``host``, sorted."""

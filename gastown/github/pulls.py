@@ -175,7 +175,7 @@ def open_or_update(ctx: Context, rig: str, repo: Repo, cfg: GitHubConfig, mr: MR
                      rig=rig, polecat=mr.polecat, spawn=mr.spawn, issue=mr.issue,
                      data={"mr": mr.id, "pr": number, "url": url, "sha": tip})
     if review is not None:
-        _comment_findings(ctx, repo, number, tip, review[1])
+        _comment_findings(ctx, repo, number, tip, review[0]["id"], review[1])
     if link is not None:
         _post_safely(ctx, repo, link, kind="pr", key=str(number),
                      body=f"gastown: opened pull request #{number} for this issue.")
@@ -195,13 +195,13 @@ def _review_of(ctx: Context, mr: MR) -> tuple[dict[str, Any], list[Any]] | None:
             [f for f in findings if not f.blocking])
 
 
-def _comment_findings(ctx: Context, repo: Repo, number: int, tip: str, findings: list[Any]) -> None:
+def _comment_findings(ctx: Context, repo: Repo, number: int, tip: str, review_id: str, findings: list[Any]) -> None:
     """The review's non-blocking findings as line comments on the PR, each once per review.
 
     The commit is the stack's tip, whose lines match the MR's (one MR per PR). A finding
     GitHub refuses (a line outside its diff view) is logged and skipped."""
     for f in findings:
-        key = f"{f.review}:{f.seq}"
+        key = f"{review_id}:{f.seq}"
         with ctx.ledger.write() as conn:
             if not gh.claim_post(conn, issue=f"pr#{number}", kind="finding", key=key, now=ctx.now()):
                 continue

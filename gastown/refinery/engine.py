@@ -339,7 +339,7 @@ class Refinery:
     def _gate(self, row: rounds.Round, stack: tuple[str, ...], header: str) -> GateRun:
         run = self.gate_runner(
             self.settings.gates, cwd=self.worktree.path, timeout=self.settings.gate_timeout,
-            env=gate_env(self.ctx.environ, rig=self.rig, round_id=row.id, marker=self.gate_marker),
+            env=gate_env(self.ctx.config.without_secrets(self.ctx.environ), rig=self.rig, round_id=row.id, marker=self.gate_marker),
             log_path=Path(row.log_path or ""),
             header=header,
         )
@@ -406,6 +406,10 @@ class Refinery:
             rounds.finish_round(conn, row.id, "pr", now=self.ctx.now())
         report.outcome, report.message = "pr", f"{mr_id} is in pull request #{pr.number}"
         self.worktree.reset(base)
+        from gastown.github.desk import wake_topic
+        from gastown.wake import wake
+
+        wake(self.ctx.town, wake_topic(self.rig))  # the rig's GitHub loop follows the new PR at once
 
     def _settle_merged(self, row: rounds.Round, merging: list[tuple[str, str]] | tuple[tuple[str, str], ...],
                        tip: str) -> list[str]:
