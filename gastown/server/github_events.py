@@ -55,10 +55,10 @@ def followed(event: str | None, action: str | None) -> str | None:
     >>> followed("issues", "opened"), followed("status", None)
     (None, None)
     >>> followed("issues", "assigned"), followed("star", "created")
-    ("issues/assigned is not followed", 'event "star" is not followed')
+    ('issues/assigned is not followed', 'event "star" is not followed')
     """
     if event not in FOLLOWED:
-        return f"event {event!r} is not followed".replace("'", '"')
+        return f'event "{event}" is not followed'
     actions = FOLLOWED[event]
     if actions is not None and action not in actions:
         return f"{event}/{action} is not followed"
