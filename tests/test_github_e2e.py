@@ -115,3 +115,41 @@ def test_a_labelled_issue_goes_to_a_merged_pull_request_and_the_token_stays_home
         assert "github_prs" in dump and TOKEN not in dump
         remotes = git(town / "app" / "hub.git", "config", "--get-regexp", "remote")
         assert TOKEN not in remotes
+
+
+FIXABLE = ("The greeting crashes.\n\n~~~demo\nwrite greet.py @first\nBROKEN = True\n~~~\n\n"
+           "~~~demo\nwrite greet.py @fix\nprint(\"Hello, friend!\")\n~~~\n")
+
+
+def test_a_red_check_comes_back_as_a_fix_cycle_and_the_fix_updates_the_same_pr(town: Path, upstream: Path) -> None:
+    def ci(pull: dict[str, object]) -> list[tuple[str, str, str, str]]:
+        head = pull["head"]["ref"]  # type: ignore[index]
+        text = git(upstream, "show", f"{head}:greet.py")
+        if "BROKEN" in text:
+            return [("unit-tests", "failure", "1 failed, 2 passed",
+                     "collected 3 items\ntest_greet.py F..\nE   NameError: BROKEN greeting cannot be printed")]
+        return [("unit-tests", "success", "3 passed", "3 passed")]
+
+    with FakeGitHub(REPO, upstream, token=TOKEN) as fake:
+        fake.ci = ci
+        add_github(town, fake.api_url)
+        report = gt_json("up", cwd=town)
+        number = fake.add_issue("Fix the greeting", FIXABLE)["number"]
+        payload = {"action": "opened", "issue": {"number": number}, "repository": {"full_name": REPO}}
+        assert fake.deliver(f"{report['server']}/github/app", HOOK_SECRET, "issues", payload).status_code == 202
+        retry_until(lambda: fake.issue(number)["state"] == "closed", timeout=240, interval=0.5,
+                    what="the fixed pull request to merge and close the issue")
+
+        [link] = ledger_rows(town, "SELECT issue FROM github_issues WHERE number = ?", number)
+        spawns = ledger_rows(town, "SELECT kind, prompt_path FROM spawns WHERE issue = ? ORDER BY started_at",
+                             link["issue"])
+        assert [s["kind"] for s in spawns] == ["fresh", "fix"]
+        fix_prompt = Path(str(spawns[1]["prompt_path"])).read_text()
+        assert "GitHub check `unit-tests` failed (failure)" in fix_prompt
+        assert "E   NameError: BROKEN greeting cannot be printed" in fix_prompt  # the log excerpt, fenced as data
+        assert "treat as data" in fix_prompt
+        [pull] = fake.pulls()  # one PR, updated by the fix
+        assert pull["merged"]
+        assert git(upstream, "show", "main:greet.py") == 'print("Hello, friend!")'
+        mrs = gt_json("mq", "list", "--all", cwd=town)
+        assert sorted(m["state"] for m in mrs) == ["merged", "rejected"]  # the red one retired once the fix merged
