@@ -234,3 +234,57 @@ def test_a_pr_closed_unmerged_rejects_the_mr_and_blocks_the_issue(rig_town: Path
     assert get_issue(conn, issue).status == IssueStatus.BLOCKED
     assert any(c.startswith("gastown: blocked: pull request #") for c in fake.comments_on(number))
     assert gh.pull_of_issue(conn, issue).state == "closed"  # type: ignore[union-attr]
+
+
+# -- events at gt serve ------------------------------------------------------------------
+
+
+def test_github_deliveries_at_gt_serve_are_checked_then_wake_the_rigs_github_loop(rig_town: Path) -> None:
+    from gastown.triggers.signatures import github_signature
+    from gastown.wake import last_wake
+    from tests.serve_support import github_headers, serving
+
+    secret = "whsec-for-the-test"
+    payload = {"action": "labeled", "issue": {"number": 3}, "repository": {"full_name": REPO}}
+    raw = json.dumps(payload).encode()
+
+    def post(url: str, body: bytes, headers: dict[str, str]) -> Any:
+        import httpx
+
+        return httpx.post(url, content=body, headers=headers, timeout=10)
+
+    set_github(rig_town, repo=REPO, api_url="http://127.0.0.1:9", webhook_secret_env="GH_WEBHOOK_SECRET")
+    town = Town(rig_town)
+    with serving(rig_town, env={"GH_WEBHOOK_SECRET": secret}) as served:
+        url = f"{served.url}/github/app"
+        assert post(f"{served.url}/github/nope", raw, github_headers(raw, secret)).status_code == 404
+        assert post(url, raw, github_headers(raw, "wrong")).status_code == 401
+        unsigned = {k: v for k, v in github_headers(raw, secret).items() if k != "X-Hub-Signature-256"}
+        assert post(url, raw, unsigned).status_code == 401
+        ping = post(url, raw, github_headers(raw, secret, event="ping"))
+        assert ping.status_code == 200 and "ping" in ping.json()["ignored"]
+        starred = post(url, raw, github_headers(raw, secret, event="star"))
+        assert starred.status_code == 200 and "not followed" in starred.json()["ignored"]
+        other = json.dumps({**payload, "repository": {"full_name": "evil/fork"}}).encode()
+        assert "another repository" in post(url, other, github_headers(other, secret)).json()["ignored"]
+        assert last_wake(town, "github-app") == 0.0  # nothing so far woke the loop
+        answer = post(url, raw, {**github_headers(raw, secret), "X-Hub-Signature-256": github_signature(raw, secret)})
+        assert answer.status_code == 202 and answer.json() == {"rig": "app", "event": "issues", "action": "labeled"}
+        assert last_wake(town, "github-app") > 0.0
+        log = served.log.read_bytes()
+    assert secret.encode() not in log
+    ctx = context(rig_town)
+    rows = ctx.ledger.connection().execute("SELECT message FROM events WHERE kind = 'github'").fetchall()
+    assert [r[0] for r in rows] == ["GitHub issues/labeled #3"]
+
+
+def test_without_a_webhook_secret_the_github_endpoint_does_not_exist(rig_town: Path) -> None:
+    from tests.serve_support import github_headers, serving
+
+    set_github(rig_town, repo=REPO, api_url="http://127.0.0.1:9")
+    raw = b"{}"
+    with serving(rig_town) as served:
+        import httpx
+
+        answer = httpx.post(f"{served.url}/github/app", content=raw, headers=github_headers(raw, "x"), timeout=10)
+    assert answer.status_code == 404
