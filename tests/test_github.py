@@ -162,6 +162,9 @@ def test_a_gated_mr_becomes_one_pull_request_and_merges_when_checks_pass(rig_tow
     listing = json.loads(run_gt("mq", "list", "--json", cwd=rig_town, check=True).stdout)
     assert listing[0]["pull_request"]["number"] == pulls[0]["number"]
 
+    table = run_gt("mq", "list", cwd=rig_town, check=True).stdout
+    assert f"#{pulls[0]['number']} open" in table  # the PR column: its number, then its checks once followed
+
     sync_now(ctx, "app")  # follows the PR: checks green, auto-merge
     conn = ctx.ledger.connection()
     assert get_mr(conn, mr.id).state == MRState.MERGED
@@ -288,3 +291,23 @@ def test_without_a_webhook_secret_the_github_endpoint_does_not_exist(rig_town: P
 
         answer = httpx.post(f"{served.url}/github/app", content=raw, headers=github_headers(raw, "x"), timeout=10)
     assert answer.status_code == 404
+
+
+def test_the_mayors_loop_polls_with_conditional_requests(rig_town: Path, fake: FakeGitHub) -> None:
+    ctx = pr_town(rig_town, fake, auto_merge=False)
+    issue, _ = imported(ctx, fake)
+    fake.ci = lambda pull: [("ci", None, "", "")]  # type: ignore[list-item]  # a check still running
+    submit(ctx, {"hello.txt": "hello\n"}, issue=issue)
+    assert Refinery(ctx, "app", slinger=RecordingSlinger()).run_once().outcome == "pr"
+    desk = GitHubDesk(ctx, "app")
+    desk.step()
+    assert "1 running" in run_gt("mq", "list", cwd=rig_town, check=True).stdout
+    first = len(fake.calls)
+    desk.step()  # nothing changed on GitHub: every look is a conditional request answered 304
+    again = fake.calls[first:]
+    assert again and all(c.method == "GET" and c.etag_sent and c.status == 304 for c in again), again
+    fake.add_review(fake.pulls()[0]["number"], "COMMENTED", "looks fine")
+    desk.step()
+    changed = fake.calls[first + len(again):]
+    assert any(c.path.endswith("/reviews") and c.status == 200 for c in changed)
+    desk.close()
