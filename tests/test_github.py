@@ -311,3 +311,21 @@ def test_the_mayors_loop_polls_with_conditional_requests(rig_town: Path, fake: F
     changed = fake.calls[first + len(again):]
     assert any(c.path.endswith("/reviews") and c.status == 200 for c in changed)
     desk.close()
+
+
+def test_a_pr_merged_by_a_person_during_a_fix_cycle_closes_the_issue_and_releases_its_hook(
+        rig_town: Path, fake: FakeGitHub, upstream: Path) -> None:
+    ctx = pr_town(rig_town, fake)
+    issue, number = imported(ctx, fake)
+    fake.ci = lambda pull: [("ci", "failure", "flaky", "timeout")]
+    slinger = RecordingSlinger()
+    submit(ctx, {"hello.txt": "hello\n"}, issue=issue)
+    assert Refinery(ctx, "app", slinger=slinger).run_once().outcome == "pr"
+    sync_now(ctx, "app", slinger=slinger)
+    assert slinger.calls and get_issue(ctx.ledger.connection(), issue).status == IssueStatus.HOOKED  # a fix cycle runs
+    pull = fake.pulls()[0]
+    assert fake.merge_in_git(pull, "merge")  # a person merges it anyway
+    fake.repo.pulls[pull["number"]].update(state="closed", merged=True, merge_commit_sha="f" * 40)
+    sync_now(ctx, "app", slinger=slinger)
+    assert get_issue(ctx.ledger.connection(), issue).status == IssueStatus.CLOSED
+    assert fake.issue(number)["state"] == "closed"

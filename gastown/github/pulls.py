@@ -342,9 +342,15 @@ def settle_merged(ctx: Context, repo: Repo, pr: gh.PullRequest, sha: str | None)
                          polecat=mr.polecat, spawn=mr.spawn, issue=mr.issue,
                          data={"mr": mr.id, "pr": pr.number, "sha": sha})
         issue = find_issue(conn, pr.issue)
-        if issue is not None and issue.status != IssueStatus.CLOSED:
-            set_issue_status(conn, pr.issue, IssueStatus.CLOSED, now=now, reason=f"merged in {mr.id} (#{pr.number})")
+        reason = f"merged in {mr.id} (#{pr.number})"
+        hooked = issue is not None and issue.status == IssueStatus.HOOKED
+        if issue is not None and issue.status != IssueStatus.CLOSED and not hooked:
+            set_issue_status(conn, pr.issue, IssueStatus.CLOSED, now=now, reason=reason)
         retire_for_issue(conn, pr.issue, SENT_BACK_STATES, detail=f"retired: pull request #{pr.number} merged", now=now)
+    if hooked:  # merged by a person while a fix cycle ran: that agent's work is moot
+        from gastown.roles.by_hand import close_issue
+
+        close_issue(ctx, pr.issue, reason=reason)
     link = gh.link_of_issue(ctx.ledger.connection(), pr.issue)
     if link is None:
         return
