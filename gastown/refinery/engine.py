@@ -29,7 +29,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gastown._internal.locks import file_lock
 from gastown.context import Context
@@ -55,9 +55,6 @@ from gastown.refinery.review.settings import gate_settings
 from gastown.refinery.settings import RefinerySettings, resolve_settings
 from gastown.states import IssueStatus, MRState
 
-if TYPE_CHECKING:
-    from gastown.github.api import Repo
-
 log = logging.getLogger(__name__)
 
 MAX_RACE_REDOS = 3  # rounds redone in one run_once when the upstream keeps moving
@@ -70,7 +67,8 @@ _last_probe: dict[tuple[str, str], float] = {}
 class RoundReport:
     """What one ``run_once`` did. ``outcome``: ``idle`` (nothing queued), ``busy`` (another
     round holds the lock), ``held`` (the queue is on hold), or a round's outcome:
-    ``merged``, ``nothing`` (no MR merged), ``raced`` (the upstream kept moving)."""
+    ``merged``, ``pr`` (its MR handed to a GitHub pull request), ``nothing`` (no MR merged),
+    ``raced`` (the upstream kept moving)."""
 
     rig: str
     outcome: str
@@ -140,7 +138,6 @@ class Refinery:
         self.github = github if github is not None and github.merge == "pr" else None
         if self.github is not None:  # one MR per pull request: each is gated alone on the target
             self.settings = replace(self.settings, batch=1)
-        self._repo: Repo | None = None
 
     @property
     def target(self) -> str:
@@ -339,7 +336,8 @@ class Refinery:
     def _gate(self, row: rounds.Round, stack: tuple[str, ...], header: str) -> GateRun:
         run = self.gate_runner(
             self.settings.gates, cwd=self.worktree.path, timeout=self.settings.gate_timeout,
-            env=gate_env(self.ctx.config.without_secrets(self.ctx.environ), rig=self.rig, round_id=row.id, marker=self.gate_marker),
+            env=gate_env(self.ctx.config.without_secrets(self.ctx.environ), rig=self.rig, round_id=row.id,
+                         marker=self.gate_marker),
             log_path=Path(row.log_path or ""),
             header=header,
         )
@@ -397,11 +395,12 @@ class Refinery:
         with self.ctx.ledger.write() as conn:
             rounds.set_round_plan(conn, row.id, tip=tip, merging=[(mr_id, tip)])
         report.tip = tip
-        if self._repo is None:
-            self._repo = connect(self.ctx, self.rig)
-        mr = get_mr(self.ctx.ledger.connection(), mr_id)
-        pr = open_or_update(self.ctx, self.rig, self._repo, self.github, mr, tip, base=base, target=self.target,
-                            gates=self.settings.gates, round_id=row.id)
+        repo = connect(self.ctx, self.rig)
+        try:
+            pr = open_or_update(self.ctx, self.rig, repo, self.github, get_mr(self.ctx.ledger.connection(), mr_id), tip,
+                                base=base, target=self.target, gates=self.settings.gates, round_id=row.id)
+        finally:
+            repo.client.close()
         with self.ctx.ledger.write() as conn:
             rounds.finish_round(conn, row.id, "pr", now=self.ctx.now())
         report.outcome, report.message = "pr", f"{mr_id} is in pull request #{pr.number}"
