@@ -153,3 +153,42 @@ def test_a_red_check_comes_back_as_a_fix_cycle_and_the_fix_updates_the_same_pr(t
         assert git(upstream, "show", "main:greet.py") == 'print("Hello, friend!")'
         mrs = gt_json("mq", "list", "--all", cwd=town)
         assert sorted(m["state"] for m in mrs) == ["merged", "rejected"]  # the red one retired once the fix merged
+
+
+RENAME = ("Greet properly.\n\n~~~demo\nwrite greet.py @first\nprint(\"hi\")\n~~~\n\n"
+          "~~~demo\nwrite greet.py @fix\nprint(\"Hello, world\")\n~~~\n")
+
+
+def test_a_review_requesting_changes_comes_back_with_its_comments_in_the_prompt(town: Path, upstream: Path) -> None:
+    def ci(pull: dict[str, object]) -> list[tuple[str, str, str, str]]:
+        text = git(upstream, "show", f"{pull['head']['ref']}:greet.py")  # type: ignore[index]
+        return [] if '"hi"' in text else [("unit-tests", "success", "3 passed", "")]  # no CI on the first push
+
+    with FakeGitHub(REPO, upstream, token=TOKEN) as fake:
+        fake.ci = ci
+        add_github(town, fake.api_url)
+        report = gt_json("up", cwd=town)
+        hook = f"{report['server']}/github/app"
+        number = fake.add_issue("Greet properly", RENAME)["number"]
+        repo = {"full_name": REPO}
+        assert fake.deliver(hook, HOOK_SECRET, "issues", {"action": "opened", "issue": {"number": number},
+                                                          "repository": repo}).status_code == 202
+        retry_until(lambda: fake.pulls(), timeout=180, interval=0.5, what="the pull request to open")
+        pr = fake.pulls()[0]["number"]
+        fake.add_review(pr, "CHANGES_REQUESTED", "Say it the usual way.",
+                        comments=(("greet.py", 1, "Use `Hello, world` here, not `hi`"),))
+        assert fake.deliver(hook, HOOK_SECRET, "pull_request_review",
+                            {"action": "submitted", "pull_request": {"number": pr}, "repository": repo}).status_code == 202
+        retry_until(lambda: fake.issue(number)["state"] == "closed", timeout=240, interval=0.5,
+                    what="the reworked pull request to merge")
+
+        [link] = ledger_rows(town, "SELECT issue FROM github_issues WHERE number = ?", number)
+        spawns = ledger_rows(town, "SELECT kind, prompt_path FROM spawns WHERE issue = ? ORDER BY started_at",
+                             link["issue"])
+        assert [s["kind"] for s in spawns] == ["fresh", "fix"]
+        fix_prompt = Path(str(spawns[1]["prompt_path"])).read_text()
+        assert "GitHub review by @reviewer requests changes on pull request" in fix_prompt
+        assert "Say it the usual way." in fix_prompt
+        assert "greet.py:1: Use `Hello, world` here, not `hi`" in fix_prompt
+        assert [p["number"] for p in fake.pulls()] == [pr] and fake.pulls()[0]["merged"]
+        assert git(upstream, "show", "main:greet.py") == 'print("Hello, world")'
