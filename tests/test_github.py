@@ -329,3 +329,16 @@ def test_a_pr_merged_by_a_person_during_a_fix_cycle_closes_the_issue_and_release
     sync_now(ctx, "app", slinger=slinger)
     assert get_issue(ctx.ledger.connection(), issue).status == IssueStatus.CLOSED
     assert fake.issue(number)["state"] == "closed"
+
+
+def test_doctor_checks_the_token_and_the_repository(rig_town: Path, fake: FakeGitHub) -> None:
+    def github_check(env: dict[str, str]) -> dict[str, Any]:
+        report = json.loads(run_gt("doctor", "--no-gates", "--json", cwd=rig_town, env=env).stdout)
+        [check] = [c for c in report["checks"] if c["name"] == "github app"]
+        return check
+
+    set_github(rig_town, repo=REPO, api_url=fake.api_url)
+    good = github_check(gt_env())
+    assert good["ok"] and "acme/app reachable" in good["detail"]
+    bad = github_check({"GITHUB_TOKEN": "nope"})
+    assert not bad["ok"] and "Bad credentials" in bad["detail"]

@@ -32,7 +32,7 @@ def require_settings(config: TownConfig, rig: str) -> GitHubConfig:
     return found
 
 
-def connect(ctx: Context, rig: str) -> Repo:
+def connect(ctx: Context, rig: str, *, max_retries: int | None = None) -> Repo:
     """A client for ``rig``'s repository. Raises ``GitHubAuthError`` (naming the variable,
     never its value) when the token variable is unset or empty."""
     from gastown.github.api import Repo
@@ -44,4 +44,6 @@ def connect(ctx: Context, rig: str) -> Repo:
         raise GitHubAuthError(f"the GitHub token variable {cfg.token_env} is not set",
                               hint=f"export {cfg.token_env} (a token with the permissions in docs/github.md) "
                                    "in the environment of `gt up` and `gt github sync`")
-    return Repo(GitHubClient(token=token, api_url=cfg.api_url), cfg.repo)
+    client = GitHubClient(token=token, api_url=cfg.api_url) if max_retries is None else \
+        GitHubClient(token=token, api_url=cfg.api_url, max_retries=max_retries, timeout=10.0, max_wait=0.0)
+    return Repo(client, cfg.repo)

@@ -246,7 +246,7 @@ class FakeGitHub:
             self._rate_limited -= 1
             return 403, {"message": "You have exceeded a secondary rate limit."}, {"Retry-After": str(self._retry_after)}
         prefix = f"/repos/{self.repo.full_name}"
-        if not path.startswith(prefix + "/"):
+        if path != prefix and not path.startswith(prefix + "/"):
             return 404, {"message": "Not Found"}, {}
         rest = path[len(prefix):]
         for pattern, verb, handler in self._routes():
@@ -272,6 +272,8 @@ class FakeGitHub:
 
     def _routes(self) -> list[tuple[str, str, Callable[..., tuple[int, Any]]]]:
         return [
+            (r"", "GET", lambda **_: (200, {"full_name": self.repo.full_name, "default_branch": "main",
+                                             "permissions": {"pull": True, "push": True}})),
             (r"/issues", "GET", self._list_issues),
             (r"/issues/(\d+)", "GET", self._get_issue),
             (r"/issues/(\d+)", "PATCH", self._patch_issue),
