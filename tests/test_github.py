@@ -342,3 +342,17 @@ def test_doctor_checks_the_token_and_the_repository(rig_town: Path, fake: FakeGi
     assert good["ok"] and "acme/app reachable" in good["detail"]
     bad = github_check({"GITHUB_TOKEN": "nope"})
     assert not bad["ok"] and "Bad credentials" in bad["detail"]
+
+
+def test_closing_the_town_issue_closes_its_pr_instead_of_merging_it(rig_town: Path, fake: FakeGitHub) -> None:
+    ctx = pr_town(rig_town, fake)
+    issue, _ = imported(ctx, fake)
+    fake.ci = lambda pull: [("ci", "success", "ok", "")]
+    mr = submit(ctx, {"hello.txt": "hello\n"}, issue=issue)
+    assert Refinery(ctx, "app", slinger=RecordingSlinger()).run_once().outcome == "pr"
+    run_gt("issue", "close", issue, "--reason", "not wanted", cwd=rig_town, check=True)
+    sync_now(ctx, "app")
+    [pull] = fake.pulls()
+    assert pull["state"] == "closed" and not pull["merged"]
+    assert fake.count("PUT", r".*/merge") == 0
+    assert get_mr(ctx.ledger.connection(), mr.id).state == MRState.REJECTED

@@ -66,6 +66,9 @@ class Repo:
                                                    json={"title": title, "body": body}).data
         return data
 
+    def close_pull(self, number: int) -> None:
+        self.client.request("PATCH", self.path(f"/pulls/{number}"), json={"state": "closed"})
+
     def pull(self, number: int, *, etag: str | None = None) -> Response:
         return self.client.get(self.path(f"/pulls/{number}"), etag=etag)
 

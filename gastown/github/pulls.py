@@ -265,6 +265,9 @@ def follow_rig(ctx: Context, rig: str, repo: Repo, cfg: GitHubConfig, *, slinger
     sent_back = False
     for pr in gh.open_pulls(ctx.ledger.connection(), rig):
         try:
+            if _abandoned(ctx, pr):
+                _close_abandoned(ctx, repo, pr)
+                continue
             snap = snapshot(ctx, repo, pr)
             for action in pr_policy.assess_pr(snap, policy):
                 sent_back |= _apply(ctx, repo, cfg, pr, snap, action)
@@ -286,6 +289,8 @@ def _apply(ctx: Context, repo: Repo, cfg: GitHubConfig, pr: gh.PullRequest, snap
     elif isinstance(action, pr_policy.Closed):
         _settle_closed(ctx, pr)
     elif isinstance(action, pr_policy.MergeNow):
+        if get_mr(ctx.ledger.connection(), pr.mr).state != MRState.PR_OPEN:
+            return False  # sent back or rejected meanwhile: not ours to merge now
         answer = repo.merge_pull(pr.number, sha=pr.head_sha, method=cfg.merge_method)
         if answer.status == 200:
             settle_merged(ctx, repo, pr, (answer.data or {}).get("sha"))
@@ -301,6 +306,23 @@ def _apply(ctx: Context, repo: Repo, cfg: GitHubConfig, pr: gh.PullRequest, snap
     else:  # pragma: no cover - a new action type must be handled here
         raise TypeError(f"unknown pull request action {action!r}")
     return False
+
+
+def _abandoned(ctx: Context, pr: gh.PullRequest) -> bool:
+    """The town let the work go: its MR was rejected (`gt mq reject`, `gt issue close`, the
+    GitHub issue closed), so the PR must not stay open to be merged."""
+    from gastown.ledger.mrs import find_mr
+
+    mr = find_mr(ctx.ledger.connection(), pr.mr)
+    return mr is None or mr.state == MRState.REJECTED
+
+
+def _close_abandoned(ctx: Context, repo: Repo, pr: gh.PullRequest) -> None:
+    repo.close_pull(pr.number)
+    with ctx.ledger.write() as conn:
+        gh.update_pull(conn, pr.issue, now=ctx.now(), state="closed")
+        record_event(conn, "pr", f"closed pull request #{pr.number}: {pr.mr} was rejected in the town", now=ctx.now(),
+                     rig=pr.rig, issue=pr.issue, data={"mr": pr.mr, "pr": pr.number})
 
 
 def _send_back_mr(ctx: Context, pr: gh.PullRequest, key: str, state: MRState, detail: str, *,
