@@ -85,6 +85,11 @@ def test_sync_imports_labelled_issues_once_and_follows_edits_and_closes(rig_town
     assert get_issue(ctx.ledger.connection(), town_id).title == "Fix the login page"
     assert get_issue(ctx.ledger.connection(), second_id).status == IssueStatus.CLOSED
 
+    fake.edit_issue(two["number"], state="open")  # reopened on GitHub
+    fourth = json.loads(run_gt("github", "sync", "--json", cwd=rig_town, env=gt_env(), check=True).stdout)[0]
+    assert fourth["updated"] == [second_id]
+    assert get_issue(ctx.ledger.connection(), second_id).status == IssueStatus.OPEN
+
 
 def test_sync_refuses_clearly_without_a_table_or_a_token(rig_town: Path, fake: FakeGitHub) -> None:
     no_table = run_gt("github", "sync", "app", cwd=rig_town, env=gt_env())

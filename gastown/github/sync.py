@@ -104,6 +104,8 @@ def _take_issue(ctx: Context, rig: str, cfg: GitHubConfig, item: dict[str, Any],
         if issue is not None and (issue.title, issue.body) != (title, body) and title.strip():
             edit(ctx.ledger, issue.id, title=title, body=body)
             report.updated.append(issue.id)
+        if issue is not None and link.state == "closed":
+            _reopen_from_github(ctx, rig, cfg, link, report, slinger=slinger)
         return
     with ctx.ledger.write() as conn:
         if gh.link_by_number(conn, cfg.repo, number) is not None:
@@ -117,13 +119,34 @@ def _take_issue(ctx: Context, rig: str, cfg: GitHubConfig, item: dict[str, Any],
                      data={"github": number, "url": url})
     report.imported.append({"id": issue.id, "number": number, "url": url})
     if cfg.sling:
-        try:
-            sling = slinger or _default_slinger()
-            sling(ctx, issue.id, rig)
-            report.slung.append(issue.id)
-        except Exception as exc:  # noqa: BLE001 - the import stands; the sling is retried by hand or by the Deacon
-            log.warning("github: slinging imported %s failed: %s", issue.id, exc)
-            report.problems.append(f"could not sling {issue.id}: {exc}")
+        _sling(ctx, rig, issue.id, report, slinger=slinger)
+
+
+def _reopen_from_github(ctx: Context, rig: str, cfg: GitHubConfig, link: gh.IssueLink, report: SyncReport, *,
+                        slinger: Slinger | None) -> None:
+    """An issue closed on GitHub is open (and labelled) again: so is the town's copy, slung
+    again with ``sling = true``."""
+    from gastown.roles.by_hand import reopen_issue
+
+    with ctx.ledger.write() as conn:
+        gh.set_issue_link_state(conn, link.issue, "open", now=ctx.now())
+    issue = find_issue(ctx.ledger.connection(), link.issue)
+    if issue is None or issue.status != IssueStatus.CLOSED:
+        return
+    reopen_issue(ctx, link.issue)
+    report.updated.append(link.issue)
+    if cfg.sling:
+        _sling(ctx, rig, link.issue, report, slinger=slinger)
+
+
+def _sling(ctx: Context, rig: str, issue_id: str, report: SyncReport, *, slinger: Slinger | None) -> None:
+    try:
+        sling = slinger or _default_slinger()
+        sling(ctx, issue_id, rig)
+        report.slung.append(issue_id)
+    except Exception as exc:  # noqa: BLE001 - the import stands; `gt sling` can retry it
+        log.warning("github: slinging %s failed: %s", issue_id, exc)
+        report.problems.append(f"could not sling {issue_id}: {exc}")
 
 
 def _recheck_unlisted(ctx: Context, repo: Repo, link: gh.IssueLink, report: SyncReport) -> None:
