@@ -361,3 +361,13 @@ def test_closing_the_town_issue_closes_its_pr_instead_of_merging_it(rig_town: Pa
     assert pull["state"] == "closed" and not pull["merged"]
     assert fake.count("PUT", r".*/merge") == 0
     assert get_mr(ctx.ledger.connection(), mr.id).state == MRState.REJECTED
+
+
+def test_a_long_labelled_listing_is_read_page_by_page(rig_town: Path, fake: FakeGitHub) -> None:
+    set_github(rig_town, repo=REPO, api_url=fake.api_url, sling=False)
+    for n in range(105):
+        fake.add_issue(f"issue {n}")
+    report = sync_now(context(rig_town), "app")[0]
+    assert len(report.imported) == 105 and report.imported[-1]["number"] == 105
+    pages = [c.query.get("page", "1") for c in fake.calls if c.path.endswith("/issues")]
+    assert pages == ["1", "1", "2"]  # the conditional first page, then the listing page by page

@@ -47,7 +47,8 @@ MAX_PAGES = 100  # 10,000 items at 100 per page: far beyond any labelled backlog
 
 @dataclass(frozen=True)
 class Response:
-    """One answer: ``status``, parsed JSON ``data`` (None for 204/304), and ``etag``."""
+    """One answer: ``status``, parsed JSON ``data`` (None for 204/304), ``etag``, and the
+    headers (names in lower case, as httpx gives them)."""
 
     status: int
     data: Any

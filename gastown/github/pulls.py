@@ -145,7 +145,8 @@ def open_or_update(ctx: Context, rig: str, repo: Repo, cfg: GitHubConfig, mr: MR
     pushed = push_branch(ctx.town.hub_path(rig), tip, branch, env=repo.client.git_auth_env(remote))
     if not pushed.ok:
         raise GitError(f"pushing {branch} to the upstream failed: {pushed.message}",
-                       hint="check the token's contents: write permission (docs/github.md)")
+                       hint="check that the rig's git credentials (or the token: Contents read and write) "
+                            "may push to the upstream (docs/github.md)")
     conn = ctx.ledger.connection()
     issue, link = get_issue(conn, mr.issue), gh.link_of_issue(conn, mr.issue)
     review = _review_of(ctx, mr)
@@ -154,10 +155,9 @@ def open_or_update(ctx: Context, rig: str, repo: Repo, cfg: GitHubConfig, mr: MR
     body = pr_body(issue=issue, link=link, mr=mr, commits=commits, diffstat=diffstat, gates=gates, round_id=round_id,
                    review=review[0] if review else None)
     known = gh.pull_of_issue(conn, mr.issue)
-    existing = None
     if known is not None and known.state == "open":
-        existing = known.number
-    else:
+        existing: int | None = known.number
+    else:  # none yet, or the last one merged or closed: one may still be open for the branch
         found = repo.open_pull_for(branch)
         existing = int(found["number"]) if found else None
     if existing is not None:

@@ -78,7 +78,7 @@ def import_issues(ctx: Context, rig: str, repo: Repo, cfg: GitHubConfig, report:
         report.unchanged = True
         return
     items = first.data or []
-    if "link" in {k.lower() for k in first.headers} and 'rel="next"' in first.headers.get("link", ""):
+    if 'rel="next"' in first.headers.get("link", ""):  # more than one page: read them all
         items = repo.all_labelled_issues(cfg.label)
     listed: set[int] = set()
     for item in items:
