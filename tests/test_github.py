@@ -3,6 +3,7 @@ the GitHub remote: issues in, pull requests out and followed, fix cycles, commen
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -371,3 +372,32 @@ def test_a_long_labelled_listing_is_read_page_by_page(rig_town: Path, fake: Fake
     assert len(report.imported) == 105 and report.imported[-1]["number"] == 105
     pages = [c.query.get("page", "1") for c in fake.calls if c.path.endswith("/issues")]
     assert pages == ["1", "1", "2"]  # the conditional first page, then the listing page by page
+
+
+def test_the_token_reaches_git_only_as_an_environment_header_never_argv(rig_town: Path, fake: FakeGitHub,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import gastown.git.merge as merge
+    from gastown.git.cmd import Git
+    from gastown.github.client import GitHubClient
+
+    ctx = pr_town(rig_town, fake, auto_merge=False)
+    issue, _ = imported(ctx, fake)
+    submit(ctx, {"hello.txt": "hello\n"}, issue=issue)
+    seen: list[tuple[tuple[str, ...], dict[str, str]]] = []
+
+    class RecordingGit(Git):
+        def run(self, *args: str, **kwargs: Any) -> Any:
+            seen.append((args, dict(self._env)))
+            return super().run(*args, **kwargs)
+
+    monkeypatch.setattr(merge, "Git", RecordingGit)
+    original = GitHubClient.git_auth_env  # the fake's bare repo stands in for an https remote, which gets the header
+    monkeypatch.setattr(GitHubClient, "git_auth_env",
+                        lambda self, url: original(self, "https://github.com/acme/app.git"))
+    assert Refinery(ctx, "app", slinger=RecordingSlinger()).run_once().outcome == "pr"
+    [(argv, env)] = [(a, e) for a, e in seen if a and a[0] == "push"]
+    assert TOKEN not in " ".join(argv) and not any(TOKEN in v for v in env.values())
+    assert env["GIT_CONFIG_KEY_0"] == "http.https://github.com/.extraHeader"
+    header = env["GIT_CONFIG_VALUE_0"].removeprefix("Authorization: Basic ")
+    assert base64.b64decode(header).decode() == f"x-access-token:{TOKEN}"
+

@@ -289,6 +289,7 @@ class FakeGitHub:
             (r"/pulls/(\d+)/comments", "GET", lambda n, **_: (200, self.repo.review_comments.get(int(n), []))),
             (r"/pulls/(\d+)/comments", "POST", self._post_review_comment),
             (r"/commits/([^/]+)/check-runs", "GET", self._check_runs),
+            (r"/commits/([^/]+)/check-suites", "GET", self._check_suites),
             (r"/commits/([^/]+)/status", "GET", self._combined_status),
             (r"/statuses/([0-9a-f]+)", "POST", self._post_status),
         ]
@@ -436,6 +437,17 @@ class FakeGitHub:
     def _check_runs(self, ref: str, **_: Any) -> tuple[int, Any]:
         runs = self.repo.check_runs.get(ref, [])
         return 200, {"total_count": len(runs), "check_runs": runs}
+
+    def _check_suites(self, ref: str, **_: Any) -> tuple[int, Any]:
+        """One suite holding every check run of the commit, as GitHub Actions reports one workflow."""
+        runs = self.repo.check_runs.get(ref, [])
+        if not runs:
+            return 200, {"total_count": 0, "check_suites": []}
+        done = all(r["status"] == "completed" for r in runs)
+        red = any(r["conclusion"] not in ("success", "neutral", "skipped") for r in runs if r["status"] == "completed")
+        suite = {"id": runs[0]["id"] + 1_000_000, "head_sha": ref, "status": "completed" if done else "in_progress",
+                 "conclusion": ("failure" if red else "success") if done else None}
+        return 200, {"total_count": 1, "check_suites": [suite]}
 
     def _combined_status(self, ref: str, **_: Any) -> tuple[int, Any]:
         statuses = list(reversed(self.repo.statuses.get(ref, [])))  # newest first, as GitHub lists them
