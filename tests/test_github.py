@@ -401,3 +401,15 @@ def test_the_token_reaches_git_only_as_an_environment_header_never_argv(rig_town
     header = env["GIT_CONFIG_VALUE_0"].removeprefix("Authorization: Basic ")
     assert base64.b64decode(header).decode() == f"x-access-token:{TOKEN}"
 
+
+
+def test_the_mayors_loop_reports_a_missing_token_once_and_keeps_going(rig_town: Path, fake: FakeGitHub) -> None:
+    set_github(rig_town, repo=REPO, api_url=fake.api_url, token_env="GT_TEST_UNSET_TOKEN")
+    ctx = context(rig_town)
+    desk = GitHubDesk(ctx, "app")
+    desk.step()
+    desk.step()
+    rows = ctx.ledger.connection().execute("SELECT message FROM events WHERE kind = 'github'").fetchall()
+    assert [r[0] for r in rows] == ["GitHub pass failed: the GitHub token variable GT_TEST_UNSET_TOKEN is not set "
+                                    "(export GT_TEST_UNSET_TOKEN (a token with the permissions in docs/github.md) "
+                                    "in the environment of `gt up` and `gt github sync`)"]

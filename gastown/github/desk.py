@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from gastown.context import Context
-from gastown.errors import NotFound
+from gastown.errors import GastownError, NotFound
 from gastown.github import connect, require_settings, settings_of
 from gastown.github.sync import Slinger, SyncReport, sync_rig
 
@@ -57,12 +57,15 @@ def sync_now(ctx: Context, rig: str | None = None, *, slinger: Slinger | None = 
 
 
 class GitHubDesk:
-    """The Mayor's GitHub loop for one rig (``step`` and ``interval``)."""
+    """The Mayor's GitHub loop for one rig (``step`` and ``interval``). A failing pass is
+    logged every time and recorded as an event once per distinct failure; the next pass
+    tries again."""
 
     def __init__(self, ctx: Context, rig: str) -> None:
         self.ctx = ctx
         self.rig = rig
         self._repo: Repo | None = None
+        self._failing: str | None = None  # the message of the failure last recorded as an event
 
     def interval(self) -> float:
         cfg = settings_of(self.ctx.config, self.rig) if self.rig in self.ctx.config.rigs else None
@@ -75,10 +78,26 @@ class GitHubDesk:
         if cfg is None:
             self.close()
             return
-        if self._repo is None or self._repo.full_name != cfg.repo or self._repo.client.api_url != cfg.api_url:
-            self.close()
-            self._repo = connect(self.ctx, self.rig)
-        sync_rig(self.ctx, self.rig, self._repo, cfg)
+        try:
+            if self._repo is None or self._repo.full_name != cfg.repo or self._repo.client.api_url != cfg.api_url:
+                self.close()
+                self._repo = connect(self.ctx, self.rig)
+            sync_rig(self.ctx, self.rig, self._repo, cfg)
+        except GastownError as exc:  # GitHub down, the token missing or refused: said once, retried each pass
+            self._report(exc)
+        else:
+            self._failing = None
+
+    def _report(self, exc: GastownError) -> None:
+        log.warning("github %s: %s", self.rig, exc.message)
+        if exc.message == self._failing:
+            return
+        self._failing = exc.message
+        from gastown.ledger.events import record_event
+
+        with self.ctx.ledger.write() as conn:
+            record_event(conn, "github", f"GitHub pass failed: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""),
+                         now=self.ctx.now(), rig=self.rig)
 
     def close(self) -> None:
         if self._repo is not None:
