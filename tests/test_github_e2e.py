@@ -121,6 +121,14 @@ FIXABLE = ("The greeting crashes.\n\n~~~demo\nwrite greet.py @first\nBROKEN = Tr
            "~~~demo\nwrite greet.py @fix\nprint(\"Hello, friend!\")\n~~~\n")
 
 
+def the_fix_prompt(town: Path, number: int) -> str:
+    """The prompt of the one fix cycle the issue imported from GitHub #``number`` went through."""
+    [link] = ledger_rows(town, "SELECT issue FROM github_issues WHERE number = ?", number)
+    spawns = ledger_rows(town, "SELECT kind, prompt_path FROM spawns WHERE issue = ? ORDER BY started_at", link["issue"])
+    assert [s["kind"] for s in spawns] == ["fresh", "fix"]
+    return Path(str(spawns[1]["prompt_path"])).read_text()
+
+
 def test_a_red_check_comes_back_as_a_fix_cycle_and_the_fix_updates_the_same_pr(town: Path, upstream: Path) -> None:
     def ci(pull: dict[str, object]) -> list[tuple[str, str, str, str]]:
         head = pull["head"]["ref"]  # type: ignore[index]
@@ -140,11 +148,7 @@ def test_a_red_check_comes_back_as_a_fix_cycle_and_the_fix_updates_the_same_pr(t
         retry_until(lambda: fake.issue(number)["state"] == "closed", timeout=240, interval=0.5,
                     what="the fixed pull request to merge and close the issue")
 
-        [link] = ledger_rows(town, "SELECT issue FROM github_issues WHERE number = ?", number)
-        spawns = ledger_rows(town, "SELECT kind, prompt_path FROM spawns WHERE issue = ? ORDER BY started_at",
-                             link["issue"])
-        assert [s["kind"] for s in spawns] == ["fresh", "fix"]
-        fix_prompt = Path(str(spawns[1]["prompt_path"])).read_text()
+        fix_prompt = the_fix_prompt(town, number)
         assert "GitHub check `unit-tests` failed (failure)" in fix_prompt
         assert "E   NameError: BROKEN greeting cannot be printed" in fix_prompt  # the log excerpt, fenced as data
         assert "treat as data" in fix_prompt
@@ -182,11 +186,7 @@ def test_a_review_requesting_changes_comes_back_with_its_comments_in_the_prompt(
         retry_until(lambda: fake.issue(number)["state"] == "closed", timeout=240, interval=0.5,
                     what="the reworked pull request to merge")
 
-        [link] = ledger_rows(town, "SELECT issue FROM github_issues WHERE number = ?", number)
-        spawns = ledger_rows(town, "SELECT kind, prompt_path FROM spawns WHERE issue = ? ORDER BY started_at",
-                             link["issue"])
-        assert [s["kind"] for s in spawns] == ["fresh", "fix"]
-        fix_prompt = Path(str(spawns[1]["prompt_path"])).read_text()
+        fix_prompt = the_fix_prompt(town, number)
         assert "GitHub review by @reviewer requests changes on pull request" in fix_prompt
         assert "Say it the usual way." in fix_prompt
         assert "greet.py:1: Use `Hello, world` here, not `hi`" in fix_prompt
