@@ -73,6 +73,7 @@ def check_town(town_root: Path, *, gates: bool = True) -> list[Check]:
     checks += check_orphans(ctx)
     checks += check_server(ctx)
     checks += check_triggers(ctx)
+    checks += check_github(ctx)
     checks += check_hosts(ctx)
     for name, rig in sorted(cfg.rigs.items()):
         hub = ctx.town.hub_path(name)
@@ -122,7 +123,7 @@ def check_gates(ctx: Any, rig: str) -> Check:
     try:
         git.run("worktree", "add", "--detach", "--quiet", str(path), sha)
         run = run_gates(settings.gates, cwd=path, timeout=settings.gate_timeout,
-                        env=gate_env(ctx.environ, rig=rig, round_id=0, marker=gate_marker(ctx.town.root, rig) + "doctor"),
+                        env=gate_env(ctx.config.without_secrets(ctx.environ), rig=rig, round_id=0, marker=gate_marker(ctx.town.root, rig) + "doctor"),
                         log_path=ctx.town.logs_dir / rig / "doctor-gates.log", header=f"gt doctor: {settings.target} at {sha[:12]}")
     except GastownError as exc:
         return Check(name, False, f"could not try the gates: {exc.message}", exc.hint)
@@ -257,6 +258,35 @@ def check_server(ctx: Any) -> list[Check]:
         return [Check("server", False, f"{record.url} (pid {record.pid}) is not healthy: {health.detail}",
                       "read .gastown/logs/server.log; `gt down` then `gt up` restarts it")]
     return [Check("server", True, f"{record.url} healthy (pid {record.pid})")]
+
+
+def check_github(ctx: Any) -> list[Check]:
+    """Each rig with ``[rigs.X.github]``: its token variable is set and opens the repository
+    (one call, no retries); its webhook secret, when named, is set."""
+    from gastown.github import connect
+
+    checks = []
+    for rig, cfg in sorted(ctx.config.rigs.items()):
+        if cfg.github is None:
+            continue
+        name = f"github {rig}"
+        if cfg.github.webhook_secret_env and not ctx.environ.get(cfg.github.webhook_secret_env):
+            checks.append(Check(name, False, f"the webhook secret variable {cfg.github.webhook_secret_env} is not set",
+                                "export it where `gt up` runs (docs/github.md)"))
+            continue
+        try:
+            repo = connect(ctx, rig, max_retries=0)
+            try:
+                data = repo.client.get(repo.path("")).data or {}
+            finally:
+                repo.client.close()
+        except GastownError as exc:
+            checks.append(Check(name, False, exc.message, exc.hint))
+            continue
+        pushable = (data.get("permissions") or {}).get("push")
+        checks.append(Check(name, True, f"{cfg.github.repo} reachable with the token"
+                            + ("" if pushable is not False else " (read-only: merge = \"pr\" cannot push)")))
+    return checks
 
 
 def check_triggers(ctx: Any) -> list[Check]:

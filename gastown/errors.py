@@ -19,6 +19,10 @@
     │       └── HostKeyRejected               its key is not the one pinned (or none is pinned yet)
     ├── LaunchFailed                  exit 1  the agent could not be started, or exited at once
     ├── DeliveryFailed                exit 1  keystrokes could not be verified in a pane
+    ├── GitHubError                   exit 1  the GitHub API refused or failed a call (status, what to do)
+    │   ├── GitHubTimeout                     no answer in time (or the connection failed), after retries
+    │   ├── GitHubAuthError                   401/403: the token is missing, wrong or lacks a permission
+    │   └── GitHubRateLimited                 the rate limit would be waited out past the caller's patience
     └── LedgerError                   exit 1  the SQLite ledger failed (every sqlite3 error, mapped)
         ├── LedgerBusy                        another process held the write lock too long
         ├── LedgerReadOnly                    the file, its directory or the disk is read-only
@@ -152,6 +156,32 @@ class LaunchFailed(GastownError):
 
 class DeliveryFailed(GastownError):
     pass
+
+
+class GitHubError(GastownError):
+    """A GitHub API call failed; ``status`` is the HTTP status (None: no answer at all).
+
+    ``message`` names the call (method and path, never the token) and GitHub's own reason."""
+
+    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class GitHubTimeout(GitHubError):
+    """GitHub did not answer in time, or the connection failed, on every try."""
+
+
+class GitHubAuthError(GitHubError):
+    """The token is missing, wrong, or lacks a permission the call needs (401, or 403 without a rate limit)."""
+
+
+class GitHubRateLimited(GitHubError):
+    """GitHub's rate limit resets later than the client is willing to wait; ``reset_at`` says when."""
+
+    def __init__(self, message: str, *, reset_at: float, status: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, status=status, hint=hint)
+        self.reset_at = reset_at
 
 
 class LedgerError(GastownError):

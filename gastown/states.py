@@ -43,6 +43,7 @@ class MRState(enum.StrEnum):
     REVIEWING = "reviewing"  # an AI reviewer reads its diff (rigs with a [rigs.X.review] table)
     CHANGES_REQUESTED = "changes_requested"  # the review found blocking problems: sent back as a fix cycle
     TESTING = "testing"
+    PR_OPEN = "pr_open"  # gated green and handed to a GitHub pull request (merge = "pr"); GitHub decides
     MERGED = "merged"
     CONFLICT = "conflict"
     FAILED = "failed"
@@ -104,7 +105,11 @@ MR_TRANSITIONS: dict[MRState, frozenset[MRState]] = {
     _M.REVIEWING: frozenset({_M.QUEUED, _M.CHANGES_REQUESTED, _M.REJECTED}),
     _M.CHANGES_REQUESTED: frozenset({_M.QUEUED, _M.REJECTED}),
     # testing -> queued: a round was interrupted and is redone
-    _M.TESTING: frozenset({_M.QUEUED, _M.MERGED, _M.CONFLICT, _M.FAILED, _M.REJECTED}),
+    # testing -> pr_open: green, pushed and in a pull request (merge = "pr")
+    _M.TESTING: frozenset({_M.QUEUED, _M.MERGED, _M.CONFLICT, _M.FAILED, _M.REJECTED, _M.PR_OPEN}),
+    # pr_open -> merged/rejected: the PR merged or was closed; -> failed/changes_requested: a red
+    # check or a review asking for changes (a fix cycle)
+    _M.PR_OPEN: frozenset({_M.MERGED, _M.REJECTED, _M.FAILED, _M.CHANGES_REQUESTED}),
     _M.CONFLICT: frozenset({_M.QUEUED, _M.REJECTED}),
     _M.FAILED: frozenset({_M.QUEUED, _M.REJECTED}),
     _M.MERGED: frozenset(),

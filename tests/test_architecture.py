@@ -3,7 +3,7 @@
 Layers (docs/architecture.md), a module may import only from its own layer or below:
 
     3 cli        gastown/cli, the console script
-    2 roles      roles, refinery, views, server, demo (and the demo agent), doctor, rigs, costs, context
+    2 roles      roles, refinery, github, views, server, demo (and the demo agent), doctor, rigs, costs, context
     1 drivers    ledger, tmux, git, runtimes, hosts, _internal, the exec trampoline, wake, logtail
     0 models     errors, states, names, config, town, screen, prompts, triggers, safetext
 
@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gastown"
 
 LAYERS: dict[str, int] = {
     **dict.fromkeys(("cli", "_entry", "__main__"), 3),
-    **dict.fromkeys(("roles", "refinery", "views", "server", "demo", "demo_agent", "doctor", "rigs", "costs", "context"), 2),
+    **dict.fromkeys(("roles", "refinery", "github", "views", "server", "demo", "demo_agent", "doctor", "rigs", "costs", "context"), 2),
     **dict.fromkeys(("ledger", "tmux", "git", "runtimes", "hosts", "_internal", "_exec", "wake", "logtail"), 1),
     **dict.fromkeys(("errors", "states", "names", "config", "town", "screen", "prompts", "triggers", "safetext"), 0),
 }

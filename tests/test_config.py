@@ -12,6 +12,7 @@ from gastown.config.durations import parse_duration
 from gastown.config.load import load_config, parse_config
 from gastown.config.schema import (
     AgentConfig,
+    GitHubConfig,
     EndpointConfig,
     NotifyConfig,
     HostConfig,
@@ -135,6 +136,7 @@ def test_example_documents_every_key_with_its_default() -> None:
         (Price, "prices"),
         (NotifyConfig, "notify"),
         (ReviewConfig, "rigs.app.review"),
+        (GitHubConfig, "rigs.app.github"),
         (ServerConfig, "server"),
         (TriggerConfig, "triggers"),
         (HostConfig, "hosts"),
@@ -142,11 +144,11 @@ def test_example_documents_every_key_with_its_default() -> None:
         for key in model.model_fields:
             if key in ("model", "anthropic", "openai", "gemini") and model is TownSection:
                 continue  # tables, documented by their headers
-            if key == "review" and model is RigConfig:
-                continue  # [rigs.app.review], documented by its header and keys (ReviewConfig)
+            if key in ("review", "github") and model is RigConfig:
+                continue  # [rigs.app.review] / [rigs.app.github], documented by their headers and keys
             assert re.search(rf"^# ?{key} = ", text, re.M), f"{section}.{key} is not documented in the example"
     for table in ("[town.model]", "[town.model.anthropic]", "[town.model.openai]", "[town.model.gemini]", "[prices.",
-                  "[rigs.app.review]", "[[notify]]", "[hosts."):
+                  "[rigs.app.review]", "[rigs.app.github]", "[[notify]]", "[hosts."):
         assert table in text
     live = parse_config(_uncommented_example())
     assert [bool(n.command) for n in live.notify] == [True, False], "both kinds of notifier, each valid"
@@ -154,6 +156,7 @@ def test_example_documents_every_key_with_its_default() -> None:
     assert live.witness == defaults.witness
     assert live.refinery == defaults.refinery
     assert live.rigs["app"].review == ReviewConfig(agent="claude"), "the example's review table shows the defaults"
+    assert live.rigs["app"].github == GitHubConfig(repo="acme/app", webhook_secret_env="GH_WEBHOOK_SECRET")
     assert live.server == defaults.server.model_copy(
         update={"token_env": "GT_SERVER_TOKEN", "public_url": "https://hooks.example.com"})
     assert live.town.max_polecats == defaults.town.max_polecats

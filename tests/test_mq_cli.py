@@ -12,7 +12,8 @@ from tests.helpers import gt_json, run_gt
 from tests.refinery_support import check_gate, configure_rig, new_issue, open_ctx, submit
 
 MR_FIELDS = {"id", "rig", "issue", "polecat", "spawn", "branch", "commit", "target", "priority", "state", "fix_cycle",
-             "attempts", "created_at", "updated_at", "detail", "gate_log", "merged_sha", "review"}
+             "attempts", "created_at", "updated_at", "detail", "gate_log", "merged_sha", "review",
+             "pull_request"}
 
 
 def test_record_mr_is_idempotent_per_branch_and_commit_and_supersedes_older_queued_ones(rig_town: Path) -> None:

@@ -71,6 +71,7 @@ COMMANDS: tuple[Entry, ...] = (
     Entry("mail", "mail", "Send and read durable mail (addresses: mayor, human, RIG/POLECAT).", group=True),
     Entry("host", "host", "Add, list, remove and check the machines that run polecats over SSH.", group=True),
     Entry("serve", "serve", "Run the town's HTTP server (webhook triggers, the dashboard, /healthz) until Ctrl-C."),
+    Entry("github", "github", "GitHub: import labelled issues, follow pull requests, post comments back.", group=True),
     Entry("trigger", "trigger", "Webhook and schedule triggers: their URLs, request history, pause, fire, rotate.", group=True),
     Entry("_start", "internal", "Bring a starting agent to work (dialogs, ready, prompt).", hidden=True),
     Entry("_end", "internal", "End a finished spawn's pane (after `gt done`) once its agent has ended its turn.", hidden=True),

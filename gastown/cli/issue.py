@@ -70,14 +70,22 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """Show one issue, title and body exactly as stored."""
+    from gastown.ledger.github import link_of_issue, pull_of_issue
     from gastown.ledger.issues import get_issue
 
-    issue = get_issue(open_context(town, last_good=True).ledger.connection(), issue_id)
+    conn = open_context(town, last_good=True).ledger.connection()
+    issue = get_issue(conn, issue_id)
+    link, pull = link_of_issue(conn, issue.id), pull_of_issue(conn, issue.id)
     if json_out:
-        print_json(issue.to_json())
+        print_json({**issue.to_json(), "github": link.to_json() if link else None,
+                    "pull_request": pull.to_json() if pull else None})
         return
     say(f"{issue.id}  [{issue.status}]  priority {issue.priority}  rig {issue.rig}")
     say(f"title: {issue.title}")
+    if link is not None:
+        say(f"github: {link.repo}#{link.number}  {one_line(link.url, 200)}")
+    if pull is not None:
+        say(f"pull request: #{pull.number} [{pull.state}] {one_line(pull.checks or '', 80)}  {one_line(pull.url, 200)}")
     if issue.close_reason:
         say(f"reason: {issue.close_reason}")
     if issue.body:

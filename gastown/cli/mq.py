@@ -40,14 +40,21 @@ def list_(
     if json_out:
         print_json(queue.documents(ctx, mrs))
         return
-    print_table(
-        ["MR", "STATE", "P", "ISSUE", "POLECAT", "COMMIT", "REVIEW", "UPDATED", "DETAIL"],
-        [[m.id, str(m.state), str(m.priority), m.issue, f"{m.rig}/{m.polecat}" if m.polecat else m.rig,
-          m.commit_sha[:10], reviews[m.id].cell() if m.id in reviews else "-",
-          (iso(m.updated_at) or "")[:19].replace("T", " "), one_line(_detail(m), 50)]
-         for m in mrs],
-        empty="the merge queue is empty" + ("" if all_ else " (--all shows merged and rejected ones)"),
-    )
+    from gastown.ledger.github import pulls_by_mr
+
+    pulls = pulls_by_mr(ctx.ledger.connection(), [m.id for m in mrs])  # rigs merging through GitHub PRs
+    rows = [[m.id, str(m.state), str(m.priority), m.issue, f"{m.rig}/{m.polecat}" if m.polecat else m.rig,
+             m.commit_sha[:10], reviews[m.id].cell() if m.id in reviews else "-",
+             (iso(m.updated_at) or "")[:19].replace("T", " "), one_line(_detail(m), 50)]
+            for m in mrs]
+    headers = ["MR", "STATE", "P", "ISSUE", "POLECAT", "COMMIT", "REVIEW", "UPDATED", "DETAIL"]
+    if pulls:
+        headers.insert(7, "PR")
+        for row, m in zip(rows, mrs, strict=True):
+            pr = pulls.get(m.id)
+            row.insert(7, f"#{pr.number} {one_line(pr.checks or pr.state, 30)}" if pr else "-")
+    print_table(headers, rows,
+                empty="the merge queue is empty" + ("" if all_ else " (--all shows merged and rejected ones)"))
 
 
 def _detail(mr: MR) -> str:

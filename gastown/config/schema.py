@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -182,6 +183,41 @@ class ReviewConfig(_Section):
     timeout: Duration = Field(900.0, gt=0)
     analyzers: list[str] = Field(default_factory=list)
     analyzer_levels: AnalyzerLevels = Field(default_factory=AnalyzerLevels)
+_GITHUB_REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+
+
+def _github_repo(value: str) -> str:
+    if not _GITHUB_REPO_RE.match(value) or value.endswith((".git", "/.", "/..")):
+        raise ValueError(f'{value!r} is not "owner/name" (as in github.com/owner/name, without .git)')
+    return value
+
+
+def _api_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"must be an http(s) URL such as https://github.example.com/api/v3, not {value!r}")
+    return value.rstrip("/")
+
+
+class GitHubConfig(_Section):
+    """``[rigs.<name>.github]``: the rig's GitHub repository (docs/github.md).
+
+    Labelled issues are imported (and slung); with ``merge = "pr"`` the Refinery opens a
+    pull request instead of pushing to the target. No table: the rig never talks to GitHub.
+    """
+
+    repo: Annotated[str, AfterValidator(_github_repo)]
+    token_env: Annotated[str, AfterValidator(_env_name)] = "GITHUB_TOKEN"
+    api_url: Annotated[str, AfterValidator(_api_url)] = "https://api.github.com"
+    label: str = Field("gastown", min_length=1)
+    sling: bool = True
+    merge: Literal["direct", "pr"] = "direct"
+    auto_merge: bool = True
+    merge_method: Literal["merge", "squash", "rebase"] = "squash"
+    draft: bool = False
+    webhook_secret_env: EnvName = None
+    poll_interval: Duration = Field(60.0, gt=0)
+
+
 # `user@host` or `host` (a name, an IPv4 address, or [IPv6]); never an ssh option ("-o...").
 SSH_TARGET_RE = re.compile(r"^(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*@)?(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*|\[[0-9A-Fa-f:.]+\])$")
 LOCAL_HOST = "local"
@@ -228,6 +264,7 @@ class RigConfig(_Section):
     mode: Literal["tui", "headless"] | None = None
     budget: float | None = Field(None, gt=0)
     review: ReviewConfig | None = None
+    github: GitHubConfig | None = None
     hosts: list[str] = Field(default_factory=lambda: [LOCAL_HOST], min_length=1)
 
     @model_validator(mode="after")
@@ -434,6 +471,21 @@ class TownConfig(_Section):
                 if host in seen:
                     raise ValueError(f"rigs.{rig}.hosts: {host!r} is listed twice")
                 seen.add(host)
+
+    def secret_env_names(self) -> frozenset[str]:
+        """The NAMES of every variable gastown.toml says holds a secret: GitHub tokens and
+        webhook secrets, the server token, trigger secrets."""
+        names = {self.server.token_env} | {t.secret_env for t in self.triggers.values()}
+        for rig in self.rigs.values():
+            if rig.github is not None:
+                names |= {rig.github.token_env, rig.github.webhook_secret_env}
+        return frozenset(n for n in names if n)
+
+    def without_secrets(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """``environ`` minus the secret variables (``secret_env_names``): what an agent, a
+        reviewer or a gate may inherit. Secrets stay with gastown."""
+        secret = self.secret_env_names()
+        return {k: v for k, v in environ.items() if k not in secret}
 
     def rigs_using_host(self, host: str) -> list[str]:
         """The rigs whose ``hosts`` list names ``host``, sorted."""

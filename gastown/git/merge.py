@@ -324,6 +324,15 @@ def push_tip(hub: Path, sha: str, target: str) -> PushOutcome:
     return PushOutcome(result.ok, push_complaint(result.stderr + result.stdout))
 
 
+def push_branch(hub: Path, sha: str, branch: str, *, env: dict[str, str] | None = None) -> PushOutcome:
+    """``git push --force origin <sha>:refs/heads/<branch>``: gastown's own branch (say the
+    ``gastown/<issue>`` branch of a pull request), which only gastown moves. ``env`` reaches
+    this git process only (credentials as ``GIT_CONFIG_*``, never on the command line)."""
+    result = Git(hub, env=env).run("push", "--quiet", "--force", "origin", f"{sha}:refs/heads/{branch}", check=False,
+                                   timeout=PUSH_TIMEOUT)
+    return PushOutcome(result.ok, push_complaint(result.stderr + result.stdout))
+
+
 def push_complaint(text: str) -> str:
     """What the remote said about a refused push, in one line.
 

@@ -378,6 +378,54 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE sling_queue ADD COLUMN not_before REAL
         """,
     ),
+    Migration(
+        9,
+        "GitHub: imported issues, pull requests, comments posted, conditional-request tags",
+        """
+        CREATE TABLE github_issues (
+            issue       TEXT PRIMARY KEY REFERENCES issues (id),
+            rig         TEXT NOT NULL,
+            repo        TEXT NOT NULL,
+            number      INTEGER NOT NULL,
+            url         TEXT NOT NULL,
+            state       TEXT NOT NULL,
+            synced_at   REAL NOT NULL,
+            UNIQUE (repo, number)
+        );
+
+        CREATE TABLE github_prs (
+            issue       TEXT PRIMARY KEY REFERENCES issues (id),
+            rig         TEXT NOT NULL,
+            repo        TEXT NOT NULL,
+            number      INTEGER NOT NULL,
+            url         TEXT NOT NULL,
+            branch      TEXT NOT NULL,
+            mr          TEXT NOT NULL,
+            head_sha    TEXT NOT NULL,
+            state       TEXT NOT NULL DEFAULT 'open',
+            checks      TEXT,
+            handled     TEXT NOT NULL DEFAULT '[]',
+            created_at  REAL NOT NULL,
+            updated_at  REAL NOT NULL,
+            UNIQUE (repo, number)
+        );
+        CREATE INDEX github_prs_rig_state ON github_prs (rig, state);
+
+        CREATE TABLE github_posts (
+            issue       TEXT NOT NULL,
+            kind        TEXT NOT NULL,
+            key         TEXT NOT NULL,
+            posted_at   REAL NOT NULL,
+            PRIMARY KEY (issue, kind, key)
+        );
+
+        CREATE TABLE github_etags (
+            url         TEXT PRIMARY KEY,
+            etag        TEXT NOT NULL,
+            polled_at   REAL NOT NULL
+        )
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

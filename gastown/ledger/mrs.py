@@ -26,8 +26,8 @@ from gastown.states import MRState, check_mr_transition
 # after four hours: priority orders the queue, but nothing starves.
 AGE_STEP_S = 3600.0
 
-ACTIVE_STATES: tuple[MRState, ...] = (MRState.QUEUED, MRState.REVIEWING, MRState.TESTING, MRState.CHANGES_REQUESTED,
-                                      MRState.CONFLICT, MRState.FAILED)
+ACTIVE_STATES: tuple[MRState, ...] = (MRState.QUEUED, MRState.REVIEWING, MRState.TESTING, MRState.PR_OPEN,
+                                      MRState.CHANGES_REQUESTED, MRState.CONFLICT, MRState.FAILED)
 # Sent back to a polecat as a fix cycle: each one counts toward max_fix_cycles.
 SENT_BACK_STATES: tuple[MRState, ...] = (MRState.CONFLICT, MRState.FAILED, MRState.CHANGES_REQUESTED)
 _SENT_BACK_SQL = ", ".join(f"'{s}'" for s in SENT_BACK_STATES)
@@ -302,7 +302,7 @@ def stranded_in_review(conn: sqlite3.Connection) -> list[MR]:
         " AND NOT EXISTS (SELECT 1 FROM hooks WHERE hooks.issue = issues.id)"
         " AND NOT EXISTS (SELECT 1 FROM sling_queue WHERE sling_queue.issue = issues.id)"
         " AND NOT EXISTS (SELECT 1 FROM mrs AS live WHERE live.issue = issues.id"
-        "                 AND live.state IN ('queued', 'reviewing', 'testing'))"
+        "                 AND live.state IN ('queued', 'reviewing', 'testing', 'pr_open'))"
         " AND mrs.id = (SELECT newest.id FROM mrs AS newest WHERE newest.issue = issues.id"
         "               ORDER BY newest.created_at DESC, newest.id DESC LIMIT 1)"
         f" AND mrs.state IN ({_SENT_BACK_SQL})"

@@ -24,7 +24,7 @@ from gastown.ledger.holds import Hold, HoldScope, place_hold, release_hold
 from gastown.ledger.holds import get_hold as get_any_hold
 from gastown.ledger.timefmt import iso
 
-OUTCOMES = ("merged", "nothing", "held", "raced", "interrupted", "error")
+OUTCOMES = ("merged", "pr", "nothing", "held", "raced", "interrupted", "error")
 
 
 @dataclass(frozen=True)

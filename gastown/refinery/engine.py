@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,8 @@ _last_probe: dict[tuple[str, str], float] = {}
 class RoundReport:
     """What one ``run_once`` did. ``outcome``: ``idle`` (nothing queued), ``busy`` (another
     round holds the lock), ``held`` (the queue is on hold), or a round's outcome:
-    ``merged``, ``nothing`` (no MR merged), ``raced`` (the upstream kept moving)."""
+    ``merged``, ``pr`` (its MR handed to a GitHub pull request), ``nothing`` (no MR merged),
+    ``raced`` (the upstream kept moving)."""
 
     rig: str
     outcome: str
@@ -133,6 +134,10 @@ class Refinery:
         self.hold_probe_interval = hold_probe_interval
         self.log_dir = ctx.town.logs_dir / rig / "refinery"
         self.reviewed = gate_settings(ctx.config, rig) is not None  # only reviewed MRs join a batch
+        github = ctx.config.rigs[rig].github if rig in ctx.config.rigs else None
+        self.github = github if github is not None and github.merge == "pr" else None
+        if self.github is not None:  # one MR per pull request: each is gated alone on the target
+            self.settings = replace(self.settings, batch=1)
 
     @property
     def target(self) -> str:
@@ -214,7 +219,7 @@ class Refinery:
             reports.append(report)
             if on_round is not None:
                 on_round(report)
-            progress = report.merged or report.conflicts or report.failed
+            progress = report.merged or report.conflicts or report.failed or report.outcome == "pr"
             if report.outcome in ("busy", "held") or not progress:
                 return reports
 
@@ -331,7 +336,8 @@ class Refinery:
     def _gate(self, row: rounds.Round, stack: tuple[str, ...], header: str) -> GateRun:
         run = self.gate_runner(
             self.settings.gates, cwd=self.worktree.path, timeout=self.settings.gate_timeout,
-            env=gate_env(self.ctx.environ, rig=self.rig, round_id=row.id, marker=self.gate_marker),
+            env=gate_env(self.ctx.config.without_secrets(self.ctx.environ), rig=self.rig, round_id=row.id,
+                         marker=self.gate_marker),
             log_path=Path(row.log_path or ""),
             header=header,
         )
@@ -347,7 +353,11 @@ class Refinery:
 
     def _land(self, row: rounds.Round, base: str, merge: tuple[str, ...], shas: dict[tuple[str, ...], str],
               report: RoundReport) -> None:
-        """Push the gated stack ``merge``, verify it, and record the MRs merged."""
+        """Push the gated stack ``merge``, verify it, and record the MRs merged (or, with
+        ``merge = "pr"``, hand it to its pull request)."""
+        if self.github is not None:
+            self._hand_to_pull_request(row, base, merge, shas, report)
+            return
         tip = shas[merge]
         merging = [(mr_id, shas[merge[: i + 1]]) for i, mr_id in enumerate(merge)]
         with self.ctx.ledger.write() as conn:
@@ -370,6 +380,35 @@ class Refinery:
         self._settle_merged(row, merging, tip)
         report.outcome = "merged"
         report.merged = list(merge)
+
+    def _hand_to_pull_request(self, row: rounds.Round, base: str, merge: tuple[str, ...],
+                              shas: dict[tuple[str, ...], str], report: RoundReport) -> None:
+        """``merge = "pr"``: push the gated MR to ``gastown/<issue>`` and open or update its
+        pull request; GitHub merges it (followed by ``github.pulls.follow_rig``). The round
+        plan is recorded first, as for a push: a crash before the PR is recorded requeues
+        the MR, and doing it again updates the same PR."""
+        from gastown.github import connect
+        from gastown.github.pulls import open_or_update
+
+        assert self.github is not None and len(merge) == 1, "a pull request carries one MR"
+        mr_id, tip = merge[0], shas[merge]
+        with self.ctx.ledger.write() as conn:
+            rounds.set_round_plan(conn, row.id, tip=tip, merging=[(mr_id, tip)])
+        report.tip = tip
+        repo = connect(self.ctx, self.rig)
+        try:
+            pr = open_or_update(self.ctx, self.rig, repo, self.github, get_mr(self.ctx.ledger.connection(), mr_id), tip,
+                                base=base, target=self.target, gates=self.settings.gates, round_id=row.id)
+        finally:
+            repo.client.close()
+        with self.ctx.ledger.write() as conn:
+            rounds.finish_round(conn, row.id, "pr", now=self.ctx.now())
+        report.outcome, report.message = "pr", f"{mr_id} is in pull request #{pr.number}"
+        self.worktree.reset(base)
+        from gastown.github.desk import wake_topic
+        from gastown.wake import wake
+
+        wake(self.ctx.town, wake_topic(self.rig))  # the rig's GitHub loop follows the new PR at once
 
     def _settle_merged(self, row: rounds.Round, merging: list[tuple[str, str]] | tuple[tuple[str, str], ...],
                        tip: str) -> list[str]:

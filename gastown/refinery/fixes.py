@@ -73,7 +73,12 @@ def fix_note(mr: MR, *, target: str, cycle: int, max_fix_cycles: int) -> str:
     """What the polecat is told: what went wrong, the evidence, and what to do."""
     head = f"The merge queue could not merge {mr.id} (your commit {mr.commit_sha[:12]} on {mr.branch}) into {target}."
     cycle_line = f"This is fix cycle {cycle} of {max_fix_cycles}."
-    if mr.state == MRState.CHANGES_REQUESTED:
+    if (mr.detail or "").startswith("GitHub "):  # a red check or a review on the issue's pull request
+        head = (f"GitHub stopped {mr.id} (your commit {mr.commit_sha[:12]} on {mr.branch}) from merging into "
+                f"{target} through its pull request.")
+        body = (f"{mr.detail}\n"
+                "Fix it, commit, then run `gt done`: your new commits update the same pull request.")
+    elif mr.state == MRState.CHANGES_REQUESTED:
         head = (f"The code review stopped {mr.id} (your commit {mr.commit_sha[:12]} on {mr.branch}) from merging "
                 f"into {target}.")
         body = ("The reviewer's blocking findings (file:line, severity, explanation, fix):\n"

@@ -19,7 +19,7 @@ from gastown.ledger import rounds
 from gastown.refinery.settings import RefinerySettings, resolve_settings
 from gastown.states import MRState
 
-STATE_ORDER = {s: i for i, s in enumerate((MRState.TESTING, MRState.REVIEWING, MRState.QUEUED,
+STATE_ORDER = {s: i for i, s in enumerate((MRState.TESTING, MRState.PR_OPEN, MRState.REVIEWING, MRState.QUEUED,
                                            MRState.CHANGES_REQUESTED, MRState.CONFLICT, MRState.FAILED,
                                            MRState.REJECTED, MRState.MERGED))}
 
@@ -42,10 +42,13 @@ def listing(
 def documents(ctx: Context, mrs: Sequence[MR]) -> list[dict[str, Any]]:
     """What `gt mq list --json` (and the dashboard's API) says of each MR: its fields and
     its latest review (``null`` when it had none)."""
+    from gastown.ledger.github import pulls_by_mr
     from gastown.refinery.review.records import latest_briefs
 
     reviews = latest_briefs(ctx, [m.id for m in mrs])
-    return [{**m.to_json(), "review": reviews[m.id].to_json() if m.id in reviews else None} for m in mrs]
+    pulls = pulls_by_mr(ctx.ledger.connection(), [m.id for m in mrs])
+    return [{**m.to_json(), "review": reviews[m.id].to_json() if m.id in reviews else None,
+             "pull_request": pulls[m.id].to_json() if m.id in pulls else None} for m in mrs]
 
 
 def show(ctx: Context, mr_id: str) -> MR:

@@ -253,7 +253,8 @@ def _release(ctx: Context, issue: Issue, hook: work.Hook | None, *, close_reason
         queue.dequeue(conn, issue.id)
         current = get_issue(conn, issue.id)
         if close_reason is not None:
-            rejected = retire_for_issue(conn, issue.id, (MRState.QUEUED, MRState.REVIEWING, *SENT_BACK_STATES),
+            rejected = retire_for_issue(conn, issue.id, (MRState.QUEUED, MRState.REVIEWING, MRState.PR_OPEN,
+                                                         *SENT_BACK_STATES),
                                         detail="rejected: its issue was closed", now=now)
             if current.status != IssueStatus.CLOSED:
                 set_issue_status(conn, issue.id, IssueStatus.CLOSED, now=now, reason=close_reason)

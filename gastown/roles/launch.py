@@ -344,7 +344,7 @@ def run_headless(
     if not runtime.headless:
         raise ConfigError(f"runtime {runtime.name!r} has no headless command",
                           hint=f"set [agents.{runtime.name}].headless, or pick another agent")
-    env = headless_env(base_env, runtime, identity)
+    env = headless_env(config.without_secrets(base_env), runtime, identity)
     endpoint = model_endpoint(config, runtime)
     if endpoint is not None and endpoint.api_key_env in base_env:
         # The model key travels under the variable [town.model] names (a GT_* one too):

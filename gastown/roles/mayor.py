@@ -148,12 +148,16 @@ class Mayor:
         from gastown.refinery.review.stage import ReviewStage
         from gastown.roles.witness import Witness
 
+        from gastown.github.desk import GitHubDesk, wake_topic
+
         witness = Witness(self.ctx, rig)
         reviews = ReviewStage(self.ctx, rig)  # starts reviews on threads of their own; never blocks
+        github = GitHubDesk(self.ctx, rig)  # builds no client while the rig has no [rigs.X.github]
         return [
             Loop(f"witness:{rig}", witness.patrol, lambda: self.ctx.config.witness.patrol_interval, self.ctx),
             Loop(f"refinery:{rig}", lambda: self._refine(rig), lambda: 5.0, self.ctx, wake_topic=f"refinery-{rig}"),
             Loop(f"review:{rig}", reviews.step, lambda: 2.0, self.ctx, wake_topic=f"refinery-{rig}"),
+            Loop(f"github:{rig}", github.step, github.interval, self.ctx, wake_topic=wake_topic(rig)),
         ]
 
     def _refine(self, rig: str) -> None:
@@ -209,7 +213,7 @@ class Mayor:
             self.add_loops(self._rig_loops(rig))
         for rig in sorted(have - wanted):
             log.info("rig %s: removed from gastown.toml; stopping its loops", rig)
-            for name in (f"witness:{rig}", f"refinery:{rig}", f"review:{rig}"):
+            for name in (f"witness:{rig}", f"refinery:{rig}", f"review:{rig}", f"github:{rig}"):
                 loop = self.loops.pop(name, None)
                 if loop is not None:
                     loop.stop()

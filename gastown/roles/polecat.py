@@ -339,7 +339,8 @@ def start_spawn(
     prompt_path.write_text(prompt, encoding="utf-8")
     launch.ensure_gt_shim(ctx.town)
     who = launch.AgentIdentity(hook.rig, hook.polecat, hook.issue, spawn_id, attempt, kind, hook.branch, rig_cfg.branch)
-    env = launch.agent_env(ctx.town, who, runtime, socket=ctx.tmux.socket, prompt_path=prompt_path, base_env=ctx.environ)
+    env = launch.agent_env(ctx.town, who, runtime, socket=ctx.tmux.socket, prompt_path=prompt_path,
+                           base_env=ctx.config.without_secrets(ctx.environ))  # no secret reaches an agent
     argv = launch.agent_argv(runtime, prompt=prompt, prompt_file=prompt_path, path=env["PATH"])
     if previous is not None:
         _sweep(ctx, previous.id)  # whatever the last run left behind (daemons, stragglers)
