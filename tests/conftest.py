@@ -45,6 +45,17 @@ SHELL_VARS = ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "CLICOLOR_FORCE",
 # first, so the run does not end with one worker alone on a long test. A renamed test
 # merely loses its place in the queue.
 LONG_TESTS: dict[str, float] = {
+    # Measured 2026-11-30 (-n 4, 1381 tests): the end-to-end runs added by issues 11-16.
+    "tests/test_chaos.py::test_two_minutes_of_chaos_by_hand_leave_the_town_consistent": 154,
+    "tests/test_soak.py::test_sixty_issues_merge_exactly_once_with_nobody_typing": 125,
+    "tests/test_dashboard_browser.py::test_the_dashboard_shows_a_live_town_and_talks_to_its_agents": 101,
+    "tests/test_triggers_e2e.py::test_a_labeled_github_issue_is_slung_to_a_demo_agent_and_merged": 73,
+    "tests/test_triggers_e2e.py::test_gt_up_starts_the_server_the_deacon_restarts_it_and_gt_down_stops_it": 58,
+    "tests/test_smaller_wrongs.py::test_a_fix_cycle_queued_at_capacity_starts_even_if_its_polecat_was_taken": 56,
+    "tests/test_down_polecats.py::test_sling_then_down_polecats_in_a_loop_keeps_the_mayor": 47,
+    "tests/test_triggers_e2e.py::test_a_hostile_payload_reaches_the_prompt_verbatim_inside_the_fence_and_never_a_shell": 44,
+    "tests/test_by_hand.py::test_reopening_a_blocked_issue_gives_it_a_fresh_allowance": 29,
+    "tests/test_by_hand.py::test_closing_a_blocked_issue_releases_its_hook": 29,
     "tests/test_patrols.py::test_twelve_issues_never_more_than_three_agents": 90,
     "tests/test_convoys.py::test_a_convoy_of_four_lands_by_itself_when_the_last_issue_closes": 65,
     "tests/test_costs.py::test_budget_reached_mid_run_stops_spawns_until_raised": 60,
