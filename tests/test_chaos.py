@@ -51,18 +51,20 @@ class Person:
         self.log: list[tuple[list[str], int, str]] = []
         self.paused = False
         self.broken = False  # gastown.toml has a typo: acting commands refuse (exit 3)
+        self.pending: list[str] | None = None  # kinds of move not made yet
 
     def gt(self, *args: str) -> Any:
         result = run_gt(*args, cwd=self.town, timeout=180)
         self.log.append((list(args), result.returncode, result.stderr.strip() + (" [broken config]" if self.broken else "")))
         return result
 
-    def edit_config(self, broken: bool) -> None:
+    def edit_config(self, broken: bool) -> bool:
         config = self.town / "gastown.toml"
         text = config.read_text().replace(TYPO, "")
         config.write_text(text + TYPO if broken else text)
         self.broken = broken
         self.log.append((["break" if broken else "fix"], 0, ""))
+        return True
 
     def act(self) -> None:
         # What a person sees (read from the ledger: quicker than `gt polecat list`, same rows).
@@ -84,6 +86,13 @@ class Person:
         }
         weights = {"stop": 3, "restart": 3, "unsling": 2, "close": 2, "reopen": 2, "sling": 4, "pause": 1, "up": 2,
                    "break": 1, "fix": 2}
+        if self.pending is None:  # every kind of move at least once, whatever the machine's pace
+            self.pending = list(weights)
+            self.rng.shuffle(self.pending)
+        for name in list(self.pending):
+            if moves[name]():  # it could be made now (a reopen needs a closed issue, ...)
+                self.pending.remove(name)
+                return
         name = self.rng.choices(list(weights), weights=list(weights.values()))[0]
         moves[name]()
 
