@@ -7,13 +7,17 @@ on a cold cache the installs (~1.5 min, aider's pip install the longest) overlap
 rest of the suite instead of adding to it.
 
 Every real-CLI test runs offline: nothing but the fake model server on 127.0.0.1 answers
-(``offline_clis``).
+(``offline_clis``). At most ``TUI_AT_ONCE`` TUI-mode tests run at the same time across the
+workers (``tui_slot``): four node TUIs drawing at once on two cores starved one of them
+past its waits, while headless runs and the rest of the suite share the other workers.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,3 +82,36 @@ def offline_clis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
         yield
     finally:
         sink.close()
+
+
+TUI_AT_ONCE = 2
+
+
+@pytest.fixture(autouse=True)
+def tui_slot(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A TUI-mode real-CLI test waits for one of ``TUI_AT_ONCE`` slots (lock files in the
+    run's shared directory); every other test passes straight through."""
+    callspec = getattr(request.node, "callspec", None)
+    tui = request.node.get_closest_marker("realcli") is not None and (
+        "test_tui.py" in request.node.nodeid or (callspec is not None and callspec.params.get("mode") == "tui"))
+    if not tui:
+        yield
+        return
+    slots = [run_dir(request.config) / f"realcli-tui-slot-{n}.lock" for n in range(TUI_AT_ONCE)]
+    held = None
+    while held is None:
+        for path in slots:
+            handle = open(path, "a+")  # noqa: SIM115 - held for the whole test
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            held = handle
+            break
+        else:
+            time.sleep(0.5)
+    try:
+        yield
+    finally:
+        held.close()

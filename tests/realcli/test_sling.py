@@ -145,7 +145,7 @@ def test_sling_to_merge_request(cli: str, mode: str, rig_town: Path, tmux_socket
                 screen, text = _screen(tmux, pane, runtime)
                 return text if (screen.busy if runtime.busy else not screen.idle) else None
 
-            retry_until(busy, timeout=120, interval=0.2, what=f"{cli} busy while the fake holds its answer")
+            retry_until(busy, timeout=180, interval=0.2, what=f"{cli} busy while the fake holds its answer")
             marks["busy"] = time.monotonic()
             assert not fake.log_of("wait"), "the busy screen must be seen while the answer is held"
 
