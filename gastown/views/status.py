@@ -372,12 +372,14 @@ def server_status(ctx: Context) -> ServerStatus:
 
 
 def _triggers(ctx: Context) -> tuple[list[TriggerView], list[Request]]:
-    """The triggers (read only) and the newest requests of any trigger."""
+    """The triggers (read only) and the newest requests of any trigger; a town without
+    triggers reads nothing (and `gt status` imports none of their code)."""
+    if not ctx.settings.triggers:
+        return [], []
     from gastown.ledger.triggers import recent_requests
     from gastown.roles.trigger_ops import describe
 
-    views = describe(ctx, read_only=True) if ctx.settings.triggers else []
-    return views, recent_requests(ctx.ledger.connection(), limit=RECENT_REQUESTS)
+    return describe(ctx, read_only=True), recent_requests(ctx.ledger.connection(), limit=RECENT_REQUESTS)
 
 
 def cost_summary(ctx: Context) -> dict[str, Any]:
