@@ -306,12 +306,7 @@ class FakeServer:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> Self:
-        handler = _make_handler(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"fake-{self.family}", daemon=True)
-        self._thread.start()
+        self._server, self._thread = serve_on_loopback(_make_handler(self), name=f"fake-{self.family}")
         return self
 
     def stop(self) -> None:
@@ -501,3 +496,12 @@ def _make_handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 pass
 
     return Handler
+
+
+def serve_on_loopback(handler: type[BaseHTTPRequestHandler], *, name: str) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """An HTTP server on 127.0.0.1, a free port, serving ``handler`` on a daemon thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True)
+    thread.start()
+    return server, thread

@@ -38,6 +38,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from tests.fakes.base import serve_on_loopback
+
 CheckSpec = tuple[str, str, str, str]  # name, conclusion, summary, log text
 
 
@@ -104,10 +106,7 @@ class FakeGitHub:
             def do_DELETE(self) -> None:
                 fake._handle(self, "DELETE")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        self._server, self._thread = serve_on_loopback(Handler, name="fake-github")
         return self
 
     def stop(self) -> None:
