@@ -339,6 +339,30 @@ def test_a_reconnecting_page_gets_what_it_missed_once(rig_town: Path) -> None:
         assert c.get("/stream?view=nonsense").status_code == 400
 
 
+def test_a_notice_sent_while_the_browser_moves_between_pages_reaches_the_next_page(
+    rig_town: Path, client: httpx.Client
+) -> None:
+    import html as html_lib
+    import re
+
+    esc = raise_escalation(ctx_of(rig_town).ledger, "ack me", source="test")
+    with served(rig_town) as (url, app):
+        hub = app.state.hub
+        token = csrf_of(client.get(url + "/").text)
+        done = client.post(f"{url}/escalations/{esc.id}/ack", data={"csrf": token, "next": "/"})
+        assert done.status_code == 303
+        # The action's outcome arrives after its answer and before the next page subscribes.
+        hub.notify("ok", "finished while the browser was between pages")
+        page = client.get(url + "/").text
+        stream_url = html_lib.unescape(re.search(r'data-stream="([^"]+)"', page).group(1))
+        first = EventStream(client, url + stream_url).next("notice", 10)
+        again = EventStream(client, url + stream_url).next("notice", 10)  # a reconnect: same number, shown once
+        later = html_lib.unescape(re.search(r'data-stream="([^"]+)"', client.get(url + "/").text).group(1))
+    assert first.data == {"level": "ok", "text": "finished while the browser was between pages", "n": 1}
+    assert again.data["n"] == 1
+    assert "notices=1" in later, "a page opened afterwards does not replay what was already sent"
+
+
 def test_fragments_are_shared_but_each_viewer_gets_its_own_csrf_token(rig_town: Path) -> None:
     raise_escalation(ctx_of(rig_town).ledger, "ack me", source="test")
     with served(rig_town) as (url, _), httpx.Client(base_url=url, timeout=30) as a, \
@@ -535,7 +559,7 @@ def test_a_page_that_falls_far_behind_is_told_to_reload(rig_town: Path) -> None:
         sub, _ = hub.subscribe()
         with sub:
             for n in range(QUEUE_SIZE + 5):
-                sub.put(Message("notice", ("ok", str(n))))
+                sub.put(Message("notice", (n, "ok", str(n))))
             got = [await sub.get(1) for _ in range(2)]
         await hub.close()
         return [m.kind if m else "nothing" for m in got]

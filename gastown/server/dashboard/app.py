@@ -147,9 +147,12 @@ async def _show(request: Request, view: str, *, stream_query: str = "", **extra:
     await asyncio.to_thread(check_exists, site, view)
     snapshot = await hub.snapshot(max_age=PAGE_SNAPSHOT_AGE)
     top = await asyncio.to_thread(lambda: last_event_id(site.handle.ctx.ledger.connection()))
-    stream_url = f"/stream?view={view}&after={top}{stream_query}"
+    notice = flash(request)
+    # Notices after this number reach the page: those of the POST that led here included.
+    seen = notice.notices_seen if notice is not None else hub.notice_seq
+    stream_url = f"/stream?view={view}&after={top}&notices={seen}{stream_query}"
     html = await asyncio.to_thread(
-        render_page, site, view, snapshot, notice=flash(request), stream_url=stream_url,
+        render_page, site, view, snapshot, notice=notice and (notice.level, notice.text), stream_url=stream_url,
         auth=request.app.state.keys.token is not None, **extra,
     )
     return page(request, html)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ T = TypeVar("T")
 QUEUE_SIZE = 512  # messages a slow page may fall behind before it is told to reload
 ACTION_THREADS = 8  # actions run at once (a nudge may wait minutes for its agent); more wait their turn
 CATCH_UP_EVENTS = 500  # events a reconnecting page is sent at most
+KEPT_NOTICES = 50  # recent notices kept for a page that opens just after them
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,8 @@ class Hub:
         self.stats = HubStats()
         self.closed = False
         self.version = 0
+        self.notice_seq = 0
+        self._notices: deque[tuple[int, str, str]] = deque(maxlen=KEPT_NOTICES)
         self.latest: TownStatus | None = None
         self.snapshot_error: str | None = None
         self._taken_at = float("-inf")
@@ -312,8 +316,18 @@ class Hub:
             self._kick.set()
 
     def notify(self, level: str, text: str) -> None:
-        """Show ``text`` on every open page (``level``: ok or error)."""
-        self._publish(Message("notice", (level, text)))
+        """Show ``text`` on every open page (``level``: ok or error).
+
+        Recent notices are kept, numbered, so that a page opened just after (the one a
+        POST redirected to) gets those it would have missed: ``notices_after``."""
+        self.notice_seq += 1
+        notice = (self.notice_seq, level, text)
+        self._notices.append(notice)
+        self._publish(Message("notice", notice))
+
+    def notices_after(self, seen: int) -> list[tuple[int, str, str]]:
+        """The kept notices numbered after ``seen``, oldest first."""
+        return [notice for notice in self._notices if notice[0] > seen]
 
     async def act(self, work: Callable[[], T]) -> T:
         """Run a blocking action (a sling, an ack) on the actions' threads and wait for it."""

@@ -31,7 +31,7 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 CSRF_COOKIE = "gt_csrf"
@@ -39,6 +39,15 @@ SESSION_COOKIE = "gt_session"
 FLASH_COOKIE = "gt_flash"
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
+
+
+class Flash(NamedTuple):
+    """A notice a POST leaves for the page it redirects to."""
+
+    level: str
+    text: str
+    notices_seen: int  # the hub's last notice when the POST was answered
+
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -129,13 +138,18 @@ class Keys:
         scheme, _, value = (authorization or "").partition(" ")
         return scheme.lower() == "bearer" and self.token_ok(value.strip())
 
-    def flash_cookie(self, level: str, text: str) -> str:
-        """A signed one-shot message for the next page (after a POST's redirect)."""
-        body = base64.urlsafe_b64encode(json.dumps({"level": level, "text": text}).encode()).decode()
+    def flash_cookie(self, level: str, text: str, notices_seen: int = 0) -> str:
+        """A signed one-shot message for the next page (after a POST's redirect).
+
+        ``notices_seen`` is the hub's last notice when the POST was answered: the next
+        page's stream replays the notices after it (an action's outcome may arrive while
+        the browser is between the two pages)."""
+        doc = {"level": level, "text": text, "seen": notices_seen}
+        body = base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()
         return f"{body}.{_sign(self.csrf_key, 'flash:' + body)}"
 
-    def read_flash(self, value: str | None) -> tuple[str, str] | None:
-        """The (level, text) of a flash cookie this process signed, else None."""
+    def read_flash(self, value: str | None) -> Flash | None:
+        """The notice of a flash cookie this process signed, else None."""
         if not value or "." not in value:
             return None
         body, _, signature = value.rpartition(".")
@@ -143,7 +157,7 @@ class Keys:
             return None
         try:
             doc = json.loads(base64.urlsafe_b64decode(body.encode()))
-            return str(doc["level"]), str(doc["text"])
+            return Flash(str(doc["level"]), str(doc["text"]), max(0, int(doc.get("seen", 0))))
         except (ValueError, KeyError, TypeError):
             return None
 

@@ -7,7 +7,9 @@ Messages (each ``data`` is one JSON document):
 - ``fragment``: ``{"id", "html"}``, a live part of the page, re-rendered from a new
   snapshot (only parts whose HTML changed are sent);
 - ``log``: new lines of the agent's log (agent pages, with ``offset``);
-- ``notice``: ``{"level", "text"}``, e.g. the outcome of a nudge;
+- ``notice``: ``{"level", "text", "n"}``, e.g. the outcome of a nudge; ``notices=N`` in the
+  query first replays the kept notices after number N (the page's own number: a notice
+  sent while the browser moved between pages is not lost);
 - ``reload``: the page is out of date (its agent restarted, or it fell behind);
 - ``bye``: the server is stopping; the stream ends.
 
@@ -72,6 +74,7 @@ async def event_stream(request: Request) -> Response:
     followed_spawn = None
     log_path = None
     offset = _int(request.query_params.get("offset"))
+    notices_seen = _int(request.query_params.get("notices")) if "notices" in request.query_params else hub.notice_seq
     if name == "agent":
         log_path, followed_spawn = await asyncio.to_thread(agent_run, site, arg)
         if request.query_params.get("spawn") not in (None, followed_spawn):
@@ -81,6 +84,7 @@ async def event_stream(request: Request) -> Response:
     async def messages() -> AsyncIterator[str]:
         # Subscribed here, not before: a client gone before the body starts leaves nothing behind.
         sub, backlog = hub.subscribe(log_path=log_path, log_offset=offset)
+        missed_notices = hub.notices_after(notices_seen)  # taken with the subscription: no gap, no repeat
         with sub:
             yield f"retry: {RETRY_MS}\n\n"
             sent_id = after
@@ -91,6 +95,8 @@ async def event_stream(request: Request) -> Response:
                     yield sse("events", [event_row(e) for e in caught_up], event_id=sent_id)
             if backlog:
                 yield sse("log", backlog)
+            for number, level, text in missed_notices:
+                yield sse("notice", {"level": level, "text": text, "n": number})
             shown: dict[str, str] = {}
             while True:
                 message = await sub.get(KEEPALIVE_S)
@@ -111,8 +117,8 @@ async def event_stream(request: Request) -> Response:
                 elif message.kind == "log":
                     yield sse("log", message.payload)
                 elif message.kind == "notice":
-                    level, text = message.payload
-                    yield sse("notice", {"level": level, "text": text})
+                    number, level, text = message.payload
+                    yield sse("notice", {"level": level, "text": text, "n": number})
                 elif message.kind == "status":
                     if name == "agent" and _restarted(hub, arg, followed_spawn):
                         yield sse("reload", {})

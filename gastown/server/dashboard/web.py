@@ -72,14 +72,15 @@ def page(request: Request, html: str, *, status: int = 200) -> HTMLResponse:
     return response
 
 
-def flash(request: Request) -> tuple[str, str] | None:
+def flash(request: Request) -> security.Flash | None:
     """The notice a POST left for this page view, if any."""
     return keys(request).read_flash(request.cookies.get(security.FLASH_COOKIE))
 
 
 def redirect_with_notice(request: Request, target: str, level: str, text: str) -> RedirectResponse:
     response = RedirectResponse(security.safe_next(target), status_code=303)
-    response.set_cookie(security.FLASH_COOKIE, keys(request).flash_cookie(level, text), max_age=60, **COOKIE_FLAGS)
+    seen = request.app.state.hub.notice_seq
+    response.set_cookie(security.FLASH_COOKIE, keys(request).flash_cookie(level, text, seen), max_age=60, **COOKIE_FLAGS)
     return response
 
 

@@ -108,7 +108,13 @@
   source.addEventListener("events", (event) => addEventsSafely(data(event)));
   source.addEventListener("fragment", (event) => { const f = data(event); swapFragment(f.id, f.html); });
   source.addEventListener("log", (event) => appendLog(data(event)));
-  source.addEventListener("notice", (event) => { const n = data(event); notice(n.level, n.text); });
+  let lastNotice = 0;  // a reconnecting stream replays the page's notices: show each once
+  source.addEventListener("notice", (event) => {
+    const n = data(event);
+    if (n.n !== undefined && n.n <= lastNotice) return;
+    if (n.n !== undefined) lastNotice = n.n;
+    notice(n.level, n.text);
+  });
   source.addEventListener("reload", () => { source.close(); window.location.reload(); });
   source.addEventListener("bye", () => { source.close(); setLive("down", "server stopped"); });
 
