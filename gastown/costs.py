@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
+from gastown.config.settings import PriceSettings as Price
 from gastown.context import Context
 from gastown.errors import GastownError, InvalidInput
 from gastown.ledger import holds, work
@@ -29,7 +30,7 @@ from gastown.ledger.usage import GROUPINGS, CostRow
 from gastown.states import SpawnStatus
 
 if TYPE_CHECKING:
-    from gastown.config.schema import Price, TownConfig
+    from gastown.runtimes.registry import AnyConfig
     from gastown.runtimes.usage import TokenUsage
 
 
@@ -37,8 +38,7 @@ if TYPE_CHECKING:
 def default_prices() -> dict[str, Price]:
     """US dollars per million tokens (input, output, cache read, cache write), list prices
     as of late 2026; override or extend them with [prices."<model>"]. Matched by longest
-    prefix. Built on first use, since pydantic costs a command that imports this ~130 ms."""
-    from gastown.config.schema import Price
+    prefix."""
 
     return {
         "claude-opus-4": Price(input=15.0, output=75.0, cache_read=1.5, cache_write=18.75),
@@ -52,11 +52,11 @@ def default_prices() -> dict[str, Price]:
         "o3": Price(input=2.0, output=8.0, cache_read=0.5),
         "gemini-2.5-pro": Price(input=1.25, output=10.0, cache_read=0.31),
         "gemini-2.5-flash": Price(input=0.3, output=2.5, cache_read=0.075),
-        "demo": Price(),
+        "demo": Price(0.0, 0.0),
     }
 
 
-def price_for(config: TownConfig, model: str) -> Price | None:
+def price_for(config: AnyConfig, model: str) -> Price | None:
     """The price of ``model``: the user's table first, then the defaults; exact, else the
     longest entry the model name starts with (``claude-sonnet-4-5-2025…`` → ``claude-sonnet-4``).
 
@@ -65,11 +65,10 @@ def price_for(config: TownConfig, model: str) -> Price | None:
     3.0
     """
     for table in (config.prices, default_prices()):
-        if model in table:
-            return table[model]
-        matches = [name for name in table if model.startswith(name)]
+        matches = [model] if model in table else [name for name in table if model.startswith(name)]
         if matches:
-            return table[max(matches, key=len)]
+            found = table[max(matches, key=len)]
+            return Price(found.input, found.output, found.cache_read, found.cache_write)
     return None
 
 
@@ -77,7 +76,6 @@ def cost_of(tokens: dict[str, int], price: Price) -> float:
     """Dollars for the four token counts at ``price`` (cache reads default to the input
     price, cache writes to 1.25 × input, when the table leaves them out).
 
-    >>> from gastown.config.schema import Price
     >>> cost_of({"input": 1_000_000, "output": 100_000, "cache_read": 0, "cache_write": 0}, Price(input=3, output=15))
     4.5
     """
@@ -111,14 +109,15 @@ def collect(ctx: Context, *, spawns: list[work.Spawn] | None = None) -> int:
     changed = 0
     for spawn in spawns:
         try:
-            runtime = spawn_runtime(ctx.config, spawn.rig, spawn.agent)
+            # The settings say which CLI it is (demo agents keep no records: no pydantic for them).
+            runtime = spawn_runtime(ctx.settings, spawn.rig, spawn.agent)
         except GastownError:
             continue
         home = home_path(ctx.town, spawn.id)
         if runtime.cli is None or not home.is_dir():
             continue
         usage = read_spawn_usage(runtime.cli, home)  # type: ignore[arg-type]
-        tally = tally_of(ctx.config, usage, final=spawn.status in (SpawnStatus.ENDED, SpawnStatus.FAILED))
+        tally = tally_of(ctx.settings, usage, final=spawn.status in (SpawnStatus.ENDED, SpawnStatus.FAILED))
         with ctx.ledger.write() as conn:
             if usage_rows.get_tally(conn, spawn.id) == tally:
                 continue
@@ -130,7 +129,7 @@ def collect(ctx: Context, *, spawns: list[work.Spawn] | None = None) -> int:
     return changed
 
 
-def tally_of(config: TownConfig, usage: TokenUsage, *, final: bool) -> usage_rows.Tally:
+def tally_of(config: AnyConfig, usage: TokenUsage, *, final: bool) -> usage_rows.Tally:
     """What one run used, priced (``price_for`` the first model with a price, else the
     cost the CLI recorded, flagged unpriced). Pure."""
     tokens = usage.tokens()
@@ -151,7 +150,7 @@ def record_review_usage(
 ) -> usage_rows.Tally:
     """Record what one AI review used, under the role ``review`` (final: the reviewer
     has exited). Idempotent per review."""
-    tally = tally_of(ctx.config, usage, final=True)
+    tally = tally_of(ctx.settings, usage, final=True)
     with ctx.ledger.write() as conn:
         usage_rows.record_tally(
             conn, spawn=review_id, issue=issue or "", rig=rig, polecat=REVIEW_POLECAT, agent=agent,

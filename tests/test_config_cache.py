@@ -13,8 +13,26 @@ import pytest
 
 from gastown.config import cache
 from gastown.config.load import load_settings, parse_config
-from gastown.config.schema import RefineryConfig, RigConfig, TownConfig, TownSection, WitnessConfig
-from gastown.config.settings import RefineryDefaults, RigSettings, Settings, TownSettings, WitnessSettings
+from gastown.config.schema import (
+    AgentConfig,
+    Dialog,
+    Price,
+    RefineryConfig,
+    RigConfig,
+    TownConfig,
+    TownSection,
+    WitnessConfig,
+)
+from gastown.config.settings import (
+    AgentSettings,
+    DialogSettings,
+    PriceSettings,
+    RefineryDefaults,
+    RigSettings,
+    Settings,
+    TownSettings,
+    WitnessSettings,
+)
 from gastown.errors import ConfigError
 from tests.helpers import run_gt, set_config
 
@@ -41,14 +59,34 @@ names = ["ada", "bob"]
 [rigs.web-ui]
 repo = "/srv/web.git"
 prefix = "web"
+agent = "mybot"
+mode = "headless"
+
+[agents.claude]
+ready = "READY>"
+dialogs = [{ match = "Trust this folder[?]", keys = ["Down", "Enter"] }]
+model = { base_url = "http://127.0.0.1:9/v1", api_key_env = "SOME_KEY", model = "m" }
+
+[agents.mybot]
+command = ["mybot", "--tui"]
+headless = ["mybot", "--run"]
+prompt = "arg"
+ready_delay = "2s"
+env = { MYBOT_QUIET = "1" }
+rate_limit = ["slow down"]
+
+[prices."my-model"]
+input = 1.5
+output = 6.0
 """
 
 
 @pytest.mark.parametrize(
     ("plain", "model"),
     [(TownSettings, TownSection), (RigSettings, RigConfig), (RefineryDefaults, RefineryConfig),
-     (WitnessSettings, WitnessConfig)],
-    ids=["town", "rig", "refinery", "witness"],
+     (WitnessSettings, WitnessConfig), (AgentSettings, AgentConfig), (DialogSettings, Dialog),
+     (PriceSettings, Price)],
+    ids=["town", "rig", "refinery", "witness", "agent", "dialog", "price"],
 )
 def test_settings_use_the_schemas_words(plain: type, model: type) -> None:
     """Every field of the plain settings is a key of the schema, so code reads the same words."""
@@ -66,6 +104,29 @@ def test_settings_hold_the_validated_values_and_round_trip_through_json() -> Non
     assert list(settings.rigs) == list(config.rigs), "rigs keep the file's order"
     assert Settings.from_json(json.loads(json.dumps(settings.to_json()))) == settings
     assert Settings.from_config(TownConfig()).witness.spawn_grace == TownConfig().witness.spawn_grace
+
+
+def test_runtimes_and_prices_read_the_same_from_the_settings_as_from_the_config() -> None:
+    """The agent's helpers (`gt _start`, `gt _end`, `gt done`, `gt nudge`) read them from the cache."""
+    from dataclasses import replace
+
+    from gastown.runtimes.presets import PRESETS
+    from gastown.runtimes.registry import resolve_runtime, runtime_for
+
+    config = parse_config(EXAMPLE)
+    settings = Settings.from_json(json.loads(json.dumps(Settings.from_config(config).to_json())))
+    for name in [*PRESETS, "mybot"]:
+        assert resolve_runtime(settings, name) == replace(resolve_runtime(config, name), model=None), name
+    for rig in ("app", "web-ui"):
+        assert runtime_for(settings, rig) == replace(runtime_for(config, rig), model=None), rig
+    assert runtime_for(settings, "web-ui").command == ("mybot", "--run"), "the rig's headless mode applies"
+    assert resolve_runtime(config, "claude").model is not None, "the endpoint stays in the full config"
+    assert resolve_runtime(settings, "claude").dialog_res[0][1] == ("Down", "Enter")
+    from gastown.costs import price_for
+
+    for model in ("my-model-2", "claude-sonnet-4-5", "demo", "unknown"):
+        assert price_for(settings, model) == price_for(config, model), model
+    assert price_for(settings, "my-model-2") == PriceSettings(1.5, 6.0)
 
 
 def test_the_cache_answers_only_for_the_bytes_it_validated(tmp_path: Path) -> None:

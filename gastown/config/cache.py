@@ -25,7 +25,7 @@ from typing import NamedTuple
 from gastown.config.settings import Settings
 from gastown.town import sha256_hex
 
-FORMAT = 2  # 2: the validated file's text is kept beside its settings
+FORMAT = 3  # 2: the validated file's text is kept beside its settings; 3: with [agents.*]
 _SHAPERS = ("schema.py", "settings.py")
 
 

@@ -2,10 +2,13 @@
 
 ``Settings`` holds what listings, `gt status`, `gt agents`, `gt mq` and friends need from
 gastown.toml (rig names, prefixes, branches, caps, budgets, merge-queue and patrol
-settings), with every default already applied. It is built from a validated
-``TownConfig`` and round-trips through JSON, so ``gastown.config.cache`` can hand it to a
-command without importing pydantic. Agents, prices and model endpoints are not here:
-commands that need them read the full ``ctx.config``.
+settings, the ``[agents.*]`` tables' screen and start-up keys, ``[prices]``), with every
+default already applied, so an agent's helpers (`gt _start`, `gt _end`, `gt done`, `gt
+nudge`) resolve its runtime and price its usage without pydantic. It is built from a
+validated ``TownConfig`` and round-trips through JSON, so ``gastown.config.cache`` can hand
+it to a command without importing pydantic. Model endpoints are not here: a runtime
+resolved from ``Settings`` has ``model = None``, so launching an agent reads the full
+``ctx.config``.
 
 Attribute names are those of ``gastown.config.schema`` (``settings.rigs["app"].branch``,
 ``settings.town.max_polecats``, ``settings.refinery.batch``), so code that reads either
@@ -17,10 +20,10 @@ a frozen dataclass costs several times as much to define.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 if TYPE_CHECKING:
-    from gastown.config.schema import TownConfig
+    from gastown.config.schema import AgentConfig, TownConfig
 
 
 class TownSettings(NamedTuple):
@@ -74,6 +77,47 @@ class ServerSettings(NamedTuple):
     public_url: str | None
 
 
+class PriceSettings(NamedTuple):
+    """US dollars per million tokens (``[prices."<model>"]``; None: derived from input)."""
+
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+
+
+class DialogSettings(NamedTuple):
+    match: str
+    keys: tuple[str, ...]
+
+
+class AgentSettings(NamedTuple):
+    """``[agents.<name>]`` as written, without its model endpoint (see the module doc)."""
+
+    preset: str | None
+    command: tuple[str, ...] | None
+    prompt: Literal["arg", "paste"] | None
+    ready: str | None
+    busy: str | None
+    ready_delay: float | None
+    env: dict[str, str]
+    dialogs: tuple[DialogSettings, ...] | None
+    rate_limit: tuple[str, ...] | None
+    mode: str | None
+    headless: tuple[str, ...] | None
+    submit: str | None
+    model: None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AgentSettings:
+        dialogs = data["dialogs"]
+        return cls(**{
+            **data, "command": _tuple(data["command"]), "headless": _tuple(data["headless"]),
+            "rate_limit": _tuple(data["rate_limit"]), "env": dict(data["env"]), "model": None,
+            "dialogs": tuple(DialogSettings(d[0], tuple(d[1])) for d in dialogs) if dialogs is not None else None,
+        })
+
+
 class Settings(NamedTuple):
     town: TownSettings
     refinery: RefineryDefaults
@@ -81,6 +125,8 @@ class Settings(NamedTuple):
     rigs: dict[str, RigSettings]
     server: ServerSettings
     triggers: tuple[str, ...]  # the names of the [triggers.*] tables
+    agents: dict[str, AgentSettings]
+    prices: dict[str, PriceSettings]
 
     def rig_prefix(self, rig: str) -> str:
         """The issue-id prefix of ``rig`` (``KeyError`` for an unknown rig, as ``TownConfig``)."""
@@ -110,6 +156,9 @@ class Settings(NamedTuple):
             },
             server=ServerSettings(**{name: getattr(config.server, name) for name in ServerSettings._fields}),
             triggers=tuple(config.triggers),
+            agents={name: _agent_settings(agent) for name, agent in config.agents.items()},
+            prices={model: PriceSettings(p.input, p.output, p.cache_read, p.cache_write)
+                    for model, p in config.prices.items()},
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -117,6 +166,8 @@ class Settings(NamedTuple):
             "town": self.town._asdict(), "refinery": self.refinery._asdict(), "witness": self.witness._asdict(),
             "rigs": {name: rig._asdict() for name, rig in self.rigs.items()},
             "server": self.server._asdict(), "triggers": list(self.triggers),
+            "agents": {name: {**agent._asdict(), "model": None} for name, agent in self.agents.items()},
+            "prices": {model: price._asdict() for model, price in self.prices.items()},
         }
 
     @classmethod
@@ -133,4 +184,20 @@ class Settings(NamedTuple):
             rigs=rigs,
             server=ServerSettings(**data["server"]),
             triggers=tuple(data["triggers"]),
+            agents={name: AgentSettings.from_json(agent) for name, agent in data["agents"].items()},
+            prices={model: PriceSettings(**price) for model, price in data["prices"].items()},
         )
+
+
+def _tuple(value: list[str] | tuple[str, ...] | None) -> tuple[str, ...] | None:
+    return tuple(value) if value is not None else None
+
+
+def _agent_settings(agent: AgentConfig) -> AgentSettings:
+    """The settings of one validated ``AgentConfig``."""
+    return AgentSettings(
+        preset=agent.preset, command=_tuple(agent.command), prompt=agent.prompt, ready=agent.ready, busy=agent.busy,
+        ready_delay=agent.ready_delay, env=dict(agent.env),
+        dialogs=tuple(DialogSettings(d.match, tuple(d.keys)) for d in agent.dialogs) if agent.dialogs is not None else None,
+        rate_limit=_tuple(agent.rate_limit), mode=agent.mode, headless=_tuple(agent.headless), submit=agent.submit,
+    )

@@ -90,7 +90,7 @@ def done(ctx: Context, me: AgentSelf, *, blocked: str | None = None) -> DoneResu
             f"this agent's run ({me.spawn}) was replaced by {hook.spawn}; its work continues there",
             hint="stop now; the newer run submits the work",
         )
-    rig_cfg = ctx.config.rigs[me.rig]
+    rig_cfg = ctx.settings.rigs[me.rig]
     branch = wt.current_branch(worktree)
     if branch != hook.branch:
         raise Conflict(
@@ -144,7 +144,7 @@ def autosave(worktree: Path, issue: str) -> int:
 def _record(ctx: Context, hook: work.Hook, head: str) -> tuple[str, bool]:
     from gastown.ledger.mrs import count_sent_back, record_mr
 
-    rig_cfg = ctx.config.rigs[hook.rig]
+    rig_cfg = ctx.settings.rigs[hook.rig]
     with ctx.ledger.write() as conn:
         now = ctx.now()
         issue = get_issue(conn, hook.issue)
@@ -248,7 +248,7 @@ def wait_for_turn_end(ctx: Context, spawn_id: str, *, timeout: float = TURN_END_
         if ctx.tmux.display(pane, "#{@gt_spawn}") != spawn_id or ctx.tmux.display(pane, "#{pane_dead}") == "1":
             return True
         try:
-            idle = read_screen(ctx.tmux.capture(pane), spawn_runtime(ctx.config, spawn.rig, spawn.agent)).idle
+            idle = read_screen(ctx.tmux.capture(pane), spawn_runtime(ctx.settings, spawn.rig, spawn.agent)).idle
         except GastownError:
             idle = False
         idle_reads = idle_reads + 1 if idle else 0

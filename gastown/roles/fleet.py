@@ -151,7 +151,7 @@ def nudge(ctx: Context, target: str, message: str, *, now: bool, source: str = "
     spawn = find_spawn(ctx, target)
     if not spawn.live or not spawn.pane_id:
         raise NotRunning(f"the agent {target} is not running ({spawn.status})", hint="see `gt agents`")
-    runtime = spawn_runtime(ctx.config, spawn.rig, spawn.agent)
+    runtime = spawn_runtime(ctx.settings, spawn.rig, spawn.agent)  # screen markers only: no pydantic
     result = deliver(
         ctx.tmux, spawn.pane_id, message, runtime=runtime, locks_dir=ctx.town.locks_dir, wait_idle=not now,
         still_wanted=lambda: ctx.tmux.display(spawn.pane_id or "", "#{@gt_spawn}") == spawn.id,

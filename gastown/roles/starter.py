@@ -49,8 +49,8 @@ def bring_up(ctx: Context, spawn_id: str, *, timeout: float | None = None) -> bo
     spawn = work.get_spawn(conn, spawn_id)
     if spawn is None or spawn.status != "starting" or not spawn.pane_id:
         return False
-    runtime = spawn_runtime(ctx.config, spawn.rig, spawn.agent)
-    deadline = time.monotonic() + (timeout if timeout is not None else ctx.config.witness.spawn_grace)
+    runtime = spawn_runtime(ctx.settings, spawn.rig, spawn.agent)  # no pydantic in this helper
+    deadline = time.monotonic() + (timeout if timeout is not None else ctx.settings.witness.spawn_grace)
     started = time.monotonic()
     while time.monotonic() < deadline:
         if not still_current(ctx, spawn_id):

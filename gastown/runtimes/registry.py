@@ -1,4 +1,9 @@
-"""Resolve a runtime name to a ``Runtime``: a built-in preset merged with ``[agents.<name>]``."""
+"""Resolve a runtime name to a ``Runtime``: a built-in preset merged with ``[agents.<name>]``.
+
+Resolution reads either the validated ``TownConfig`` or the cached ``Settings`` (same
+names), so an agent's helpers resolve its runtime without importing pydantic. Only
+``model`` (the endpoint) needs the full config; launching reads that one.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,11 @@ from gastown.runtimes.presets import PRESETS, DialogSpec, Preset, PromptMode
 
 if TYPE_CHECKING:
     from gastown.config.schema import AgentConfig, EndpointConfig, TownConfig
+    from gastown.config.settings import AgentSettings, Settings
+
+    # Either door to gastown.toml: the two share the names resolution reads. A runtime
+    # resolved from ``Settings`` has no ``model``: launching reads the full config.
+    AnyConfig = TownConfig | Settings
 
 
 @dataclass(frozen=True)
@@ -49,11 +59,11 @@ class Runtime:
         return tuple((re.compile(d.match, re.MULTILINE), d.keys) for d in self.dialogs)
 
 
-def known_runtimes(config: TownConfig) -> list[str]:
+def known_runtimes(config: AnyConfig) -> list[str]:
     return sorted(set(PRESETS) | set(config.agents))
 
 
-def require_runtime(config: TownConfig, name: str) -> Runtime:
+def require_runtime(config: AnyConfig, name: str) -> Runtime:
     if name not in PRESETS and name not in config.agents:
         raise NotFound(
             f"no runtime named {name!r}",
@@ -62,8 +72,8 @@ def require_runtime(config: TownConfig, name: str) -> Runtime:
     return resolve_runtime(config, name)
 
 
-def resolve_runtime(config: TownConfig, name: str) -> Runtime:
-    user: AgentConfig | None = config.agents.get(name)
+def resolve_runtime(config: AnyConfig, name: str) -> Runtime:
+    user: AgentConfig | AgentSettings | None = config.agents.get(name)
     base_name = (user.preset if user and user.preset else name)
     base: Preset | None = PRESETS.get(base_name)
     if user is not None and user.preset and base is None:
@@ -110,7 +120,7 @@ def resolve_runtime(config: TownConfig, name: str) -> Runtime:
     )
 
 
-def runtime_for(config: TownConfig, rig: str, agent: str | None = None) -> Runtime:
+def runtime_for(config: AnyConfig, rig: str, agent: str | None = None) -> Runtime:
     """The runtime a rig's polecat runs, with the rig's ``mode`` applied.
 
     In headless mode the CLI gets the prompt in argv, runs the task and exits; there is
@@ -133,11 +143,11 @@ def runtime_for(config: TownConfig, rig: str, agent: str | None = None) -> Runti
     )
 
 
-def rig_runtime_name(config: TownConfig, rig: str, override: str | None = None) -> str:
+def rig_runtime_name(config: AnyConfig, rig: str, override: str | None = None) -> str:
     return override or config.rigs[rig].agent or config.town.default_agent
 
 
-def spawn_runtime(config: TownConfig, rig: str, agent: str) -> Runtime:
+def spawn_runtime(config: AnyConfig, rig: str, agent: str) -> Runtime:
     """The runtime of a spawn (its rig's mode applied), even if the rig left the config."""
     if rig in config.rigs:
         return runtime_for(config, rig, agent)
