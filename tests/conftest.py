@@ -84,9 +84,6 @@ LONG_TESTS: dict[str, float] = {
     "tests/test_issues_cli.py::test_concurrent_writers_lose_and_duplicate_nothing": 15,
     # The real-CLI tests (run last), scaled by how slow each CLI is (REALCLI_PACE).
     "tests/realcli/test_sling.py::test_sling_to_merge_request": 90,
-    "tests/realcli/test_tui.py::test_tui_ready_paste_busy_idle": 40,
-    "tests/realcli/test_headless.py::test_headless_edit_with_exact_usage_and_untouched_home": 35,
-    "tests/realcli/test_headless.py::test_headless_agent_commits_and_runs_gt_done": 35,
 }
 REALCLI_PACE = {"opencode": 2.0, "aider": 1.6, "gemini": 1.6, "copilot": 1.0, "claude": 1.0, "codex": 0.6}
 MODE_PACE = {"tui": 1.3, "headless": 1.0}

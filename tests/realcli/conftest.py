@@ -93,7 +93,7 @@ def tui_slot(request: pytest.FixtureRequest) -> Iterator[None]:
     run's shared directory); every other test passes straight through."""
     callspec = getattr(request.node, "callspec", None)
     tui = request.node.get_closest_marker("realcli") is not None and (
-        "test_tui.py" in request.node.nodeid or (callspec is not None and callspec.params.get("mode") == "tui"))
+        callspec is not None and callspec.params.get("mode") == "tui")
     if not tui:
         yield
         return

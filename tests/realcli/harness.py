@@ -1,21 +1,16 @@
-"""Shared set-up for driving the real CLIs: a scratch repo, a real-home stand-in, a seeded
-spawn home, the fake server, and the argv/env each CLI needs (from gastown's presets and
-``gastown.runtimes.homes``)."""
+"""Shared set-up for the real-CLI tests: the fake API key, a real-home stand-in and its
+digest, the usage each CLI's fake reports, and the environment that keeps the CLIs offline."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from gastown.roles.launch import UNSET_FOR_AGENTS
-from gastown.runtimes.homes import CliKind, Family, HomePlan, ModelEndpoint, plan_home, spawn_env, write_home
-from gastown.runtimes.presets import PRESETS
-from tests.fakes import FAKES, FakeServer, Script, Usage
+from gastown.runtimes.homes import Family
+from tests.fakes import FAKES, Usage
 
 API_KEY_ENV = "GT_FAKE_API_KEY"
 API_KEY = "sk-fake-gastown-0123456789abcdef"
@@ -111,82 +106,9 @@ def tree_digest(root: Path) -> dict[str, str]:
     return digest
 
 
-def make_repo(path: Path) -> Path:
-    path.mkdir(parents=True)
-    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
-    (path / "README.md").write_text("# scratch project\n")
-    subprocess.run(["git", "add", "-A"], cwd=path, check=True)
-    subprocess.run(["git", "commit", "-q", "-m", "initial commit"], cwd=path, check=True)
-    return path.resolve()
-
-
 def make_real_home(path: Path) -> Path:
     for rel, content in REAL_HOME_FILES.items():
         target = path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content)
     return path.resolve()
-
-
-@dataclass
-class Rig:
-    """One prepared run: repo, homes, fake, and the environment for the CLI."""
-
-    cli: CliKind
-    binary: Path
-    repo: Path
-    real_home: Path
-    plan: HomePlan
-    fake: FakeServer
-    env: dict[str, str]
-    real_home_before: dict[str, str] = field(default_factory=dict)
-
-    def preset_argv(self) -> list[str]:
-        """The preset's command with the installed binary and the plan's extra args (no prompt:
-        arguments carrying ``{prompt}``, such as opencode's ``--prompt={prompt}``, are left out)."""
-        command = [a for a in PRESETS[self.cli].command if "{prompt" not in a]
-        return [str(self.binary), *command[1:], *self.plan.args]
-
-
-def prepare(cli: CliKind, binary: Path, tmp: Path, script: Script, extra_path: list[Path] | None = None) -> Rig:
-    """Build everything for one run; the fake is started (the caller stops it)."""
-    repo = make_repo(tmp / "repo")
-    real_home = make_real_home(tmp / "realhome")
-    fake = FAKES[cli](script).start()
-    fake_base = fake.base_url + ("/v1" if FAMILY[cli].startswith("openai") else "")
-    endpoint = ModelEndpoint(family=FAMILY[cli], base_url=fake_base, model=fake.model, api_key_env=API_KEY_ENV)
-    spawn_root = (tmp / "town" / ".gastown" / "homes" / "spawn-1").resolve()
-    plan = plan_home(cli, spawn_root, repo, real_home, endpoint, as_root=os.geteuid() == 0,
-                     git_identity=("Gastown Polecat", "polecat@gastown.invalid"))
-    write_home(plan)
-    base = {k: v for k, v in os.environ.items() if k not in UNSET_FOR_AGENTS}  # as gastown launches agents
-    base["HOME"] = str(real_home)  # the CLI must not write here
-    base[API_KEY_ENV] = API_KEY
-    path_parts = [str(p) for p in (extra_path or [])] + [str(binary.parent), base.get("PATH", "")]
-    base["PATH"] = os.pathsep.join(path_parts)
-    env = spawn_env(plan, base)
-    env.update(PRESETS[cli].env)
-    return Rig(cli, binary, repo, real_home, plan, fake, env, tree_digest(real_home))
-
-
-def headless_argv(rig: Rig, prompt: str) -> list[str]:
-    """Each CLI's one-shot mode: run the prompt to the end, then exit (stdin is /dev/null)."""
-    preset = rig.preset_argv()
-    if rig.cli == "claude":
-        return [*preset, "-p", prompt, "--output-format", "json"]
-    if rig.cli == "codex":  # exec takes the bypass flag after the subcommand
-        return [str(rig.binary), "exec", *preset[1:], prompt]
-    if rig.cli == "opencode":
-        return [*preset, "run", prompt]
-    if rig.cli == "aider":
-        return [*preset, "--edit-format", "whole", "--message", prompt]
-    return [*preset, "-p", prompt]  # gemini, copilot
-
-
-def make_gt_stub(bin_dir: Path, calls: Path) -> Path:
-    """A stand-in ``gt`` that records where and how it was run (one line per call)."""
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    stub = bin_dir / "gt"
-    stub.write_text(f'#!/bin/sh\nprintf "%s\\t%s\\n" "$(pwd -P)" "$*" >> "{calls}"\necho "gt: work submitted"\n')
-    stub.chmod(0o755)
-    return stub
