@@ -230,7 +230,7 @@ def test_gt_feed_follows_new_events_and_exits_0_on_ctrl_c(busy_town: tuple[Path,
         gt_json("issue", "create", "arrives later", cwd=town)
         retry_until(lambda: "arrives later" in out.read_text(), timeout=15, what="the new event to stream")
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=60) == 0  # at once here; a loaded CI machine once took over 10 s
         assert proc.stderr is not None and b"Traceback" not in proc.stderr.read()
     finally:
         if proc.poll() is None:
