@@ -125,10 +125,37 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Longest first, real-CLI tests last (they wait for installs that run meanwhile)."""
+    """The long tests first, then the real-CLI tests (their CLIs install in the background
+    meanwhile), then the rest, longest first: the run ends on short tests, so no worker is
+    left alone on a long one. Real-CLI tests alternate TUI and headless, so that the TUIs
+    (at most ``TUI_AT_ONCE`` at a time) do not keep workers waiting for a slot."""
     position = {id(item): n for n, item in enumerate(items)}
-    items.sort(key=lambda item: (item.get_closest_marker("realcli") is not None, -expected_seconds(item),
-                                 position[id(item)]))
+    realcli = [item for item in items if item.get_closest_marker("realcli") is not None]
+    realcli.sort(key=lambda item: (-expected_seconds(item), position[id(item)]))
+    tui = [item for item in realcli if _mode(item) == "tui"]
+    others = [item for item in realcli if _mode(item) != "tui"]
+    turn = {id(item): n for n, item in enumerate([*_alternate(tui, others)])}
+
+    def key(item: pytest.Item) -> tuple[int, float, int]:
+        if id(item) in turn:
+            return (1, 0.0, turn[id(item)])
+        seconds = expected_seconds(item)
+        return (0 if seconds >= LONG_FIRST else 2, -seconds, position[id(item)])
+
+    items.sort(key=key)
+
+
+LONG_FIRST = 15.0  # seconds: tests expected to take this long run before the real-CLI ones
+
+
+def _mode(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("mode") if callspec is not None else None
+
+
+def _alternate(first: list[pytest.Item], second: list[pytest.Item]) -> Iterator[pytest.Item]:
+    for n in range(max(len(first), len(second))):
+        yield from (group[n] for group in (first, second) if n < len(group))
 
 
 def expected_seconds(item: pytest.Item) -> float:

@@ -87,7 +87,10 @@ def test_sixty_issues_merge_exactly_once_with_nobody_typing(rig_town: Path, upst
     try:
         run_gt("up", cwd=rig_town, check=True)
         slung = gt_json("sling", *ids, "--no-convoy", cwd=rig_town)
-        assert Counter(r["status"] for r in slung) == {"started": CAP, "queued": ISSUES - CAP}
+        statuses = Counter(r["status"] for r in slung)
+        # The first CAP start; later ones queue, or start when a crashing agent already freed
+        # its slot (the sixty slings take seconds). The cap itself is checked by the peak below.
+        assert statuses["started"] >= CAP and statuses["started"] + statuses["queued"] == ISSUES, statuses
 
         def merged() -> int:
             return ledger_rows(rig_town, "SELECT COUNT(*) AS n FROM issues WHERE status = 'closed'")[0]["n"]
