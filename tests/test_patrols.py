@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -229,3 +230,21 @@ def test_a_patrol_refuses_an_action_it_does_not_know(town: Path) -> None:
         Witness(ctx, "app").apply(Teleport("sp-1"))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="cannot apply Teleport"):
         Deacon(ctx).apply(Teleport("sp-1"))  # type: ignore[arg-type]
+
+
+def test_a_patrol_of_a_rig_without_agents_runs_no_tmux_command(town: Path) -> None:
+    """An idle town's Mayor patrols several times a second: with no agent, it costs no process."""
+    from gastown.roles.witness import Witness
+    from tests.refinery_support import open_ctx
+
+    ctx = open_ctx(town)
+    calls: list[tuple[str, ...]] = []
+    real_cmd = ctx.tmux.cmd
+
+    def counting_cmd(*args: str, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real_cmd(*args, **kwargs)
+
+    ctx.tmux.cmd = counting_cmd  # type: ignore[method-assign]
+    assert Witness(ctx, "app").patrol() == []
+    assert calls == []

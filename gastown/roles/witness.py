@@ -98,7 +98,9 @@ class Witness:
             closed_hooks = tuple(sorted(issue for issue, why in waiting.items() if why == "closed"))
             holds = {h.scope.subject or "": h.until for h in list_holds(conn, HoldKind.RUNTIME)}
             paused = get_hold(conn, HoldScope.pause()) is not None
-        by_pane = {p.pane_id: p for p in (panes if panes is not None else self.ctx.tmux.list_panes())}
+        if panes is None:
+            panes = self.ctx.tmux.list_panes() if spawns else []  # no agent: no tmux call at all
+        by_pane = {p.pane_id: p for p in panes}
         current = {h.spawn for h in hooks if h.spawn}
         active_issues = {s.issue for s in spawns if s.status in work.LIVE_STATUSES and s.id in current}
         agents = []
