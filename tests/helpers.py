@@ -152,3 +152,16 @@ def no_overlapping_spawns(town: Path) -> None:
         )
         for earlier, later in zip(runs, runs[1:], strict=False):
             assert earlier["stopped"] is not None and earlier["stopped"] <= later["started_at"] + 0.001, (row, earlier, later)
+
+
+def record_tmux_calls(ctx: Any) -> list[tuple[str, ...]]:
+    """The arguments of every tmux command ``ctx`` runs from now on (it still runs them)."""
+    calls: list[tuple[str, ...]] = []
+    real_cmd = ctx.tmux.cmd
+
+    def recording_cmd(*args: str, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real_cmd(*args, **kwargs)
+
+    ctx.tmux.cmd = recording_cmd
+    return calls

@@ -8,11 +8,19 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.helpers import git, gt_json, ledger_rows, no_overlapping_spawns, retry_until, run_gt, set_config
+from tests.helpers import (
+    git,
+    gt_json,
+    ledger_rows,
+    no_overlapping_spawns,
+    record_tmux_calls,
+    retry_until,
+    run_gt,
+    set_config,
+)
 
 pytestmark = [pytest.mark.tmux, pytest.mark.slow]
 
@@ -238,13 +246,6 @@ def test_a_patrol_of_a_rig_without_agents_runs_no_tmux_command(town: Path) -> No
     from tests.refinery_support import open_ctx
 
     ctx = open_ctx(town)
-    calls: list[tuple[str, ...]] = []
-    real_cmd = ctx.tmux.cmd
-
-    def counting_cmd(*args: str, **kwargs: Any) -> Any:
-        calls.append(args)
-        return real_cmd(*args, **kwargs)
-
-    ctx.tmux.cmd = counting_cmd  # type: ignore[method-assign]
+    calls = record_tmux_calls(ctx)
     assert Witness(ctx, "app").patrol() == []
     assert calls == []

@@ -6,7 +6,6 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from rich.console import Console
@@ -38,7 +37,7 @@ from gastown.views.status import (
     count_states,
     sort_agents,
 )
-from tests.helpers import gt_json, retry_until, run_gt, set_config
+from tests.helpers import gt_json, record_tmux_calls, retry_until, run_gt, set_config
 from tests.test_sling import add_agents
 
 NOW = 1_800_000_000.0
@@ -230,14 +229,7 @@ def test_gt_status_json_shows_agents_queue_counts_and_escalations(rig_town: Path
     assert "[bold]first[/]" in text and "the build server is on fire" in text and ids[2] in text
 
     ctx = Context(Town(rig_town))
-    calls: list[tuple[str, ...]] = []
-    real_cmd = ctx.tmux.cmd
-
-    def counting_cmd(*args: str, **kwargs: Any) -> Any:
-        calls.append(args)
-        return real_cmd(*args, **kwargs)
-
-    ctx.tmux.cmd = counting_cmd  # type: ignore[method-assign]
+    calls = record_tmux_calls(ctx)
     snapshot = collect_status(ctx)
     assert [a.agent.issue for a in snapshot.agents] == [ids[0]]
     assert [c[0] for c in calls] == ["list-panes"], "one batched tmux query, never a capture"

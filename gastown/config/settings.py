@@ -113,7 +113,7 @@ class AgentSettings(NamedTuple):
         dialogs = data["dialogs"]
         return cls(**{
             **data, "command": _tuple(data["command"]), "headless": _tuple(data["headless"]),
-            "rate_limit": _tuple(data["rate_limit"]), "env": dict(data["env"]), "model": None,
+            "rate_limit": _tuple(data["rate_limit"]), "env": dict(data["env"]),
             "dialogs": tuple(DialogSettings(d[0], tuple(d[1])) for d in dialogs) if dialogs is not None else None,
         })
 
@@ -166,7 +166,7 @@ class Settings(NamedTuple):
             "town": self.town._asdict(), "refinery": self.refinery._asdict(), "witness": self.witness._asdict(),
             "rigs": {name: rig._asdict() for name, rig in self.rigs.items()},
             "server": self.server._asdict(), "triggers": list(self.triggers),
-            "agents": {name: {**agent._asdict(), "model": None} for name, agent in self.agents.items()},
+            "agents": {name: agent._asdict() for name, agent in self.agents.items()},
             "prices": {model: price._asdict() for model, price in self.prices.items()},
         }
 

@@ -19,8 +19,7 @@ if TYPE_CHECKING:
     from gastown.config.schema import AgentConfig, EndpointConfig, TownConfig
     from gastown.config.settings import AgentSettings, Settings
 
-    # Either door to gastown.toml: the two share the names resolution reads. A runtime
-    # resolved from ``Settings`` has no ``model``: launching reads the full config.
+    # Either door to gastown.toml (see the module doc).
     AnyConfig = TownConfig | Settings
 
 

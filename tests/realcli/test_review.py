@@ -21,14 +21,7 @@ import pytest
 
 from tests.fakes import FAKES, Script
 from tests.helpers import gt_json, set_config
-from tests.realcli.harness import (
-    API_KEY,
-    API_KEY_ENV,
-    REAL_HOME_FILES,
-    make_real_home,
-    tree_digest,
-    usage_for,
-)
+from tests.realcli.harness import API_KEY, API_KEY_ENV, REAL_HOME_FILES, make_real_home, tree_digest, usage_for
 from tests.realcli.install import ensure_cli
 from tests.refinery_support import open_ctx, submit
 

@@ -36,14 +36,7 @@ from gastown.screen import Screen, read_screen
 from gastown.tmux.driver import Tmux
 from tests.fakes import FAKES, FakeServer, Script, Usage
 from tests.helpers import gt_json, ledger_rows, retry_until, run_gt, set_config
-from tests.realcli.harness import (
-    API_KEY,
-    API_KEY_ENV,
-    REAL_HOME_FILES,
-    make_real_home,
-    tree_digest,
-    usage_for,
-)
+from tests.realcli.harness import API_KEY, API_KEY_ENV, REAL_HOME_FILES, make_real_home, tree_digest, usage_for
 from tests.realcli.install import ensure_cli
 from tests.realcli.tui import kill_pids, processes_referencing
 
