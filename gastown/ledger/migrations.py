@@ -426,6 +426,23 @@ MIGRATIONS: list[Migration] = [
         )
         """,
     ),
+    Migration(
+        10,
+        "Hosts: where each hook and spawn runs, a spawn's hashed report-back token, each host's reachability",
+        """
+        ALTER TABLE hooks ADD COLUMN host TEXT NOT NULL DEFAULT 'local';
+        ALTER TABLE spawns ADD COLUMN host TEXT NOT NULL DEFAULT 'local';
+        ALTER TABLE spawns ADD COLUMN token_hash TEXT;
+        CREATE INDEX spawns_host_status ON spawns (host, status);
+
+        CREATE TABLE host_status (
+            host                TEXT PRIMARY KEY,
+            last_ok_at          REAL,
+            unreachable_since   REAL,
+            detail              TEXT
+        )
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

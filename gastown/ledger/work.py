@@ -36,6 +36,7 @@ class Hook:
     created_at: float
     stopped_at: float | None = None  # `gt stop`: the agent was let go on purpose; the work waits
     stop_reason: str | None = None
+    host: str = "local"  # where the polecat's worktree and agent are (`[hosts.*]`)
 
     @property
     def stopped(self) -> bool:
@@ -73,6 +74,8 @@ class Spawn:
     last_output_at: float | None
     last_line: str | None
     last_lines: str | None
+    host: str = "local"
+    token_hash: str | None = None  # sha256 of a remote spawn's report-back token (the token is never stored)
 
     @property
     def live(self) -> bool:
@@ -139,12 +142,12 @@ def list_hooks(conn: sqlite3.Connection, rig: str | None = None) -> list[Hook]:
 
 def insert_hook(
     conn: sqlite3.Connection, *, issue: str, rig: str, polecat: str, branch: str, agent: str,
-    kind: str, note: str | None, now: float,
+    kind: str, note: str | None, now: float, host: str = "local",
 ) -> Hook:
     conn.execute(
-        "INSERT INTO hooks (issue, rig, polecat, branch, agent, kind, note, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (issue, rig, polecat, branch, agent, kind, note, now),
+        "INSERT INTO hooks (issue, rig, polecat, branch, agent, kind, note, created_at, host)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (issue, rig, polecat, branch, agent, kind, note, now, host),
     )
     hook = get_hook(conn, issue)
     assert hook is not None
@@ -182,12 +185,12 @@ def reset_restarts(conn: sqlite3.Connection, issue: str) -> None:
 
 def insert_spawn(
     conn: sqlite3.Connection, *, spawn_id: str, issue: str, rig: str, polecat: str, agent: str, attempt: int,
-    kind: str, log_path: str, prompt_path: str, now: float,
+    kind: str, log_path: str, prompt_path: str, now: float, host: str = "local", token_hash: str | None = None,
 ) -> Spawn:
     conn.execute(
-        "INSERT INTO spawns (id, issue, rig, polecat, agent, attempt, kind, status, log_path, prompt_path, started_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, 'starting', ?, ?, ?)",
-        (spawn_id, issue, rig, polecat, agent, attempt, kind, log_path, prompt_path, now),
+        "INSERT INTO spawns (id, issue, rig, polecat, agent, attempt, kind, status, log_path, prompt_path, started_at,"
+        " host, token_hash) VALUES (?, ?, ?, ?, ?, ?, ?, 'starting', ?, ?, ?, ?, ?)",
+        (spawn_id, issue, rig, polecat, agent, attempt, kind, log_path, prompt_path, now, host, token_hash),
     )
     spawn = get_spawn(conn, spawn_id)
     assert spawn is not None
@@ -269,6 +272,21 @@ def slots_held(conn: sqlite3.Connection) -> list[str]:
         " UNION ALL SELECT rig FROM spawns WHERE status = 'done'"
     )
     return [row[0] for row in rows]
+
+
+def slots_by_host(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """``(rig, host)`` per capacity slot in use (``slots_held``'s rows, with where they run)."""
+    rows = conn.execute(
+        "SELECT hooks.rig, hooks.host FROM hooks JOIN issues ON issues.id = hooks.issue"
+        " WHERE issues.status NOT IN ('blocked', 'closed') AND hooks.stopped_at IS NULL"
+        " UNION ALL SELECT rig, host FROM spawns WHERE status = 'done'"
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+def set_hook_host(conn: sqlite3.Connection, issue: str, host: str) -> None:
+    """Move a hook to another host (its host stayed unreachable past its grace)."""
+    conn.execute("UPDATE hooks SET host = ? WHERE issue = ?", (host, issue))
 
 
 def waiting_hooked_issues(conn: sqlite3.Connection, rig: str | None = None) -> dict[str, str]:
