@@ -19,6 +19,7 @@ from gastown.town import Town
 if TYPE_CHECKING:
     from gastown.config.schema import TownConfig
     from gastown.config.settings import Settings
+    from gastown.hosts.base import HostDriver
     from gastown.ledger.db import Ledger
     from gastown.tmux.driver import Tmux
 
@@ -76,6 +77,26 @@ class Context:
         from gastown.tmux.driver import Tmux
 
         return Tmux(self.town.tmux_socket, conf_path=self.town.state_dir / "tmux.conf")
+
+    @cached_property
+    def _hosts(self) -> dict[str, HostDriver]:
+        return {}
+
+    def host(self, name: str) -> HostDriver:
+        """The driver of host ``name`` (``local``: this machine, on ``tmux``), one per
+        Context, so an SSH host's connection and its prepared state are shared."""
+        driver = self._hosts.get(name)
+        if driver is None:
+            from gastown.hosts import open_host
+
+            driver = self._hosts[name] = open_host(self.town, name, tmux=self.tmux)
+        return driver
+
+    def tmux_on(self, host: str) -> Tmux:
+        """The tmux server agents on ``host`` run in (``tmux`` for this machine)."""
+        from gastown.hosts import LOCAL
+
+        return self.tmux if host == LOCAL else self.host(host).tmux
 
     def now(self) -> float:
         return self.clock()
