@@ -30,8 +30,17 @@ def main() -> None:
     if spec.get("cwd"):
         os.chdir(spec["cwd"])
     argv = spec["argv"]
+    env = spec["env"]
+    if spec.get("inherit_env"):
+        # An agent on a remote host: the host's own environment, minus what breaks agents,
+        # plus gastown's; its program is found on the host's PATH.
+        drop = set(spec.get("unset", ()))
+        env = {**{k: v for k, v in os.environ.items() if k not in drop}, **env}
     try:
-        os.execve(argv[0], argv, spec["env"])
+        if "/" in argv[0]:
+            os.execve(argv[0], argv, env)
+        else:
+            os.execvpe(argv[0], argv, env)
     except OSError as exc:
         sys.stderr.write(f"gastown: cannot start {argv[0]}: {exc.strerror}\n")
         sys.exit(127)

@@ -471,6 +471,11 @@ class TownConfig(_Section):
                 if host in seen:
                     raise ValueError(f"rigs.{rig}.hosts: {host!r} is listed twice")
                 seen.add(host)
+                if host != LOCAL_HOST and not self.server.enabled:
+                    raise ValueError(
+                        f"rigs.{rig}.hosts lists {host!r}, but server.enabled is false: agents on other hosts "
+                        "report back through the town's server (set server.enabled = true)"
+                    )
 
     def secret_env_names(self) -> frozenset[str]:
         """The NAMES of every variable gastown.toml says holds a secret: GitHub tokens and

@@ -114,6 +114,11 @@ class LaunchSpec:
     env: Mapping[str, str]
     cwd: HostPath
     files: Mapping[HostPath, bytes] = field(default_factory=dict)
+    # On a remote host the agent's environment is the host's own (its PATH, HOME, locale:
+    # what the tmux server there was started with) minus ``unset``, plus ``env``; a bare
+    # program name in ``argv[0]`` is then looked up on that PATH. Locally env is complete.
+    inherit_env: bool = False
+    unset: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,10 @@ class HostDriver(abc.ABC):
         commit, or None if the host has no such branch. Never moves a hub branch
         backwards past commits the host does not have (``--force`` is not used)."""
 
+    def fetch_refs(self, rig: str, hub: Path, refspecs: Sequence[str]) -> None:  # noqa: B027 - local: nothing to do
+        """Fetch ``refspecs`` (``+refs/heads/b:refs/gastown/...``) from the host's mirror
+        into the hub in one fetch. Local: nothing to fetch (the worktrees share the hub)."""
+
     @abc.abstractmethod
     def new_work_since(self, rig: str, polecat: str, since: float, ignore: Sequence[str] = ()) -> bool:
         """Whether the worktree has a commit made at or after ``since`` or uncommitted
@@ -296,6 +305,11 @@ class HostDriver(abc.ABC):
         """The argv that puts this terminal on ``session`` of the host's tmux server
         (``ssh -t`` for a remote host). ``inside_tmux`` is the caller's ``$TMUX``."""
 
+    def ensure_hub_tunnel(self, port: int) -> HostPath:
+        """The path, on this host, of a unix socket that reaches the hub's server on
+        ``port`` (agents there report back through it). Only remote hosts have one."""
+        raise NotImplementedError(f"host {self.name} needs no tunnel to the hub")
+
     def close(self) -> None:  # noqa: B027 - a no-op by default: the local host holds no connection
         """Let go of connections (the SSH master); the next call reconnects."""
 
@@ -317,7 +331,10 @@ def pending_path(launch_file: HostPath) -> HostPath:
 
 def launch_document(spec: LaunchSpec) -> bytes:
     """The trampoline's instructions: exact argv, environment and cwd (JSON)."""
-    return json.dumps({"argv": list(spec.argv), "env": dict(spec.env), "cwd": str(spec.cwd)}, ensure_ascii=False).encode()
+    document: dict[str, Any] = {"argv": list(spec.argv), "env": dict(spec.env), "cwd": str(spec.cwd)}
+    if spec.inherit_env:
+        document.update(inherit_env=True, unset=list(spec.unset))
+    return json.dumps(document, ensure_ascii=False).encode()
 
 
 def pipe_command(log_path: HostPath) -> str:

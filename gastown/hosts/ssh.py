@@ -166,12 +166,13 @@ class SshHost(HostDriver):
         return f"ssh://{self.ssh.target.destination}{self.layout.mirror_path(rig)}"
 
     def sync_rig(self, rig: str, hub: Path, refs: Sequence[str]) -> None:
-        """Push ``refs`` (force: the hub is the truth for them) into the host's mirror."""
+        """Push ``refs`` (force: the hub is the truth for them) into the host's mirror; a
+        ``src:dst`` entry pushes the hub's ``src`` (a ref or a commit) to ``dst``."""
         if rig not in self._mirrors:
             self.ssh.script(scripts.INIT_MIRROR, str(self.layout.mirror_path(rig)), what="making the mirror")
             self._mirrors.add(rig)
         if refs:
-            self._git(hub).run("push", "--quiet", "--no-verify", self._url(rig), *[f"+{ref}:{ref}" for ref in refs],
+            self._git(hub).run("push", "--quiet", "--no-verify", self._url(rig), *[f"+{ref}" if ":" in ref else f"+{ref}:{ref}" for ref in refs],
                                timeout=300)
 
     def _op(self, op: str, **args: Any) -> Any:
@@ -223,6 +224,14 @@ class SshHost(HostDriver):
             raise GitError(f"fetching {branch} from host {self.name} failed: {complaint}",
                            hint="the hub's branch has commits the host's lacks; look before forcing anything")
         return wt.ref_sha(hub, ref)
+
+    def fetch_refs(self, rig: str, hub: Path, refspecs: Sequence[str]) -> None:
+        if not refspecs:
+            return
+        result = self._git(hub).run("fetch", "--quiet", "--no-tags", self._url(rig), *refspecs, check=False, timeout=300)
+        if not result.ok:
+            complaint = (result.stderr.strip().splitlines() or ["git fetch failed"])[-1]
+            raise GitError(f"fetching from host {self.name} failed: {complaint}", hint=f"`gt host check {self.name}`")
 
     def new_work_since(self, rig: str, polecat: str, since: float, ignore: Sequence[str] = ()) -> bool:
         return bool(self._op("new_work_since", path=str(self.layout.polecat_path(rig, polecat)), since=since,

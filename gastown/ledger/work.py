@@ -252,6 +252,16 @@ def spawns_of_issue(conn: sqlite3.Connection, issue: str, *, limit: int = 50) ->
     return [s for s in (_spawn(r) for r in rows) if s]
 
 
+def spawns_left_on_hosts(conn: sqlite3.Connection, rig: str) -> list[Spawn]:
+    """The rig's runs whose work moved off a host that stopped answering, and whose agent
+    may still run there (``observed`` stays ``unreachable`` until it was stopped)."""
+    rows = conn.execute(
+        "SELECT * FROM spawns WHERE rig = ? AND host != 'local' AND status = 'ended' AND observed = 'unreachable'"
+        " ORDER BY started_at", (rig,),
+    )
+    return [s for s in (_spawn(r) for r in rows) if s]
+
+
 def latest_spawn(conn: sqlite3.Connection, rig: str, polecat: str) -> Spawn | None:
     row = conn.execute(
         "SELECT * FROM spawns WHERE rig = ? AND polecat = ? ORDER BY started_at DESC, rowid DESC LIMIT 1", (rig, polecat)

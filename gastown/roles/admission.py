@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gastown.ledger.queue import Queued
 from gastown.states import IssueStatus
@@ -30,16 +30,21 @@ class Capacity:
     slots: Mapping[str, int]  # slots in use, per rig
     runtime_holds: Mapping[str, float | None] = field(default_factory=dict)  # runtime -> held until (None: no end)
     budget_blocks: Mapping[str, str] = field(default_factory=dict)  # rig -> why its budget stops starts
+    rig_hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # rig -> hosts it may use (missing: local)
+    host_caps: Mapping[str, int] = field(default_factory=dict)  # host -> its max_polecats (missing: no cap of its own)
+    host_slots: Mapping[str, int] = field(default_factory=dict)  # slots in use, per host
+    unreachable: frozenset[str] = frozenset()  # hosts the last patrol could not reach
 
     @property
     def in_use(self) -> int:
         return sum(self.slots.values())
 
-    def taking(self, rig: str) -> Capacity:
-        """This capacity with one more slot used in ``rig``."""
-        slots = Counter(self.slots)
+    def taking(self, rig: str, host: str = "local") -> Capacity:
+        """This capacity with one more slot used in ``rig``, on ``host``."""
+        slots, on_hosts = Counter(self.slots), Counter(self.host_slots)
         slots[rig] += 1
-        return Capacity(self.town_cap, self.rig_caps, dict(slots), self.runtime_holds, self.budget_blocks)
+        on_hosts[host] += 1
+        return replace(self, slots=dict(slots), host_slots=dict(on_hosts))
 
     def runtime_held(self, runtime: str, now: float) -> bool:
         """Whether a rate-limit hold on ``runtime`` is still in force at ``now``."""
@@ -92,7 +97,34 @@ def admit(rig: str, runtime: str, capacity: Capacity, now: float) -> Verdict:
         return Verdict(False, f"{runtime} is rate limited")
     if rig in capacity.budget_blocks:
         return Verdict(False, capacity.budget_blocks[rig])
+    if place(rig, capacity) is None:
+        hosts = capacity.rig_hosts.get(rig, ("local",))
+        return Verdict(False, f"every host rig {rig} may use is full or unreachable ({', '.join(hosts)})")
     return START
+
+
+def place(rig: str, capacity: Capacity) -> str | None:
+    """The host a new agent of ``rig`` runs on: the least loaded of the rig's hosts that is
+    reachable and has a free slot (its own ``max_polecats``), the rig's order breaking
+    ties; None when there is none. Pure.
+
+    >>> cap = Capacity(4, {"app": 4}, {"app": 2}, rig_hosts={"app": ("local", "b1", "b2")},
+    ...                host_caps={"b1": 1}, host_slots={"local": 1, "b1": 1}, unreachable=frozenset({"b2"}))
+    >>> place("app", cap), place("app", cap.taking("app", "local"))
+    ('local', 'local')
+    >>> place("app", Capacity(4, {"app": 4}, {}, rig_hosts={"app": ("local", "b1")}, host_slots={"local": 1}))
+    'b1'
+    """
+    best: tuple[int, int, str] | None = None
+    for order, host in enumerate(capacity.rig_hosts.get(rig, ("local",))):
+        if host in capacity.unreachable:
+            continue
+        used = capacity.host_slots.get(host, 0)
+        if host in capacity.host_caps and used >= capacity.host_caps[host]:
+            continue
+        if best is None or (used, order) < best[:2]:
+            best = (used, order, host)
+    return best[2] if best else None
 
 
 # -- dispatch ---------------------------------------------------------------------------
@@ -157,5 +189,5 @@ def plan_dispatch(
             decisions.append(Wait(item, verdict.reason))
             continue
         decisions.append(Start(item, runtime))
-        capacity = capacity.taking(item.rig)
+        capacity = capacity.taking(item.rig, place(item.rig, capacity) or "local")
     return decisions

@@ -245,10 +245,11 @@ def wait_for_turn_end(ctx: Context, spawn_id: str, *, timeout: float = TURN_END_
         if spawn is None or spawn.status != "done" or not spawn.pane_id:
             return True
         pane = spawn.pane_id
-        if ctx.tmux.display(pane, "#{@gt_spawn}") != spawn_id or ctx.tmux.display(pane, "#{pane_dead}") == "1":
+        tmux = ctx.tmux_on(spawn.host)
+        if tmux.display(pane, "#{@gt_spawn}") != spawn_id or tmux.display(pane, "#{pane_dead}") == "1":
             return True
         try:
-            idle = read_screen(ctx.tmux.capture(pane), spawn_runtime(ctx.settings, spawn.rig, spawn.agent)).idle
+            idle = read_screen(tmux.capture(pane), spawn_runtime(ctx.settings, spawn.rig, spawn.agent)).idle
         except GastownError:
             idle = False
         idle_reads = idle_reads + 1 if idle else 0

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +38,11 @@ class AgentView:
     restarts: int
     nudges: int
     exit_status: int | None
+    host: str = "local"
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "host": self.host,
             "rig": self.rig,
             "polecat": self.polecat,
             "issue": self.issue,
@@ -61,6 +63,8 @@ def derive_state(spawn: work.Spawn, pane: PaneInfo | None) -> str:
     """The agent state shown to people, from the ledger plus one tmux snapshot."""
     if spawn.status == "done":
         return "done"
+    if spawn.host != "local" and spawn.observed == "unreachable":
+        return "unreachable"  # its host does not answer: unknown, never "dead"
     if pane is None or pane.spawn != spawn.id or pane.dead:
         return "dead"
     if spawn.status == "starting":
@@ -73,16 +77,19 @@ def list_agents(ctx: Context, rig: str | None = None) -> list[AgentView]:
     conn = ctx.ledger.connection()
     spawns = work.spawns_with_status(conn, work.ACTIVE_STATUSES, rig)
     hooks = {h.issue: h for h in work.list_hooks(conn, rig)}
-    panes = {p.pane_id: p for p in ctx.tmux.list_panes()}
+    panes = {("local", p.pane_id): p for p in ctx.tmux.list_panes()} if any(s.host == "local" for s in spawns) else {}
+    away = _look_at_hosts(ctx, spawns, panes)
     views = []
     for spawn in spawns:
-        pane = panes.get(spawn.pane_id or "")
+        if spawn.host in away:
+            spawn = replace(spawn, observed="unreachable")
+        pane = panes.get((spawn.host, spawn.pane_id or ""))
         log = Path(spawn.log_path)
         try:
-            activity: float | None = log.stat().st_mtime
+            activity: float | None = log.stat().st_mtime if spawn.host == "local" else spawn.last_output_at
         except OSError:
             activity = None
-        tail = last_lines(log, 1)
+        tail = last_lines(log, 1) if spawn.host == "local" else []
         hook = hooks.get(spawn.issue)
         views.append(
             AgentView(
@@ -99,9 +106,26 @@ def list_agents(ctx: Context, rig: str | None = None) -> list[AgentView]:
                 restarts=hook.restarts if hook else 0,
                 nudges=spawn.nudges,
                 exit_status=pane.dead_status if pane is not None and pane.dead else None,
+                host=spawn.host,
             )
         )
     return views
+
+
+def _look_at_hosts(ctx: Context, spawns: list[work.Spawn], panes: dict[tuple[str, str], PaneInfo]) -> set[str]:
+    """One look at each remote host with agents (their panes join ``panes``); returns the
+    hosts that did not answer."""
+    from gastown.errors import HostError
+
+    away = set()
+    for host in sorted({s.host for s in spawns if s.host != "local"}):
+        try:
+            snap = ctx.host(host).snapshot([])
+        except HostError:
+            away.add(host)
+            continue
+        panes.update({(host, p.pane_id): p for p in snap.panes})
+    return away
 
 
 def polecat_target(ctx: Context, target: str) -> tuple[str, str]:
@@ -131,13 +155,14 @@ def find_spawn(ctx: Context, target: str) -> work.Spawn:
 def peek(ctx: Context, target: str, lines: int = 40) -> tuple[work.Spawn, list[str], bool]:
     """The pane's last lines if it is on screen, else the end of its log. Returns (spawn, lines, live)."""
     spawn = find_spawn(ctx, target)
-    if spawn.pane_id and ctx.tmux.display(spawn.pane_id, "#{@gt_spawn}") == spawn.id:
-        text = ctx.tmux.capture(spawn.pane_id, max(lines, 1) + 60)
+    tmux = ctx.tmux_on(spawn.host)
+    if spawn.pane_id and tmux.display(spawn.pane_id, "#{@gt_spawn}") == spawn.id:
+        text = tmux.capture(spawn.pane_id, max(lines, 1) + 60)
         rows = text.rstrip("\n").split("\n")
         while rows and not rows[-1].strip():
             rows.pop()
         return spawn, rows[-lines:], True
-    kept = last_lines(spawn.log_path, lines)
+    kept = last_lines(spawn.log_path, lines) if spawn.host == "local" else []
     if not kept and spawn.last_lines:
         kept = spawn.last_lines.splitlines()[-lines:]
     return spawn, kept, False
@@ -152,9 +177,10 @@ def nudge(ctx: Context, target: str, message: str, *, now: bool, source: str = "
     if not spawn.live or not spawn.pane_id:
         raise NotRunning(f"the agent {target} is not running ({spawn.status})", hint="see `gt agents`")
     runtime = spawn_runtime(ctx.settings, spawn.rig, spawn.agent)  # screen markers only: no pydantic
+    tmux = ctx.tmux_on(spawn.host)
     result = deliver(
-        ctx.tmux, spawn.pane_id, message, runtime=runtime, locks_dir=ctx.town.locks_dir, wait_idle=not now,
-        still_wanted=lambda: ctx.tmux.display(spawn.pane_id or "", "#{@gt_spawn}") == spawn.id,
+        tmux, spawn.pane_id, message, runtime=runtime, locks_dir=ctx.town.locks_dir, wait_idle=not now,
+        still_wanted=lambda: tmux.display(spawn.pane_id or "", "#{@gt_spawn}") == spawn.id,
     )
     with ctx.ledger.write() as conn:
         record_event(
@@ -169,11 +195,14 @@ def attach_argv(ctx: Context, target: str | None) -> list[str]:
     tmux = ctx.tmux
     if target:
         spawn = find_spawn(ctx, target)
+        tmux = ctx.tmux_on(spawn.host)
         if not spawn.pane_id or tmux.display(spawn.pane_id, "#{@gt_spawn}") != spawn.id:
             raise NotRunning(f"{target} has no pane on screen", hint=f"read its log with `gt peek {target}`")
         tmux.cmd("select-window", "-t", spawn.pane_id)
         tmux.cmd("select-pane", "-t", spawn.pane_id, check=False)
         session = tmux.display(spawn.pane_id, "#{session_name}") or spawn.rig
+        if spawn.host != "local":
+            return ctx.host(spawn.host).attach_argv(session, inside_tmux=os.environ.get("TMUX", ""))
     else:
         sessions = tmux.sessions()
         if not sessions:

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from typing import TYPE_CHECKING
 
@@ -116,6 +116,31 @@ def agent_env(
     }
 
 
+def remote_agent_env(
+    who: AgentIdentity, runtime: Runtime, *, prompt_path: str, hub_socket: str, token_file: str
+) -> dict[str, str]:
+    """What gastown adds to an agent's environment on another host (the host's own
+    environment is its base, see ``hosts.base.LaunchSpec``): the runtime's ``env`` and the
+    ``GT_*`` identity, plus where the hub answers (``GT_HUB_SOCKET``, the tunnel's end) and
+    the file holding the spawn's token. No ``GT_TOWN``: there is no town on that host."""
+    return {
+        **runtime.env,
+        "GT_RIG": who.rig,
+        "GT_POLECAT": who.polecat,
+        "GT_ISSUE": who.issue,
+        "GT_SPAWN": who.spawn,
+        "GT_ROLE": "polecat",
+        "GT_AGENT": runtime.name,
+        "GT_ATTEMPT": str(who.attempt),
+        "GT_PROMPT_KIND": who.kind,
+        "GT_PROMPT_FILE": prompt_path,
+        "GT_BRANCH": who.branch,
+        "GT_TARGET": who.target,
+        "GT_HUB_SOCKET": hub_socket,
+        "GT_TOKEN_FILE": token_file,
+    }
+
+
 def resolve_binary(name: str, path: str, runtime: str) -> str:
     """Absolute path of the agent's program (tmux does not search the agent's PATH)."""
     if "/" in name:
@@ -132,10 +157,11 @@ def resolve_binary(name: str, path: str, runtime: str) -> str:
     )
 
 
-def agent_argv(runtime: Runtime, *, prompt: str, prompt_file: Path, path: str) -> list[str]:
+def agent_argv(runtime: Runtime, *, prompt: str, prompt_file: Path | PurePosixPath, path: str | None) -> list[str]:
     """The agent's argv with an absolute binary and ``{prompt}``/``{prompt_file}`` filled in.
 
     In ``arg`` mode a prompt too big for one argument is replaced by a pointer to its file.
+    ``path`` None: the program is left as configured, to be found on another host's PATH.
     """
     command = list(runtime.command)
     if runtime.prompt == "arg":
@@ -146,6 +172,8 @@ def agent_argv(runtime: Runtime, *, prompt: str, prompt_file: Path, path: str) -
         text = short_prompt_for_argv(str(prompt_file))
     values = {"prompt": text, "prompt_file": str(prompt_file)}
     filled = [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in command]
+    if path is None:
+        return filled
     return [resolve_binary(filled[0], path, runtime.name), *filled[1:]]
 
 

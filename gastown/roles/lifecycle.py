@@ -263,7 +263,9 @@ def stop_agents(ctx: Context, grace: float) -> tuple[int, int]:
     from gastown.screen import tail
 
     conn = ctx.ledger.connection()
-    spawns = work.spawns_with_status(conn, work.ACTIVE_STATUSES)
+    every = work.spawns_with_status(conn, work.ACTIVE_STATUSES)
+    spawns = [s for s in every if s.host == "local"]
+    forced = _stop_remote_agents(ctx, [s for s in every if s.host != "local"], grace)
     tmux = ctx.tmux
     trees: dict[str, list[int]] = {}
     last: dict[str, str | None] = {}
@@ -283,7 +285,6 @@ def stop_agents(ctx: Context, grace: float) -> tuple[int, int]:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(alive(p) for pids in trees.values() for p in pids):
         time.sleep(0.05)
-    forced = 0
     for pids in trees.values():
         survivors = [p for p in pids if alive(p)]
         forced += bool(survivors)
@@ -299,7 +300,7 @@ def stop_agents(ctx: Context, grace: float) -> tuple[int, int]:
             sweep(str(home), grace=1.0, spare={int(server)} if server.isdigit() else set())
     with ctx.ledger.write() as conn:
         now = ctx.now()
-        for spawn in spawns:
+        for spawn in every:
             current = work.get_spawn(conn, spawn.id)
             if current is None or not current.active:
                 continue  # ended meanwhile (the Witness, a `gt done`)
@@ -309,7 +310,25 @@ def stop_agents(ctx: Context, grace: float) -> tuple[int, int]:
                 end_reason="finished (gt done)" if done else "stopped by gt down",
                 last_lines=last.get(spawn.id) or spawn.last_lines,
             )
-    return len(spawns), forced
+    return len(every), forced
+
+
+def _stop_remote_agents(ctx: Context, spawns: list[work.Spawn], grace: float) -> int:
+    """Stop the agents on other hosts, all of a host's at once (one grace period there);
+    returns how many had to be killed. A host that does not answer is skipped with a
+    warning in the Mayor's log: its agents are stopped by the Witness when it is back."""
+    import logging
+
+    forced = 0
+    for host in sorted({s.host for s in spawns}):
+        mine = [s for s in spawns if s.host == host and s.pane_id]
+        try:
+            driver = ctx.host(host)
+            tags = {p.pane_id: p.spawn for p in driver.snapshot([]).panes}
+            forced += driver.stop_agents([s.pane_id for s in mine if s.pane_id and tags.get(s.pane_id) == s.id], grace=grace)
+        except GastownError as exc:
+            logging.getLogger(__name__).warning("gt down: host %s: %s", host, exc)
+    return forced
 
 
 def _read_pid(path: os.PathLike[str]) -> int | None:

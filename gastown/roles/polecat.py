@@ -18,6 +18,7 @@ from gastown.context import Context
 from gastown.errors import Conflict, GastownError, InvalidInput, NotFound
 from gastown.git import hub as hubs
 from gastown.git import worktrees as wt
+from gastown.hosts import LOCAL
 from gastown.ledger import queue, work
 from gastown.ledger.events import record_event
 from gastown.ledger.ids import new_id
@@ -27,6 +28,7 @@ from gastown.roles import launch
 from gastown.roles.pool import choose_name, theme_for
 from gastown.runtimes.registry import Runtime, runtime_for
 from gastown.states import IssueStatus, SpawnStatus
+from gastown.tmux.driver import Tmux
 from gastown.tmux.names import session_name
 
 
@@ -35,6 +37,9 @@ IDENTITY_VARS = ("GT_TOWN", "GT_RIG", "GT_POLECAT", "GT_ISSUE", "GT_SPAWN", "GT_
 
 # A fetch this recent counts as fresh: a batch of slings shares one.
 FETCH_FRESH = 10.0
+# Where a remote start commit (a fix cycle's, a resumed checkpoint's) lands in a host's
+# mirror: one ref per polecat (its hook reserves it), so two slings never race on one.
+START_REFS = "refs/gastown/start"
 
 
 @dataclass(frozen=True)
@@ -203,7 +208,10 @@ def _sling_new(
     hub = ctx.town.hub_path(rig)
     hubs.fetch(hub, max_age=FETCH_FRESH)
     start = start_point or wt.target_ref(rig_cfg.branch)
-    polecat, is_new, hook = _claim_polecat(ctx, issue, rig, want_polecat, runtime.name, kind, note)
+    host = _place(ctx, rig)
+    polecat, is_new, hook = _claim_polecat(ctx, issue, rig, want_polecat, runtime.name, kind, note, host)
+    if host != LOCAL:
+        return _sling_on_host(ctx, issue, hook, is_new, start, kind)
     path = ctx.town.polecat_path(rig, polecat)
     spawn_id = new_id("sp")
     # The agent's window (and its interpreter) starts now, waiting for its launch file,
@@ -229,8 +237,68 @@ def _sling_new(
     return SlingResult("started", issue.id, rig, polecat, spawn.id, spawn.pane_id, hook.branch)
 
 
+def _place(ctx: Context, rig: str) -> str:
+    """The host the new agent runs on (``admission.place``); raises when every host of
+    the rig is full or unreachable (the slot went elsewhere since admission said yes)."""
+    from gastown.roles.admission import place
+    from gastown.roles.scheduler import gather_capacity
+
+    if tuple(ctx.config.rigs[rig].hosts) == (LOCAL,):
+        return LOCAL  # no placement to make: no capacity to read
+    host = place(rig, gather_capacity(ctx))
+    if host is None:
+        raise Conflict(f"every host rig {rig} may use is full or unreachable",
+                       hint="see `gt host list`; the sling waits in the queue")
+    return host
+
+
+def _sling_on_host(ctx: Context, issue: Issue, hook: work.Hook, is_new: bool, start: str, kind: str) -> SlingResult:
+    """The remote half of a sling: the rig's target (and the start commit) pushed to the
+    host's mirror, the worktree made there, the agent started there. A failure rolls the
+    claim back exactly as a local one does."""
+    rig_cfg = ctx.config.rigs[hook.rig]
+    hub = ctx.town.hub_path(hook.rig)
+    try:
+        make_worktree(ctx, hook, start, is_new=is_new)
+        spawn = start_spawn(ctx, hook, kind=kind, reason="slung")
+    except BaseException as exc:
+        _roll_back_claim(ctx, issue, hook, is_new, ctx.town.polecat_path(hook.rig, hook.polecat), hub, rig_cfg.branch, exc)
+        raise
+    with ctx.ledger.write() as conn:
+        queue.dequeue(conn, issue.id)
+    return SlingResult("started", issue.id, hook.rig, hook.polecat, spawn.id, spawn.pane_id, hook.branch)
+
+
+def make_worktree(ctx: Context, hook: work.Hook, start: str, *, is_new: bool) -> None:
+    """The polecat's worktree on the hook's host, on ``hook.branch`` from ``start`` (a hub
+    ref or commit): made, or an idle one reset (leftovers archived, never lost). On an SSH
+    host the rig's target and the start commit are pushed to its mirror first."""
+    rig_cfg = ctx.config.rigs[hook.rig]
+    hub = ctx.town.hub_path(hook.rig)
+    if hook.host == LOCAL:
+        path = ctx.town.polecat_path(hook.rig, hook.polecat)
+        if is_new or not wt.is_worktree(path):
+            wt.create_worktree(hub, path, hook.branch, start)
+        else:
+            wt.reset_worktree(hub, path, hook.branch, start, target=rig_cfg.branch)
+        return
+    driver = ctx.host(hook.host)
+    target = wt.target_ref(rig_cfg.branch)
+    refs = [target]
+    if start != target:
+        start_ref = f"{START_REFS}/{hook.polecat}"
+        refs.append(f"{start}:{start_ref}")  # a fix's or a resume's start commit: by a ref the mirror can take
+        start = start_ref
+    driver.sync_rig(hook.rig, hub, refs)
+    if is_new or not driver.is_worktree(hook.rig, hook.polecat):
+        driver.create_worktree(hook.rig, hook.polecat, hook.branch, start)
+    else:
+        driver.reset_worktree(hook.rig, hook.polecat, hook.branch, start, target=rig_cfg.branch)
+
+
 def _claim_polecat(
-    ctx: Context, issue: Issue, rig: str, want: str | None, agent: str, kind: str, note: str | None
+    ctx: Context, issue: Issue, rig: str, want: str | None, agent: str, kind: str, note: str | None,
+    host: str = LOCAL,
 ) -> tuple[str, bool, work.Hook]:
     """Pick (or name) a polecat and write the hook, atomically; the hook reserves the polecat."""
     with file_lock(ctx.town.locks_dir / f"pool-{rig}.lock", timeout=60, what=f"the {rig} name pool"):
@@ -261,11 +329,13 @@ def _claim_polecat(
                 work.add_polecat(conn, rig, name, now)
             hook = work.insert_hook(
                 conn, issue=issue.id, rig=rig, polecat=name, branch=wt.branch_name(name, issue.id),
-                agent=agent, kind=kind, note=note, now=now,
+                agent=agent, kind=kind, note=note, now=now, host=host,
             )
             set_issue_status(conn, issue.id, IssueStatus.HOOKED, now=now)
             queue.dequeue(conn, issue.id)
-            record_event(conn, "sling", f"hooked to {rig}/{name} ({kind})", now=now, rig=rig, polecat=name, issue=issue.id)
+            on_host = f" on host {host}" if host != LOCAL else ""
+            record_event(conn, "sling", f"hooked to {rig}/{name} ({kind}){on_host}", now=now, rig=rig, polecat=name,
+                         issue=issue.id)
     return name, is_new, hook
 
 
@@ -292,7 +362,10 @@ def _roll_back_claim(
         )
     if is_new:
         try:
-            wt.remove_worktree(hub, path, target=target, force=True)
+            if hook.host == LOCAL:
+                wt.remove_worktree(hub, path, target=target, force=True)
+            else:
+                ctx.host(hook.host).remove_worktree(hook.rig, hook.polecat, target=target, force=True)
         except GastownError:
             pass
 
@@ -315,30 +388,24 @@ def start_spawn(
     prestarted: str | None = None,
 ) -> work.Spawn:
     """Start a new spawn for ``hook`` in its polecat's worktree (a fresh window, or the old
-    pane respawned). The spawn row is written before the agent starts; if the start
-    fails the row is marked ``failed`` and ``LaunchFailed`` (or the cause) is raised."""
+    pane respawned), on the hook's host. The spawn row is written before the agent starts;
+    if the start fails the row is marked ``failed`` and ``LaunchFailed`` (or the cause) is raised."""
+    if hook.host != LOCAL:
+        return _start_remote_spawn(ctx, hook, kind=kind, reason=reason, restarted=restarted)
     cfg = ctx.config
-    rig_cfg = cfg.rigs[hook.rig]
     runtime = runtime_for(cfg, hook.rig, hook.agent)
     conn = ctx.ledger.connection()
-    issue = get_issue(conn, hook.issue)
     previous = work.get_spawn(conn, hook.spawn) if hook.spawn else None
     spawn_id = spawn_id or new_id("sp")
     attempt = work.attempts_for(conn, hook.issue) + 1
     worktree = ctx.town.polecat_path(hook.rig, hook.polecat)
     prompt_path = ctx.town.prompt_path(spawn_id)
     log_path = ctx.town.spawn_log_path(hook.rig, hook.polecat, spawn_id)
-    facts = PromptFacts(
-        issue_id=issue.id, title=issue.title, body=issue.body, priority=issue.priority, rig=hook.rig,
-        polecat=hook.polecat, branch=hook.branch, target=rig_cfg.branch, worktree=str(worktree),
-        kind=kind, attempt=attempt, reason=reason,
-        note=hook.note or "",
-    )
-    prompt = render(facts, _template(ctx, hook.rig))
+    prompt = _prompt(ctx, hook, attempt=attempt, kind=kind, reason=reason, worktree=str(worktree))
     prompt_path.parent.mkdir(parents=True, exist_ok=True)
     prompt_path.write_text(prompt, encoding="utf-8")
     launch.ensure_gt_shim(ctx.town)
-    who = launch.AgentIdentity(hook.rig, hook.polecat, hook.issue, spawn_id, attempt, kind, hook.branch, rig_cfg.branch)
+    who = _identity(ctx, hook, spawn_id, attempt, kind)
     env = launch.agent_env(ctx.town, who, runtime, socket=ctx.tmux.socket, prompt_path=prompt_path,
                            base_env=ctx.config.without_secrets(ctx.environ))  # no secret reaches an agent
     argv = launch.agent_argv(runtime, prompt=prompt, prompt_file=prompt_path, path=env["PATH"])
@@ -352,25 +419,14 @@ def start_spawn(
         argv += list(plan.args)
     launch_file = launch.write_launch_file(ctx.town.run_dir, spawn_id, argv, env, worktree)
     ids = {k: env[k] for k in IDENTITY_VARS if k in env}
-    with ctx.ledger.write() as conn:
-        now = ctx.now()
-        work.insert_spawn(
-            conn, spawn_id=spawn_id, issue=hook.issue, rig=hook.rig, polecat=hook.polecat, agent=runtime.name,
-            attempt=attempt, kind=kind, log_path=str(log_path), prompt_path=str(prompt_path), now=now,
-        )
-        if previous is not None and previous.active:
-            work.update_spawn(conn, previous.id, status=SpawnStatus.ENDED, ended_at=now, end_reason=f"replaced: {reason}")
-        work.set_hook_spawn(conn, hook.issue, spawn_id, restarted=restarted)
-        record_event(
-            conn, "spawn", f"{runtime.name} started ({kind}, attempt {attempt}): {reason}", now=now,
-            rig=hook.rig, polecat=hook.polecat, spawn=spawn_id, issue=hook.issue,
-        )
-    reuse = previous.pane_id if previous is not None else None
+    _record_spawn(ctx, hook, spawn_id, runtime, attempt, kind, reason, previous, restarted,
+                  log_path=str(log_path), prompt_path=str(prompt_path))
+    reuse = previous.pane_id if previous is not None and previous.host == LOCAL else None
     try:
         pane = launch.open_pane(
             ctx.tmux, session=session_name(hook.rig), window=hook.polecat, cwd=worktree, launch_file=launch_file,
             ids=ids, log_path=log_path, spawn_id=spawn_id, prestarted=prestarted,
-            reuse_pane=reuse if reuse and _pane_belongs(ctx, reuse, hook) else None,
+            reuse_pane=reuse if reuse and _pane_belongs(ctx.tmux, reuse, hook) else None,
         )
         with ctx.ledger.write() as conn:
             work.update_spawn(conn, spawn_id, pane_id=pane, pid=launch.pane_pid(ctx.tmux, pane))
@@ -384,6 +440,116 @@ def start_spawn(
         fresh = work.get_spawn(conn, spawn_id)
     assert fresh is not None
     return fresh
+
+
+def _start_remote_spawn(ctx: Context, hook: work.Hook, *, kind: str, reason: str, restarted: bool) -> work.Spawn:
+    """``start_spawn`` on an SSH host: the prompt, the report-back token (0600) and the
+    launch file travel in one round trip, the window, tag, log pipe and release in one
+    more. The agent reports back through the town's server over the host's tunnel
+    (``GT_HUB_SOCKET``), with a token that dies with the spawn; it gets no private home
+    here (it runs with the host user's own CLI login) and no secret of the hub's."""
+    from gastown.hosts.base import LaunchSpec
+    from gastown.hosts.tokens import new_token
+
+    runtime = runtime_for(ctx.config, hook.rig, hook.agent)
+    driver = ctx.host(hook.host)
+    layout = driver.layout
+    conn = ctx.ledger.connection()
+    previous = work.get_spawn(conn, hook.spawn) if hook.spawn else None
+    spawn_id = new_id("sp")
+    attempt = work.attempts_for(conn, hook.issue) + 1
+    worktree = layout.polecat_path(hook.rig, hook.polecat)
+    prompt_path = layout.prompt_path(spawn_id)
+    log_path = layout.log_path(hook.rig, hook.polecat, spawn_id)
+    token_file = layout.secrets_dir(spawn_id) / "token"
+    prompt = _prompt(ctx, hook, attempt=attempt, kind=kind, reason=reason, worktree=str(worktree))
+    hub_copy = ctx.town.prompt_path(spawn_id)  # what the starter pastes and `gt prime` answers with
+    hub_copy.parent.mkdir(parents=True, exist_ok=True)
+    hub_copy.write_text(prompt, encoding="utf-8")
+    hub_socket = driver.ensure_hub_tunnel(_server_port(ctx))
+    who = _identity(ctx, hook, spawn_id, attempt, kind)
+    env = launch.remote_agent_env(who, runtime, prompt_path=str(prompt_path), hub_socket=str(hub_socket),
+                                  token_file=str(token_file))
+    argv = launch.agent_argv(runtime, prompt=prompt, prompt_file=prompt_path, path=None)  # found on the host's PATH
+    token, digest = new_token()
+    spec = LaunchSpec(spawn_id, argv, env, worktree, files={prompt_path: prompt.encode(), token_file: token.encode()},
+                      inherit_env=True, unset=launch.UNSET_FOR_AGENTS)
+    launch_file = driver.stage_launch(spec)
+    ids = {k: env[k] for k in IDENTITY_VARS if k in env}
+    _record_spawn(ctx, hook, spawn_id, runtime, attempt, kind, reason, previous, restarted,
+                  log_path=str(log_path), prompt_path=str(prompt_path), token_hash=digest)
+    reuse = previous.pane_id if previous is not None and previous.host == hook.host else None
+    try:
+        window = driver.start_agent(
+            launch_file, session=session_name(hook.rig), window=hook.polecat, cwd=worktree, ids=ids,
+            log_path=log_path, spawn=spawn_id,
+            reuse_pane=reuse if reuse and _pane_belongs(driver.tmux, reuse, hook) else None,
+        )
+        with ctx.ledger.write() as conn:
+            work.update_spawn(conn, spawn_id, pane_id=window.pane, pid=window.pid)
+        driver.check_started(window.pane)
+    except BaseException as exc:
+        try:
+            driver.discard_launch(launch_file)
+        except GastownError:
+            pass
+        _fail_spawn(ctx, spawn_id, exc)
+        raise
+    _start_starter(ctx, spawn_id)
+    with ctx.ledger.read() as conn:
+        fresh = work.get_spawn(conn, spawn_id)
+    assert fresh is not None
+    return fresh
+
+
+def _server_port(ctx: Context) -> int:
+    """The port of the town's running server, which remote agents report back through."""
+    from gastown.errors import NotRunning
+    from gastown.roles.serving import running_server
+
+    record = running_server(ctx.town)
+    if record is None:
+        raise NotRunning("agents on other hosts report back through the town's server, and it is not running",
+                          hint="gt up starts it; see `gt status`")
+    return record.port
+
+
+def _identity(ctx: Context, hook: work.Hook, spawn_id: str, attempt: int, kind: str) -> launch.AgentIdentity:
+    target = ctx.config.rigs[hook.rig].branch
+    return launch.AgentIdentity(hook.rig, hook.polecat, hook.issue, spawn_id, attempt, kind, hook.branch, target)
+
+
+def _prompt(ctx: Context, hook: work.Hook, *, attempt: int, kind: str, reason: str, worktree: str) -> str:
+    issue = get_issue(ctx.ledger.connection(), hook.issue)
+    facts = PromptFacts(
+        issue_id=issue.id, title=issue.title, body=issue.body, priority=issue.priority, rig=hook.rig,
+        polecat=hook.polecat, branch=hook.branch, target=ctx.config.rigs[hook.rig].branch, worktree=worktree,
+        kind=kind, attempt=attempt, reason=reason,
+        note=hook.note or "",
+    )
+    return render(facts, _template(ctx, hook.rig))
+
+
+def _record_spawn(
+    ctx: Context, hook: work.Hook, spawn_id: str, runtime: Runtime, attempt: int, kind: str, reason: str,
+    previous: work.Spawn | None, restarted: bool, *, log_path: str, prompt_path: str, token_hash: str | None = None,
+) -> None:
+    """The spawn's row, written before its agent starts; the run it replaces is ended."""
+    with ctx.ledger.write() as conn:
+        now = ctx.now()
+        work.insert_spawn(
+            conn, spawn_id=spawn_id, issue=hook.issue, rig=hook.rig, polecat=hook.polecat, agent=runtime.name,
+            attempt=attempt, kind=kind, log_path=log_path, prompt_path=prompt_path, now=now, host=hook.host,
+            token_hash=token_hash,
+        )
+        if previous is not None and previous.active:
+            work.update_spawn(conn, previous.id, status=SpawnStatus.ENDED, ended_at=now, end_reason=f"replaced: {reason}")
+        work.set_hook_spawn(conn, hook.issue, spawn_id, restarted=restarted)
+        on_host = f" on {hook.host}" if hook.host != LOCAL else ""
+        record_event(
+            conn, "spawn", f"{runtime.name} started{on_host} ({kind}, attempt {attempt}): {reason}", now=now,
+            rig=hook.rig, polecat=hook.polecat, spawn=spawn_id, issue=hook.issue,
+        )
 
 
 def _final_usage(ctx: Context, spawn_id: str) -> None:
@@ -402,16 +568,28 @@ def _sweep(ctx: Context, spawn_id: str) -> None:
     """Stop every process of a finished run that is still around (found by its private home)."""
     from gastown._internal.processes import sweep
 
+    spawn = work.get_spawn(ctx.ledger.connection(), spawn_id)
+    if spawn is not None and spawn.host != LOCAL:
+        return  # remote runs get no private home to find their processes by
     home = launch.home_path(ctx.town, spawn_id)
     if home.exists():
         server = ctx.tmux.cmd("display-message", "-p", "#{pid}", check=False).stdout.strip()
         sweep(str(home), spare={int(server)} if server.isdigit() else set())
 
 
-def _pane_belongs(ctx: Context, pane: str, hook: work.Hook) -> bool:
+def _pane_belongs(tmux: Tmux, pane: str, hook: work.Hook) -> bool:
     """A pane may be reused only if it is still one of this polecat's (tags survive respawns)."""
-    tag = ctx.tmux.display(pane, "#{session_name}\t#{window_name}")
+    tag = tmux.display(pane, "#{session_name}\t#{window_name}")
     return tag == f"{session_name(hook.rig)}\t{hook.polecat}"
+
+
+def stop_spawn_pane(ctx: Context, spawn: work.Spawn, *, grace: float) -> str | None:
+    """Stop a spawn's agent (its whole process tree) on its host and close its window;
+    its last lines, or None if the pane was gone. The caller re-checked the pane's tag."""
+    assert spawn.pane_id
+    if spawn.host == LOCAL:
+        return launch.stop_pane(ctx.tmux, spawn.pane_id, grace=grace)
+    return ctx.host(spawn.host).stop_agent(spawn.pane_id, grace=grace)
 
 
 def _fail_spawn(ctx: Context, spawn_id: str, exc: BaseException) -> None:
@@ -419,7 +597,10 @@ def _fail_spawn(ctx: Context, spawn_id: str, exc: BaseException) -> None:
     spawn = work.get_spawn(conn, spawn_id)
     last = None
     if spawn is not None and spawn.pane_id:
-        last = launch.stop_pane(ctx.tmux, spawn.pane_id, grace=1.0)
+        try:
+            last = stop_spawn_pane(ctx, spawn, grace=1.0)
+        except GastownError:
+            pass  # a host that stopped answering: the Witness stops the pane when it is back
     with ctx.ledger.write() as conn:
         work.update_spawn(
             conn, spawn_id, status=SpawnStatus.FAILED, ended_at=ctx.now(), end_reason=f"start failed: {exc}", last_lines=last,
@@ -464,8 +645,8 @@ def end_spawn(ctx: Context, spawn_id: str, *, reason: str, grace: float = 5.0) -
     if spawn is None:
         return
     last = None
-    if spawn.pane_id and ctx.tmux.display(spawn.pane_id, "#{@gt_spawn}") == spawn_id:
-        last = launch.stop_pane(ctx.tmux, spawn.pane_id, grace=grace)
+    if spawn.pane_id and ctx.tmux_on(spawn.host).display(spawn.pane_id, "#{@gt_spawn}") == spawn_id:
+        last = stop_spawn_pane(ctx, spawn, grace=grace)
     _sweep(ctx, spawn_id)
     with ctx.ledger.write() as conn:
         now = ctx.now()

@@ -39,17 +39,25 @@ def gather_capacity(ctx: Context) -> Capacity:
     """Caps from the config, slots and holds from the ledger, budgets from today's usage."""
     from gastown.costs import budget_blocks, read_budgets
 
+    from gastown.ledger.hosts import host_statuses
+
     config = ctx.config
     conn = ctx.ledger.connection()
     slots: dict[str, int] = {}
-    for rig in work.slots_held(conn):
+    host_slots: dict[str, int] = {}
+    for rig, host in work.slots_by_host(conn):
         slots[rig] = slots.get(rig, 0) + 1
+        host_slots[host] = host_slots.get(host, 0) + 1
     return Capacity(
         town_cap=config.town.max_polecats,
         rig_caps={name: rig.max_polecats or config.town.max_polecats for name, rig in config.rigs.items()},
         slots=slots,
         runtime_holds={h.scope.subject or "": h.until for h in holds.list_holds(conn, HoldKind.RUNTIME)},
         budget_blocks=budget_blocks(read_budgets(ctx)),
+        rig_hosts={name: tuple(rig.hosts) for name, rig in config.rigs.items()},
+        host_caps={name: host.max_polecats for name, host in config.hosts.items() if host.max_polecats},
+        host_slots=host_slots,
+        unreachable=frozenset(name for name, status in host_statuses(conn).items() if not status.reachable),
     )
 
 

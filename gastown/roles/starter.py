@@ -28,13 +28,13 @@ def still_current(ctx: Context, spawn_id: str) -> bool:
     hook = work.get_hook(conn, spawn.issue)
     if hook is None or hook.spawn != spawn_id:
         return False
-    return ctx.tmux.display(spawn.pane_id, "#{@gt_spawn}") == spawn_id
+    return ctx.tmux_on(spawn.host).display(spawn.pane_id, "#{@gt_spawn}") == spawn_id
 
 
 def answer_dialog(ctx: Context, spawn: work.Spawn, keys: tuple[str, ...], dialog: str) -> None:
     assert spawn.pane_id
     for key in keys:
-        ctx.tmux.send_keys(spawn.pane_id, key)
+        ctx.tmux_on(spawn.host).send_keys(spawn.pane_id, key)
         time.sleep(0.2)
     with ctx.ledger.write() as conn:
         record_event(
@@ -56,7 +56,7 @@ def bring_up(ctx: Context, spawn_id: str, *, timeout: float | None = None) -> bo
         if not still_current(ctx, spawn_id):
             return False
         try:
-            screen = read_screen(ctx.tmux.capture(spawn.pane_id), runtime)
+            screen = read_screen(ctx.tmux_on(spawn.host).capture(spawn.pane_id), runtime)
         except GastownError:
             return False
         if screen.dialog_keys:
@@ -71,17 +71,23 @@ def bring_up(ctx: Context, spawn_id: str, *, timeout: float | None = None) -> bo
     return False
 
 
+def _read_prompt(ctx: Context, spawn: work.Spawn) -> str:
+    """The spawn's prompt (a remote spawn's hub copy: the agent reads its own on its host)."""
+    path = spawn.prompt_path if spawn.host == "local" else ctx.town.prompt_path(spawn.id)
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
 def _go(ctx: Context, spawn: work.Spawn, runtime: Runtime) -> bool:
     assert spawn.pane_id
     now = ctx.now()
     with ctx.ledger.write() as conn:
         work.update_spawn(conn, spawn.id, ready_at=now)
     if runtime.prompt == "paste":
-        with open(spawn.prompt_path, encoding="utf-8") as handle:
-            prompt = handle.read()
+        prompt = _read_prompt(ctx, spawn)
         try:
             deliver(
-                ctx.tmux, spawn.pane_id, prompt, runtime=runtime, locks_dir=ctx.town.locks_dir,
+                ctx.tmux_on(spawn.host), spawn.pane_id, prompt, runtime=runtime, locks_dir=ctx.town.locks_dir,
                 wait_idle=runtime.ready_re is not None, idle_timeout=60,
                 still_wanted=lambda: still_current(ctx, spawn.id),
             )

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 from gastown._internal.locks import file_lock
@@ -26,6 +28,9 @@ from gastown.ledger.holds import (
     place_hold,
     release_hold,
 )
+from gastown.hosts import LOCAL
+from gastown.ledger.hosts import host_statuses
+from gastown.roles import host_watch
 from gastown.roles import witness_policy as wp
 from gastown.roles.polecat import end_spawn, start_spawn
 from gastown.runtimes.registry import Runtime, spawn_runtime
@@ -53,6 +58,8 @@ class Witness:
     seen: dict[str, _Seen] = field(default_factory=dict)
     limited: dict[str, str] = field(default_factory=dict)  # spawn -> runtime it waits on
     captures: int = 0
+    checkpoints: dict[str, float] = field(default_factory=dict)  # host -> when its agents' branches were last fetched
+    looks: host_watch.HostLooks = field(default_factory=host_watch.HostLooks)  # the last patrol's look at remote hosts
 
     def policy(self) -> wp.Policy:
         w = self.ctx.config.witness
@@ -74,8 +81,20 @@ class Witness:
                 log.warning("witness %s: %s failed: %s", self.rig, type(action).__name__, exc)
             except Exception:  # noqa: BLE001 - a bug: logged with its traceback, the patrol goes on
                 log.exception("witness %s: %s failed unexpectedly", self.rig, type(action).__name__)
+        self.move_off_vanished_hosts()
         self.announce_mail()
         return actions
+
+    def move_off_vanished_hosts(self) -> None:
+        """Hooks on a host unreachable past its grace resume elsewhere (``host_watch``)."""
+        if not self.looks.unreachable:
+            return
+        try:
+            overdue = host_watch.overdue_hosts(self.ctx, self.looks.unreachable)
+            if overdue:
+                host_watch.move_hooks(self.ctx, self.rig, overdue)
+        except GastownError as exc:
+            log.warning("witness %s: moving work off unreachable hosts failed: %s", self.rig, exc)
 
     def announce_mail(self) -> None:
         """Tell idle agents about new mail; a failure here never breaks the patrol."""
@@ -98,18 +117,21 @@ class Witness:
             closed_hooks = tuple(sorted(issue for issue, why in waiting.items() if why == "closed"))
             holds = {h.scope.subject or "": h.until for h in list_holds(conn, HoldKind.RUNTIME)}
             paused = get_hold(conn, HoldScope.pause()) is not None
-        if panes is None:
-            panes = self.ctx.tmux.list_panes() if spawns else []  # no agent: no tmux call at all
-        by_pane = {p.pane_id: p for p in panes}
+        if panes is None:  # no agent here: no tmux call at all
+            panes = self.ctx.tmux.list_panes() if any(s.host == LOCAL for s in spawns) else []
+        self.looks = looks = host_watch.look(self.ctx, self.rig, spawns, self.checkpoints)
+        by_pane = {(LOCAL, p.pane_id): p for p in panes} | looks.panes
         current = {h.spawn for h in hooks if h.spawn}
         active_issues = {s.issue for s in spawns if s.status in work.LIVE_STATUSES and s.id in current}
         agents = []
         updates: dict[str, dict[str, object]] = {}
         runtimes: dict[str, Runtime | None] = {}
         for spawn in spawns:
-            pane = by_pane.get(spawn.pane_id or "")
+            if spawn.host in looks.unreachable:
+                continue  # unknown, not dead: nothing is decided about an agent nobody can see
+            pane = by_pane.get((spawn.host, spawn.pane_id or ""))
             alive = pane is not None and pane.spawn == spawn.id and not pane.dead
-            size = _size(spawn.log_path)
+            size = _size(spawn.log_path) if spawn.host == LOCAL else looks.log_sizes.get(spawn.log_path, 0)
             last_output = spawn.last_output_at or spawn.started_at
             limited = None
             if size != spawn.log_size:
@@ -117,7 +139,7 @@ class Witness:
                 updates[spawn.id] = {"log_size": size, "last_output_at": now}
                 runtime = runtimes.get(spawn.agent) or runtimes.setdefault(spawn.agent, self._runtime(spawn.agent))
                 if runtime is not None and size > spawn.log_size:
-                    limited = rate_limit_notice(spawn.log_path, spawn.log_size, size, runtime)
+                    limited = rate_limit_notice(spawn.log_path, spawn.log_size, size, runtime, read=self._reader(spawn))
             screen, idle_since = self._screen(spawn, alive, size, now)
             exit_status = pane.dead_status if pane is not None and pane.dead else None
             runtime = runtimes.get(spawn.agent) or runtimes.setdefault(spawn.agent, self._runtime(spawn.agent))
@@ -136,7 +158,8 @@ class Witness:
             with self.ctx.ledger.write() as conn:
                 for spawn_id, values in updates.items():
                     work.update_spawn(conn, spawn_id, **values)
-        orphans = tuple(h for h in hooks if h.issue not in active_issues and not _finishing(h, spawns))
+        away = looks.unreachable | {h for h, st in host_statuses(self.ctx.ledger.connection()).items() if not st.reachable}
+        orphans = tuple(h for h in hooks if h.issue not in active_issues and not _finishing(h, spawns) and h.host not in away)
         live_holds = {rt for rt, until in holds.items() if until is None or until > now}
         for spawn_id in [s for s in self.limited if s not in {a.spawn.id for a in agents}]:
             del self.limited[spawn_id]
@@ -160,6 +183,8 @@ class Witness:
         from gastown.ledger.mrs import list_mrs
         from gastown.roles.done import TOOL_DROPPINGS
 
+        if spawn.host != LOCAL:
+            return self.ctx.host(spawn.host).new_work_since(spawn.rig, spawn.polecat, spawn.started_at, TOOL_DROPPINGS)
         path = self.ctx.town.polecat_path(spawn.rig, spawn.polecat)
         git = Git(path)
         head = git.run("log", "-1", "--format=%H %ct", "HEAD", check=False).stdout.split()
@@ -177,6 +202,19 @@ class Witness:
         submitted = {mr.commit_sha for mr in list_mrs(self.ctx.ledger.connection(), issue=spawn.issue)}
         return head[0] not in submitted
 
+    def _log_size(self, spawn: work.Spawn) -> int:
+        if spawn.host == LOCAL:
+            return _size(spawn.log_path)
+        path = PurePosixPath(spawn.log_path)
+        return self.ctx.host(spawn.host).snapshot([path]).log_sizes.get(spawn.log_path, 0)
+
+    def _reader(self, spawn: work.Spawn) -> Callable[[int, int], bytes] | None:
+        """How to read a remote agent's log (None: it is a file here)."""
+        if spawn.host == LOCAL:
+            return None
+        driver, path = self.ctx.host(spawn.host), PurePosixPath(spawn.log_path)
+        return lambda start, end: driver.read_log(path, start, end)
+
     def _runtime(self, name: str) -> Runtime | None:
         try:
             return spawn_runtime(self.ctx.config, self.rig, name)
@@ -192,7 +230,7 @@ class Witness:
             return cached.screen, cached.idle_since
         try:
             runtime = spawn_runtime(self.ctx.config, spawn.rig, spawn.agent)
-            text = self.ctx.tmux.capture(spawn.pane_id or "")
+            text = self.ctx.tmux_on(spawn.host).capture(spawn.pane_id or "")
         except GastownError:
             return None, None
         self.captures += 1
@@ -265,12 +303,12 @@ class Witness:
         assert spawn is not None
         if spawn.status not in work.LIVE_STATUSES:
             return None
-        pane = self.ctx.tmux.display(spawn.pane_id or "", "#{pane_dead}\t#{@gt_spawn}")
+        pane = self.ctx.tmux_on(spawn.host).display(spawn.pane_id or "", "#{pane_dead}\t#{@gt_spawn}")
         alive = pane == f"0\t{spawn.id}"
         if why == "dead":
             return hook if not alive else None
         if why == "stalled":
-            return hook if _size(spawn.log_path) == spawn.log_size else None
+            return hook if self._log_size(spawn) == spawn.log_size else None
         return hook  # slow start: still not running
 
     def _restart(self, action: wp.Restart) -> None:
@@ -330,10 +368,11 @@ class Witness:
                 conn, "nudge", f"witness nudged {spawn.rig}/{spawn.polecat}: {action.reason}", now=self.ctx.now(),
                 rig=self.rig, polecat=spawn.polecat, spawn=spawn.id, issue=spawn.issue,
             )
+        tmux = self.ctx.tmux_on(spawn.host)
         deliver(
-            self.ctx.tmux, spawn.pane_id, action.text, runtime=runtime, locks_dir=self.ctx.town.locks_dir,
+            tmux, spawn.pane_id, action.text, runtime=runtime, locks_dir=self.ctx.town.locks_dir,
             wait_idle=not action.force, idle_timeout=10.0, lock_timeout=15.0, enter_tries=2,
-            still_wanted=lambda: self.ctx.tmux.display(spawn.pane_id or "", "#{@gt_spawn}") == spawn.id,
+            still_wanted=lambda: tmux.display(spawn.pane_id or "", "#{@gt_spawn}") == spawn.id,
         )
 
     def _submit(self, action: wp.Submit) -> None:
@@ -429,18 +468,24 @@ def _finishing(hook: work.Hook, spawns: list[work.Spawn]) -> bool:
     return any(s.id == hook.spawn and s.status in work.ACTIVE_STATUSES for s in spawns)
 
 
-def rate_limit_notice(log_path: str, old_size: int, new_size: int, runtime: Runtime) -> str | None:
-    """The first rate-limit line in what the agent printed since ``old_size`` (read from its log)."""
+def rate_limit_notice(
+    log_path: str, old_size: int, new_size: int, runtime: Runtime, *, read: Callable[[int, int], bytes] | None = None
+) -> str | None:
+    """The first rate-limit line in what the agent printed since ``old_size`` (read from its
+    log: a file here, or through ``read`` on another host)."""
     from gastown.logtail import plain_lines
 
     if not runtime.rate_limit_res:
         return None
     start = max(old_size, new_size - 65536)
     try:
-        with open(log_path, "rb") as handle:
-            handle.seek(start)
-            chunk = handle.read(new_size - start)
-    except OSError:
+        if read is not None:
+            chunk = read(start, new_size)
+        else:
+            with open(log_path, "rb") as handle:
+                handle.seek(start)
+                chunk = handle.read(new_size - start)
+    except (OSError, GastownError):
         return None
     for line in plain_lines(chunk.decode("utf-8", "replace")):
         if any(pattern.search(line) for pattern in runtime.rate_limit_res):

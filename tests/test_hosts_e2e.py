@@ -1,0 +1,125 @@
+"""One town, two machines: issues slung to local and remote polecats land through the
+same refinery; `gt peek`, `gt nudge`, `gt attach` and `gt done` work on the remote ones;
+a host that vanishes mid-run is `unreachable`, its work finishes elsewhere after its
+grace, and when it comes back nothing runs twice and nothing is lost.
+
+The remote host is a real sshd on 127.0.0.1 whose root only SSH can reach (tests/sshd.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from gastown.context import Context
+from gastown.hosts.ssh import SshHost
+from gastown.ledger import issues
+from gastown.town import Town
+from tests.helpers import (
+    git,
+    gt_json,
+    kill_tmux_server,
+    ledger_rows,
+    no_overlapping_spawns,
+    retry_until,
+    run_gt,
+    set_config,
+)
+from tests.sshd import SshServer
+
+pytestmark = [pytest.mark.tmux, pytest.mark.slow]
+
+WITNESS = {"patrol_interval": "0.5s", "spawn_grace": "60s", "stall_after": "120s", "idle_after": "120s",
+           "max_nudges": 1, "max_restarts": 3, "stop_timeout": "2s"}
+
+
+def two_host_town(rig_town: Path, host: SshServer, order: list[str], **host_extra: object) -> Context:
+    set_config(rig_town, "hosts.b1", host.host_table(**host_extra))
+    set_config(rig_town, "rigs.app", {"agent": "demo", "hosts": order})
+    set_config(rig_town, "witness", WITNESS)
+    set_config(rig_town, "server", {"port": 0})  # tests run side by side: any free port
+    run_gt("host", "check", "b1", cwd=rig_town, check=True)  # pins the host's key, as a user would first
+    return Context(Town(rig_town))
+
+
+def new_issue(ctx: Context, title: str, body: str) -> str:
+    return issues.create(ctx.ledger, title=title, body=body, rig="app", priority=2,
+                         prefixes=ctx.config.rig_prefixes()).id
+
+
+def spawn_rows(town: Path, issue: str) -> list[dict[str, object]]:
+    return ledger_rows(town, "SELECT * FROM spawns WHERE issue = ? ORDER BY started_at", issue)
+
+
+def status_of(town: Path, issue: str) -> str:
+    return str(ledger_rows(town, "SELECT status FROM issues WHERE id = ?", issue)[0]["status"])
+
+
+def merged_per_issue(town: Path) -> Counter[str]:
+    return Counter(str(r["issue"]) for r in ledger_rows(town, "SELECT issue FROM mrs WHERE state = 'merged'"))
+
+
+def upstream_files(upstream: Path) -> set[str]:
+    return set(git(upstream, "ls-tree", "--name-only", "main").split())
+
+
+def test_local_and_remote_polecats_land_through_one_refinery(
+    rig_town: Path, upstream: Path, ssh_host: SshServer, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GT_DEMO_THINK", "0.2")
+    ctx = two_host_town(rig_town, ssh_host, ["local", "b1"])
+    waiting = "~~~demo\nthink 25 @first\n~~~\n~~~demo\nwrite slow.txt\nslow\n~~~"
+    ids = [new_issue(ctx, f"two hosts {n}", f"~~~demo\nwrite file-{n}.txt\nhello {n}\n~~~") for n in range(3)]
+    slow = new_issue(ctx, "the one we look at", waiting)
+    try:
+        run_gt("up", cwd=rig_town, check=True)
+        # Least loaded first, the rig's order breaking ties: local, b1, local, b1.
+        slung = gt_json("sling", ids[0], slow, ids[1], ids[2], "--no-convoy", cwd=rig_town)
+        assert [r["status"] for r in slung] == ["started"] * 4, slung
+        hosts = {r["issue"]: spawn_rows(rig_town, r["issue"])[0]["host"] for r in slung}
+        assert hosts == {ids[0]: "local", slow: "b1", ids[1]: "local", ids[2]: "b1"}
+
+        # The remote agent, as a person sees it from the hub.
+        agents = {a["issue"]: a for a in gt_json("agents", cwd=rig_town)}
+        assert agents[slow]["host"] == "b1"
+        polecat = f"app/{agents[slow]['polecat']}"
+        retry_until(lambda: "demo: thinking" in run_gt("peek", polecat, cwd=rig_town).stdout, timeout=60,
+                    what="the remote agent's screen through gt peek")
+        run_gt("nudge", polecat, "hello from the hub; it's $(id) time", "--now", cwd=rig_town, check=True)
+        retry_until(lambda: "hello from the hub; it's $(id) time" in run_gt("peek", polecat, cwd=rig_town).stdout,
+                    timeout=60, what="the nudge typed into the remote agent")
+        # `gt attach` in a terminal (a pane of a separate tmux server): an ssh -t client of the host's tmux.
+        outer = f"{tmux_socket}-outer"
+        subprocess.run(
+            ["tmux", "-L", outer, "-f", "/dev/null", "new-session", "-d", "-x", "120", "-y", "40", "--",
+             "env", "-u", "TMUX", "-u", "TMUX_PANE", sys.executable, "-m", "gastown", "attach", polecat,
+             "--town", str(rig_town)],
+            check=True, env={**os.environ, "GT_TMUX_SOCKET": tmux_socket},
+        )
+        try:
+            host_tmux = SshHost.from_config("b1", Town(rig_town)).tmux
+
+            def host_clients() -> list[str]:
+                return host_tmux.cmd("list-clients", "-F", "#{client_session}", check=False).stdout.split()
+
+            assert retry_until(host_clients, timeout=30, what="a client on the host's tmux") == ["app"]
+        finally:
+            kill_tmux_server(outer)
+
+        everyone = [*ids, slow]
+        retry_until(lambda: all(status_of(rig_town, i) == "closed" for i in everyone), timeout=300, interval=1,
+                    what="every issue, local and remote, to merge")
+    finally:
+        run_gt("down", "--timeout", "2", cwd=rig_town)
+
+    assert merged_per_issue(rig_town) == Counter({i: 1 for i in everyone})
+    assert {f"file-{n}.txt" for n in range(3)} | {"slow.txt"} <= upstream_files(upstream)
+    remote_done = ledger_rows(rig_town, "SELECT * FROM events WHERE kind = 'done' AND issue = ?", slow)
+    assert remote_done, "the remote agent's own gt done reached the town"
+    assert not ledger_rows(rig_town, "SELECT id FROM spawns WHERE status IN ('starting', 'running', 'done')")
+    no_overlapping_spawns(rig_town)
