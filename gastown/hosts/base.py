@@ -100,6 +100,11 @@ class HostLayout:
         return self.state / "run" / "tmux.sock"
 
     @property
+    def hub_socket(self) -> HostPath:
+        """Where agents there reach the hub's `gt serve` (an SSH host: the reverse tunnel's end)."""
+        return self.state / "run" / "hub.sock"
+
+    @property
     def tmux_conf(self) -> HostPath:
         return self.state / "tmux.conf"
 

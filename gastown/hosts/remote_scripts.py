@@ -145,3 +145,7 @@ RESOLVE_ROOT = r"""root=$1; case $root in "~/"*) root="$HOME/${root#??}" ;; esac
 
 # $1 mirror: a bare repository the hub pushes the rig's target into.
 INIT_MIRROR = r"""[ -d "$1" ] || { mkdir -p -- "$(dirname -- "$1")" && git init -q --bare -- "$1"; }"""
+
+# $1 the hub socket's directory, $2 the socket: a file left there by an earlier connection
+# is removed so sshd can bind the reverse tunnel's end again (StreamLocalBindUnlink is no).
+CLEAR_SOCKET = r"""umask 077; mkdir -p -- "$1" && rm -f -- "$2" """

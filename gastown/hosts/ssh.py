@@ -335,6 +335,33 @@ class SshHost(HostDriver):
                               timeout=grace + self.ssh.timeout, what="sweeping processes").stdout
         return int(out.strip() or 0)
 
+    def ensure_hub_tunnel(self, port: int) -> HostPath:
+        """Forward the host's ``layout.hub_socket`` to the hub's `gt serve` on
+        ``127.0.0.1:port`` over this host's master; returns the socket's path there.
+
+        Idempotent: a forward the master already holds is answered at once (no round
+        trip). When none runs yet (a new master: the first call, or sshd or the master
+        restarted), the socket's directory is made and a socket file left by an earlier
+        connection is removed first (sshd's ``StreamLocalBindUnlink`` defaults to no),
+        then the forward is asked again. The forward lives as long as the master: call
+        this again after anything that may have replaced it (each sling; each patrol).
+        Raises ``HostUnreachable``, or ``HostError`` when the host's sshd refuses it.
+        """
+        socket_path = self.layout.hub_socket
+        if self.ssh.forward_to_hub(socket_path, port).ok:
+            return socket_path
+        # No master yet (this round trip starts one), or a stale socket file in the way.
+        self.ssh.script(scripts.CLEAR_SOCKET, str(socket_path.parent), str(socket_path), what="clearing the hub socket")
+        result = self.ssh.forward_to_hub(socket_path, port)
+        if not result.ok:
+            said = [line for line in result.stderr.strip().splitlines() if line.strip()]
+            raise HostError(
+                f"host {self.name} refused to forward the hub's socket: {said[0] if said else 'no reason given'}",
+                host=self.name, argv=result.argv, returncode=result.returncode, output=result.output,
+                hint="allow it in the host's sshd_config (AllowStreamLocalForwarding yes, no DisableForwarding)",
+            )
+        return socket_path
+
     def attach_argv(self, session: str, *, inside_tmux: str = "") -> list[str]:
         """``ssh -t`` into the host's tmux session (a nested client when run inside tmux)."""
         return self.ssh.argv(self.tmux.argv("attach-session", "-t", f"={session}"), tty=True)

@@ -227,6 +227,23 @@ class Ssh:
         """``GIT_SSH_COMMAND`` for git on the hub: the same options, the same master."""
         return shlex.join(self.base_argv())
 
+    def forward_to_hub(self, remote_socket: PurePosixPath, port: int) -> Result:
+        """Ask the running master to forward connections to the unix socket ``remote_socket``
+        on the host to ``127.0.0.1:port`` here (``ssh -O forward -R``): a reverse tunnel,
+        so the host reaches the hub while every connection still goes hub → host.
+
+        A control request to the master, not a round trip of its own: a forward the master
+        already holds is answered at once; a new one costs the master one request to the
+        host's sshd, which binds the socket 0600 (sshd's ``StreamLocalBindMask``) and
+        refuses if a file is in the way. Fails (exit 255) when no master runs.
+        """
+        if ":" in str(remote_socket):
+            raise HostError(f"the socket path {remote_socket} on host {self.target.host} holds a colon, which ssh -R cannot take",
+                            host=self.target.host, hint=f"give hosts.{self.target.host}.root a path without ':'")
+        spec = f"{remote_socket}:127.0.0.1:{int(port)}"
+        return run([*self.base_argv(), "-O", "forward", "-R", spec, "--", self.target.destination],
+                   env=self._environ, timeout=CONNECT_TIMEOUT + 5)
+
     def master_running(self) -> bool:
         result = run([*self.base_argv(), "-O", "check", "--", self.target.destination], env=self._environ, timeout=10)
         return result.ok

@@ -3,7 +3,9 @@
 `gt done` saves leftovers (never deletions), refuses a branch with nothing on it,
 pins the commit in the hub before recording the merge request (idempotent per
 branch + commit), moves the issue to ``in_review``, frees the polecat and wakes the
-refinery. Running it twice is harmless and says so.
+refinery. Running it twice is harmless and says so. An agent on another host runs the
+worktree part there (``hosts/hub_client.py``) and the rest here through the hub's
+server (``done_remote``): one shared tail, ``_submit``.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gastown.context import Context
-from gastown.errors import Conflict, InvalidInput, NotFound
+from gastown.errors import Conflict, GastownError, GitError, InvalidInput, NotFound
 from gastown.git import worktrees as wt
+from gastown.git.autosave import TOOL_DROPPINGS, autosave
 from gastown.git.cmd import Git
 from gastown.git.merge import pin_mr_commit
 from gastown.ledger import work
@@ -27,8 +30,10 @@ from gastown.states import IssueStatus, SpawnStatus
 from gastown.town import Town, find_town
 from gastown.wake import wake
 
-# Files agent CLIs leave in a worktree that must never be submitted.
-TOOL_DROPPINGS = (".aider*", ".claude", ".gemini", ".codex", ".opencode", ".gastown-*")
+if TYPE_CHECKING:
+    from gastown.ledger.work import Spawn
+
+__all__ = ["TOOL_DROPPINGS", "AgentSelf", "DoneResult", "autosave", "done", "done_remote", "identify", "prime_text"]
 
 
 @dataclass(frozen=True)
@@ -86,36 +91,94 @@ def done(ctx: Context, me: AgentSelf, *, blocked: str | None = None) -> DoneResu
     if hook is None or (me.issue and hook.issue != me.issue):
         return _already(ctx, me, worktree)
     if me.spawn and hook.spawn and me.spawn != hook.spawn:
-        raise Conflict(
-            f"this agent's run ({me.spawn}) was replaced by {hook.spawn}; its work continues there",
-            hint="stop now; the newer run submits the work",
-        )
+        raise _replaced(me.spawn, hook.spawn)
     rig_cfg = ctx.settings.rigs[me.rig]
     branch = wt.current_branch(worktree)
     if branch != hook.branch:
-        raise Conflict(
-            f"the worktree is on {branch or 'a detached HEAD'}, but this issue's work belongs on {hook.branch}",
-            hint=f"git checkout {hook.branch} and bring your commits onto it, then run gt done again",
-        )
+        raise _wrong_branch(branch, hook.branch)
     saved = autosave(worktree, hook.issue)
     if blocked is not None:
         return _blocked(ctx, hook, blocked)
     target = wt.target_ref(rig_cfg.branch)
     ahead = wt.commits_ahead(worktree, "HEAD", target)
     if ahead == 0:
-        raise Conflict(
-            f"branch {hook.branch} has no commits ahead of {rig_cfg.branch}: there is nothing to submit",
-            hint="commit your work (git add, git commit), then run gt done",
-        )
+        raise _nothing_to_submit(hook.branch, rig_cfg.branch)
     head = wt.head_sha(worktree)
     hub = ctx.town.hub_path(me.rig)
     if wt.ref_sha(hub, f"refs/heads/{hook.branch}") != head:
         raise Conflict(f"the hub does not hold {hook.branch} at {head[:12]}", hint="run gt done again")
-    # The commit is in the hub already (the worktree shares its refs); once recorded, its MR
-    # pins it so a later reset of the branch can never make it unreachable.
+    # The commit is in the hub already (the worktree shares its refs).
+    return _submit(ctx, hook, head, ahead, saved)
+
+
+def done_remote(
+    ctx: Context, spawn: Spawn, *, head: str, branch: str, blocked: str | None = None, saved: int = 0
+) -> DoneResult:
+    """`gt done` of an agent on another host, as the hub's server runs it: the host's gt
+    did the worktree part (auto-save, branch and commits-ahead checks) and says which
+    commit it submits. The branch is fetched from the host into the hub, the fetched
+    commit must be ``head`` and ahead of the target, then the same record, pin, refinery
+    wake-up and pane end as a local `gt done`. ``spawn`` is authenticated by the caller.
+
+    Raises ``Conflict`` (replaced run, wrong branch, a commit the host does not hold,
+    nothing to submit), ``NotFound``, ``HostUnreachable``/``GitError`` from the fetch.
+    Idempotent: a second call for the same commit answers "already".
+    """
+    conn = ctx.ledger.connection()
+    hook = work.get_hook(conn, spawn.issue)
+    if spawn.status in (SpawnStatus.DONE, SpawnStatus.ENDED) or hook is None:
+        return _already_submitted(conn, spawn, head)
+    if hook.spawn != spawn.id:
+        raise _replaced(spawn.id, hook.spawn)
+    if branch != hook.branch:
+        raise _wrong_branch(branch, hook.branch)
+    hub = ctx.town.hub_path(hook.rig)
+    if blocked is not None:
+        _check_reason(blocked)
+        try:  # a checkpoint of the work for whoever looks at it; it stays on the host anyway
+            _fetch_from_host(ctx, hook, hub)
+        except GastownError:
+            pass
+        return _blocked(ctx, hook, blocked)
+    fetched = _fetch_from_host(ctx, hook, hub)
+    if fetched is None:
+        raise Conflict(f"host {hook.host} has no branch {branch} in its mirror", hint="commit your work, then run gt done again")
+    if fetched != head:
+        raise Conflict(
+            f"the hub fetched {branch} from host {hook.host} at {fetched[:12]}, not at {head[:12]}",
+            hint="the branch moved while it was submitted; run gt done again",
+        )
+    target = ctx.settings.rigs[hook.rig].branch
+    ahead = wt.commits_ahead(hub, head, wt.target_ref(target))
+    if ahead == 0:
+        raise _nothing_to_submit(branch, target)
+    return _submit(ctx, hook, head, ahead, saved)
+
+
+def _fetch_from_host(ctx: Context, hook: work.Hook, hub: Path) -> str | None:
+    """The host's branch into the hub's ``refs/heads/<branch>``. A branch the agent rewrote
+    (a rebase in a fix cycle) replaces the hub's older copy, whose tip is archived first
+    unless it is safe already (on the target, pinned by a merge request, archived)."""
+    driver = ctx.host(hook.host)
+    try:
+        return driver.fetch_branch(hook.rig, hook.branch, hub)
+    except GitError as exc:
+        old = wt.ref_sha(hub, f"refs/heads/{hook.branch}")
+        if old is None or not any(word in exc.message for word in ("rejected", "non-fast-forward")):
+            raise
+        if not wt.is_safe(hub, old, ctx.settings.rigs[hook.rig].branch):
+            wt.archive(hub, old, hook.branch)
+        Git(hub).run("update-ref", "-d", f"refs/heads/{hook.branch}", old)
+        return driver.fetch_branch(hook.rig, hook.branch, hub)
+
+
+def _submit(ctx: Context, hook: work.Hook, head: str, ahead: int, saved: int) -> DoneResult:
+    """The end every `gt done` shares once ``head`` is in the hub: the merge request is
+    recorded and pins the commit (so a later reset of the branch can never make it
+    unreachable), the refinery is woken and the agent's pane is ended after its turn."""
     mr, created = _record(ctx, hook, head)
-    pin_mr_commit(hub, mr, head)
-    wake(ctx.town, f"refinery-{me.rig}")
+    pin_mr_commit(ctx.town.hub_path(hook.rig), mr, head)
+    wake(ctx.town, f"refinery-{hook.rig}")
     _schedule_pane_end(ctx, hook.spawn)
     note = f" (and saved {saved} uncommitted file(s) first)" if saved else ""
     return DoneResult(
@@ -125,20 +188,25 @@ def done(ctx: Context, me: AgentSelf, *, blocked: str | None = None) -> DoneResu
     )
 
 
-def autosave(worktree: Path, issue: str) -> int:
-    """Commit uncommitted additions and changes, never deletions; returns the number of files."""
-    git = Git(worktree)
-    excludes = [f":(exclude){pattern}" for pattern in TOOL_DROPPINGS]
-    git.run("add", "--ignore-removal", "--", ".", *excludes)
-    deleted = git.out("diff", "--cached", "--name-only", "--diff-filter=D", "-z").split("\0")
-    deleted = [d for d in deleted if d]
-    if deleted:
-        git.run("reset", "-q", "--", *deleted)
-    staged = [p for p in git.out("diff", "--cached", "--name-only", "-z").split("\0") if p]
-    if not staged:
-        return 0
-    git.run("commit", "-q", "--no-verify", "-m", f"{issue}: save uncommitted work (gastown auto-save)")
-    return len(staged)
+def _replaced(spawn: str, newer: str | None) -> Conflict:
+    return Conflict(
+        f"this agent's run ({spawn}) was replaced by {newer or 'no run (the issue waits)'}; its work continues there",
+        hint="stop now; the newer run submits the work",
+    )
+
+
+def _wrong_branch(branch: str | None, wanted: str) -> Conflict:
+    return Conflict(
+        f"the worktree is on {branch or 'a detached HEAD'}, but this issue's work belongs on {wanted}",
+        hint=f"git checkout {wanted} and bring your commits onto it, then run gt done again",
+    )
+
+
+def _nothing_to_submit(branch: str, target: str) -> Conflict:
+    return Conflict(
+        f"branch {branch} has no commits ahead of {target}: there is nothing to submit",
+        hint="commit your work (git add, git commit), then run gt done",
+    )
 
 
 def _record(ctx: Context, hook: work.Hook, head: str) -> tuple[str, bool]:
@@ -168,8 +236,7 @@ def _record(ctx: Context, hook: work.Hook, head: str) -> tuple[str, bool]:
 def _blocked(ctx: Context, hook: work.Hook, reason: str) -> DoneResult:
     from gastown.ledger.escalations import raise_escalation
 
-    if not reason.strip():
-        raise InvalidInput("--blocked needs a reason", hint='gt done --blocked "what stops the work"')
+    _check_reason(reason)
     esc = raise_escalation(
         ctx.ledger, f"{hook.rig}/{hook.polecat} gave up on {hook.issue}: {reason}", severity="medium",
         source=f"{hook.rig}/{hook.polecat}", issue=hook.issue, polecat=hook.polecat, spawn=hook.spawn, block_issue=True,
@@ -184,19 +251,29 @@ def _blocked(ctx: Context, hook: work.Hook, reason: str) -> DoneResult:
     )
 
 
+def _check_reason(reason: str) -> None:
+    if not reason.strip():
+        raise InvalidInput("--blocked needs a reason", hint='gt done --blocked "what stops the work"')
+
+
 def _already(ctx: Context, me: AgentSelf, worktree: Path) -> DoneResult:
     """No hook: either this work was already submitted (say so), or there never was any."""
     conn = ctx.ledger.connection()
     spawn = work.get_spawn(conn, me.spawn) if me.spawn else work.latest_spawn(conn, me.rig, me.polecat)
+    return _already_submitted(conn, spawn, wt.head_sha(worktree) if wt.is_worktree(worktree) else None,
+                              polecat=f"{me.rig}/{me.polecat}")
+
+
+def _already_submitted(conn: Any, spawn: Spawn | None, head: str | None, *, polecat: str | None = None) -> DoneResult:
+    """The answer to a `gt done` whose run already finished: its merge request, if ``head``
+    (None: whatever was submitted) is the commit it submitted."""
     if spawn is None or spawn.status not in (SpawnStatus.DONE, SpawnStatus.ENDED):
-        raise NotFound(
-            f"polecat {me.rig}/{me.polecat} has no issue on its hook",
-            hint="there is nothing to submit; wait for work to be slung",
-        )
+        who = polecat or (f"{spawn.rig}/{spawn.polecat}" if spawn else "this polecat")
+        raise NotFound(f"polecat {who} has no issue on its hook", hint="there is nothing to submit; wait for work to be slung")
     mr = latest_of_spawn(conn, spawn.id)
     if mr is None:
         raise NotFound(f"this run ({spawn.id}) already finished without a merge request", hint="stop now")
-    head = wt.head_sha(worktree) if wt.is_worktree(worktree) else mr.commit_sha
+    head = head or mr.commit_sha
     if head != mr.commit_sha:
         raise Conflict(
             f"this work was already submitted as {mr.id} at {mr.commit_sha[:12]}; "
