@@ -32,6 +32,7 @@ def test_add_pins_the_key_then_list_check_doctor_and_remove(rig_town: Path, ssh_
     listed = json.loads(run_gt("host", "list", "--json", cwd=rig_town, check=True).stdout)
     assert [h["name"] for h in listed] == ["local", "b1"] and listed[1]["port"] == ssh_host.port
 
+    set_config(rig_town, "server", {"enabled": True})  # agents on other hosts report back through it
     set_config(rig_town, "rigs.app", {"hosts": ["local", "b1"], "agent": "demo"})
     checked = run_gt("host", "check", "b1", "--json", cwd=rig_town)
     assert checked.returncode == 0, checked.stdout

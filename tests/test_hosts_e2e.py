@@ -9,6 +9,7 @@ The remote host is a real sshd on 127.0.0.1 whose root only SSH can reach (tests
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from collections import Counter
@@ -42,7 +43,7 @@ def two_host_town(rig_town: Path, host: SshServer, order: list[str], **host_extr
     set_config(rig_town, "hosts.b1", host.host_table(**host_extra))
     set_config(rig_town, "rigs.app", {"agent": "demo", "hosts": order})
     set_config(rig_town, "witness", WITNESS)
-    set_config(rig_town, "server", {"port": 0})  # tests run side by side: any free port
+    set_config(rig_town, "server", {"enabled": True, "port": 0})  # tests run side by side: any free port
     run_gt("host", "check", "b1", cwd=rig_town, check=True)  # pins the host's key, as a user would first
     return Context(Town(rig_town))
 
@@ -122,4 +123,55 @@ def test_local_and_remote_polecats_land_through_one_refinery(
     remote_done = ledger_rows(rig_town, "SELECT * FROM events WHERE kind = 'done' AND issue = ?", slow)
     assert remote_done, "the remote agent's own gt done reached the town"
     assert not ledger_rows(rig_town, "SELECT id FROM spawns WHERE status IN ('starting', 'running', 'done')")
+    no_overlapping_spawns(rig_town)
+
+
+def test_a_host_that_vanishes_mid_run_loses_nothing_and_runs_nothing_twice(
+    rig_town: Path, upstream: Path, ssh_host: SshServer, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GT_DEMO_THINK", "0.2")
+    # The host first, so the work starts there; 3 s of grace once it stops answering.
+    ctx = two_host_town(rig_town, ssh_host, ["b1", "local"], grace="3s")
+    issue = new_issue(ctx, "survives its host", "~~~demo\nthink 600 @first\n~~~\n~~~demo\nwrite moved.txt\nfinished\n~~~")
+    try:
+        run_gt("up", cwd=rig_town, check=True)
+        (slung,) = [gt_json("sling", issue, "--no-convoy", cwd=rig_town)]
+        slung = slung[0] if isinstance(slung, list) else slung
+        assert slung["status"] == "started" and spawn_rows(rig_town, issue)[0]["host"] == "b1"
+        branch = slung["branch"]
+        driver = SshHost.from_config("b1", Town(rig_town))
+        worktree = str(driver.layout.polecat_path("app", slung["polecat"]))
+
+        def remote_commit(name: str) -> str:
+            script = f"cd {shlex.quote(worktree)} && echo work > {name} && git add {name} && git commit -qm {name} && git rev-parse HEAD"
+            return driver.ssh.run(["sh", "-c", script]).stdout.strip()
+
+        # The agent's work so far: one commit the hub fetches as a checkpoint, then one it never sees.
+        seen = remote_commit("seen.txt")
+        hub = rig_town / "app" / "hub.git"
+        retry_until(lambda: git(hub, "for-each-ref", "--format=%(objectname)", f"refs/gastown/checkpoints/{branch}") == seen,
+                    timeout=90, what="the hub's checkpoint of the remote agent's commit")
+        unseen = remote_commit("unseen.txt")
+
+        ssh_host.stop()  # sshd, its sessions, the host's tmux server and the agent: gone mid-run
+        retry_until(lambda: any(a["state"] == "unreachable" for a in gt_json("agents", cwd=rig_town)), timeout=60,
+                    what="the agent shown unreachable")
+        retry_until(lambda: status_of(rig_town, issue) == "closed", timeout=240, interval=1,
+                    what="the issue to finish on the hub after the host's grace")
+        runs = spawn_rows(rig_town, issue)
+        assert [r["host"] for r in runs] == ["b1", "local"], runs
+        assert "unreachable past its grace" in str(runs[0]["end_reason"])
+
+        ssh_host.start()  # the host comes back: its stale agent is gone, its unseen commit kept
+        def archived() -> list[str]:
+            refs = git(hub, "for-each-ref", "--format=%(objectname) %(refname)", "refs/gastown/archive/b1/").splitlines()
+            return [ref for ref in refs if ref.startswith(unseen)]
+
+        assert len(retry_until(archived, timeout=90, what="the unseen commit archived")) == 1
+    finally:
+        run_gt("down", "--timeout", "2", cwd=rig_town)
+
+    assert merged_per_issue(rig_town) == Counter({issue: 1})
+    files = upstream_files(upstream)
+    assert {"seen.txt", "moved.txt"} <= files and "unseen.txt" not in files  # resumed from the checkpoint
     no_overlapping_spawns(rig_town)

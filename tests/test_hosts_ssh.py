@@ -34,6 +34,7 @@ TARGET = "refs/remotes/origin/main"
 def remote_town(rig_town: Path, host: Server) -> Town:
     set_config(rig_town, "hosts.b1", host.host_table())
     set_config(rig_town, "rigs.app", {"hosts": ["local", "b1"]})
+    set_config(rig_town, "server", {"enabled": True})  # agents on other hosts report back through it
     return Town(rig_town)
 
 

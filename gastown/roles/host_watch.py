@@ -38,6 +38,9 @@ CHECKPOINT_EVERY = 60.0  # seconds between two fetches of a host's agents' branc
 CHECKPOINTS = "refs/gastown/checkpoints/"
 UNREACHABLE = "unreachable"  # a spawn's ``observed`` while its host does not answer
 LEFT_BEHIND = "left-behind"  # a moved spawn's ``observed`` once its host came back and it was stopped
+# Where a returning host's branch is fetched to be judged: outside refs/gastown/, whose refs
+# all count as "work kept" (``worktrees.is_safe``).
+RETURNED = "refs/gastown-returned/"
 MOVED_REASON = "its host stayed unreachable past its grace: the work moved"
 
 
@@ -72,10 +75,26 @@ def look(ctx: Context, rig: str, spawns: list[work.Spawn], checkpoints: dict[str
         looks.panes.update({(host, pane.pane_id): pane for pane in snap.panes})
         looks.log_sizes.update(snap.log_sizes)
         _stop_left_behind(ctx, rig, host, snap.panes)
+        if mine:
+            _keep_tunnel(ctx, rig, host)
         if ctx.now() - checkpoints.get(host, 0.0) >= CHECKPOINT_EVERY and mine:
             checkpoints[host] = ctx.now()
             fetch_checkpoints(ctx, rig, host, mine)
     return looks
+
+
+def _keep_tunnel(ctx: Context, rig: str, host: str) -> None:
+    """The agents' way back to the town lives as long as the host's SSH master: a master
+    started anew (the host restarted its sshd, the old one timed out) gets it again."""
+    from gastown.roles.serving import running_server
+
+    record = running_server(ctx.town)
+    if record is None:
+        return  # the Deacon restarts the server; the next patrol forwards to it
+    try:
+        ctx.host(host).ensure_hub_tunnel(record.port)
+    except GastownError as exc:
+        log.warning("witness %s: the tunnel to host %s: %s", rig, host, exc)
 
 
 def _unreachable(ctx: Context, rig: str, host: str, spawns: list[work.Spawn], exc: HostError) -> None:
@@ -128,7 +147,7 @@ def _stop_left_behind(ctx: Context, rig: str, host: str, panes: tuple[PaneInfo, 
             driver.stop_agent(pane.pane_id, grace=2.0)
         branch = wt.branch_name(spawn.polecat, spawn.issue)
         archived = None
-        returned = f"refs/gastown/returned/{branch}"
+        returned = f"{RETURNED}{branch}"
         try:
             driver.fetch_refs(rig, hub, [f"+refs/heads/{branch}:{returned}"])
         except GastownError as exc:
