@@ -308,3 +308,17 @@ def test_the_tunnel_is_idempotent_and_comes_back_with_the_host(remote: Remote) -
     remote.driver.ensure_hub_tunnel(port)
     code, out, err = remote.gt("prime")
     assert code == 0 and "Title: remote report" in out, err
+
+
+def test_a_branch_rewritten_after_a_checkpoint_is_submitted_and_the_old_tip_archived(remote: Remote) -> None:
+    hub = Town(remote.town).hub_path("app")
+    first = remote.commit("draft.txt", "first try")
+    assert remote.driver.fetch_branch("app", remote.branch, hub) == first  # a periodic checkpoint
+    rewritten = remote.on_host('cd "$1" && echo better > draft.txt && git commit -qa --amend -m "second try" '
+                               '&& git rev-parse HEAD').strip()
+    code, out, err = remote.gt("done", "--json")
+    assert code == 0, err
+    assert json.loads(out)["commit"] == rewritten
+    assert wt.ref_sha(hub, f"refs/heads/{remote.branch}") == rewritten
+    archived = wt.Git(hub).out("for-each-ref", "--format=%(objectname)", wt.ARCHIVE_PREFIX)
+    assert archived.split() == [first]  # the checkpoint the hub held is kept, never lost

@@ -154,14 +154,24 @@ def _fetch_from_host(ctx: Context, hook: work.Hook, hub: Path) -> str | None:
     driver = ctx.host(hook.host)
     try:
         return driver.fetch_branch(hook.rig, hook.branch, hub)
-    except GitError as exc:
-        old = wt.ref_sha(hub, f"refs/heads/{hook.branch}")
-        if old is None or not any(word in exc.message for word in ("rejected", "non-fast-forward")):
+    except GitError:
+        ref = f"refs/heads/{hook.branch}"
+        old = wt.ref_sha(hub, ref)
+        if old is None:
             raise
-        if not wt.is_safe(hub, old, ctx.settings.rigs[hook.rig].branch):
-            wt.archive(hub, old, hook.branch)
-        Git(hub).run("update-ref", "-d", f"refs/heads/{hook.branch}", old)
+    # git refuses the fetch (it says nothing more under --quiet): most likely the branch no
+    # longer descends from the hub's copy. Set that copy aside and fetch again; if that
+    # fails too, put everything back as it was.
+    git = Git(hub)
+    archived = None if wt.is_safe(hub, old, ctx.settings.rigs[hook.rig].branch) else wt.archive(hub, old, hook.branch)
+    git.run("update-ref", "-d", ref, old)
+    try:
         return driver.fetch_branch(hook.rig, hook.branch, hub)
+    except GastownError:
+        git.run("update-ref", ref, old, check=False)
+        if archived:
+            git.run("update-ref", "-d", archived, check=False)
+        raise
 
 
 def _submit(ctx: Context, hook: work.Hook, head: str, ahead: int, saved: int) -> DoneResult:
