@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from gastown.cli import complete
-from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._common import JsonOpt, TownOpt, chosen_town, command_group, open_context
 from gastown.cli._output import print_json, print_table, say
 from gastown.safetext import one_line
 
@@ -43,14 +43,22 @@ def raise_(
     json_out: JsonOpt = False,
 ) -> None:
     """Raise an escalation (from an agent: about its own issue, which becomes blocked)."""
-    from gastown.ledger.escalations import escalate_from
+    from gastown.hosts.hub_client import is_remote_agent
 
-    ctx = open_context(town)
-    esc = escalate_from(ctx.ledger, os.environ, message, severity=severity, issue=issue)
-    if json_out:
-        print_json(esc.to_json())
+    if chosen_town(town) is None and is_remote_agent(os.environ):
+        from gastown.hosts.hub_client import remote_escalate
+
+        doc = remote_escalate(os.environ, message, severity=severity, issue=issue)  # an agent on another host
     else:
-        say(f"escalated {esc.id} [{esc.severity}]" + (f" about {esc.issue} (now blocked)" if esc.issue and esc.polecat else ""))
+        from gastown.ledger.escalations import escalate_from
+
+        ctx = open_context(town)
+        doc = escalate_from(ctx.ledger, os.environ, message, severity=severity, issue=issue).to_json()
+    if json_out:
+        print_json(doc)
+    else:
+        about = f" about {doc['issue']} (now blocked)" if doc.get("issue") and doc.get("polecat") else ""
+        say(f"escalated {doc['id']} [{doc['severity']}]{about}")
 
 
 @app.command("list")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from gastown.cli import complete
-from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context, read_body
+from gastown.cli._common import JsonOpt, TownOpt, chosen_town, command_group, open_context, read_body
 from gastown.cli._output import print_json, print_table, say
 from gastown.safetext import one_line
 
@@ -25,14 +27,27 @@ def send(
     json_out: JsonOpt = False,
 ) -> None:
     """Send a message; a live agent is told of it when next idle."""
-    from gastown.ledger import mail
+    if _remote(town):
+        from gastown.hosts.hub_client import remote_mail_send
 
-    ctx = open_context(town)
-    sent = mail.send(ctx.ledger, to, subject, read_body(body), sender=mail.own_address(ctx.environ), rigs=ctx.settings.rigs)
-    if json_out:
-        print_json(sent.to_json())
+        doc = remote_mail_send(os.environ, to, subject, read_body(body))
     else:
-        say(sent.id)
+        from gastown.ledger import mail
+
+        ctx = open_context(town)
+        doc = mail.send(ctx.ledger, to, subject, read_body(body), sender=mail.own_address(ctx.environ),
+                        rigs=ctx.settings.rigs).to_json()
+    if json_out:
+        print_json(doc)
+    else:
+        say(doc["id"])
+
+
+def _remote(town: Path | None) -> bool:
+    """An agent on another host: its mail goes through the hub's server."""
+    from gastown.hosts.hub_client import is_remote_agent
+
+    return chosen_town(town) is None and is_remote_agent(os.environ)
 
 
 @app.command("inbox")
@@ -43,22 +58,30 @@ def inbox(
     json_out: JsonOpt = False,
 ) -> None:
     """List unread messages, newest first."""
-    from gastown.ledger import mail
-    from gastown.ledger.timefmt import iso
+    if _remote(town):
+        from gastown.errors import InvalidInput
+        from gastown.hosts.hub_client import remote_mail_inbox
 
-    ctx = open_context(town, last_good=True)
-    address, messages = mail.inbox(
-        ctx.ledger, to=to, caller=mail.own_address(ctx.environ), rigs=ctx.settings.rigs, include_read=all_
-    )
+        if to is not None:
+            raise InvalidInput("an agent on another host reads only its own inbox", hint="drop --to")
+        address, docs = remote_mail_inbox(os.environ, include_read=all_)
+    else:
+        from gastown.ledger import mail
+
+        ctx = open_context(town, last_good=True)
+        address, messages = mail.inbox(
+            ctx.ledger, to=to, caller=mail.own_address(ctx.environ), rigs=ctx.settings.rigs, include_read=all_
+        )
+        docs = [m.to_json() for m in messages]
     if json_out:
-        print_json([m.to_json() for m in messages])
+        print_json(docs)
         return
     print_table(
         ["ID", "STATE", "SENT", "FROM", "SUBJECT"],
         [
-            [m.id, "read" if m.read_at else "new", (iso(m.created_at) or "")[:16].replace("T", " "),
-             one_line(m.sender, 30), one_line(m.subject, 70)]
-            for m in messages
+            [m["id"], "read" if m["read"] else "new", (m["created_at"] or "")[:16].replace("T", " "),
+             one_line(m["from"], 30), one_line(m["subject"], 70)]
+            for m in docs
         ],
         empty=f"no {'' if all_ else 'unread '}mail for {address}",
     )
@@ -71,15 +94,19 @@ def read(
     json_out: JsonOpt = False,
 ) -> None:
     """Print a message exactly as sent, and mark it read."""
-    from gastown.ledger import mail
-    from gastown.ledger.timefmt import iso
+    if _remote(town):
+        from gastown.hosts.hub_client import remote_mail_read
 
-    message = mail.read(open_context(town).ledger, mail_id)
+        doc = remote_mail_read(os.environ, mail_id)
+    else:
+        from gastown.ledger import mail
+
+        doc = mail.read(open_context(town).ledger, mail_id).to_json()
     if json_out:
-        print_json(message.to_json())
+        print_json(doc)
         return
-    say(f"{message.id}  from {message.sender}  to {message.recipient}  at {iso(message.created_at)}")
-    say(f"subject: {message.subject}")
-    if message.body:
+    say(f"{doc['id']}  from {doc['from']}  to {doc['to']}  at {doc['created_at']}")
+    say(f"subject: {doc['subject']}")
+    if doc["body"]:
         say("")
-        say(message.body)
+        say(doc["body"])

@@ -78,21 +78,35 @@ def done(
     json_out: JsonOpt = False,
 ) -> None:
     """Run by an agent in its worktree: submit the work to the merge queue."""
-    from gastown.context import Context
-    from gastown.roles.done import done as do_done
-    from gastown.roles.done import identify
+    from gastown.hosts.hub_client import is_remote_agent
 
-    me = identify(os.environ, Path.cwd(), chosen_town(town))
-    # An agent's work is never refused over a typo in gastown.toml: the last good one serves.
-    result = do_done(Context(me.town, last_good=True), me, blocked=blocked)
-    if json_out:
-        print_json(result.to_json())
+    if chosen_town(town) is None and is_remote_agent(os.environ):
+        from gastown.hosts.hub_client import remote_done
+
+        document = remote_done(os.environ, Path.cwd(), blocked=blocked)  # an agent on another host
     else:
-        say(result.message)
+        from gastown.context import Context
+        from gastown.roles.done import done as do_done
+        from gastown.roles.done import identify
+
+        me = identify(os.environ, Path.cwd(), chosen_town(town))
+        # An agent's work is never refused over a typo in gastown.toml: the last good one serves.
+        document = do_done(Context(me.town, last_good=True), me, blocked=blocked).to_json()
+    if json_out:
+        print_json(document)
+    else:
+        say(document["message"])
 
 
 def prime(town: TownOpt = None) -> None:
     """Run by an agent: print its role, issue and instructions again."""
+    from gastown.hosts.hub_client import is_remote_agent
+
+    if chosen_town(town) is None and is_remote_agent(os.environ):
+        from gastown.hosts.hub_client import remote_prime
+
+        say(remote_prime(os.environ))
+        return
     from gastown.context import Context
     from gastown.roles.done import identify, prime_text
 

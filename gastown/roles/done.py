@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from gastown.context import Context
 from gastown.errors import Conflict, GastownError, GitError, InvalidInput, NotFound
 from gastown.git import worktrees as wt
-from gastown.git.autosave import TOOL_DROPPINGS, autosave
+from gastown.git.submit import TOOL_DROPPINGS, autosave, nothing_to_submit, prepare, wrong_branch
 from gastown.git.cmd import Git
 from gastown.git.merge import pin_mr_commit
 from gastown.ledger import work
@@ -92,23 +92,15 @@ def done(ctx: Context, me: AgentSelf, *, blocked: str | None = None) -> DoneResu
         return _already(ctx, me, worktree)
     if me.spawn and hook.spawn and me.spawn != hook.spawn:
         raise _replaced(me.spawn, hook.spawn)
-    rig_cfg = ctx.settings.rigs[me.rig]
-    branch = wt.current_branch(worktree)
-    if branch != hook.branch:
-        raise _wrong_branch(branch, hook.branch)
-    saved = autosave(worktree, hook.issue)
+    offer = prepare(worktree, issue=hook.issue, branch=hook.branch, target=ctx.settings.rigs[me.rig].branch,
+                    blocked=blocked is not None)
     if blocked is not None:
         return _blocked(ctx, hook, blocked)
-    target = wt.target_ref(rig_cfg.branch)
-    ahead = wt.commits_ahead(worktree, "HEAD", target)
-    if ahead == 0:
-        raise _nothing_to_submit(hook.branch, rig_cfg.branch)
-    head = wt.head_sha(worktree)
     hub = ctx.town.hub_path(me.rig)
-    if wt.ref_sha(hub, f"refs/heads/{hook.branch}") != head:
-        raise Conflict(f"the hub does not hold {hook.branch} at {head[:12]}", hint="run gt done again")
+    if wt.ref_sha(hub, f"refs/heads/{hook.branch}") != offer.head:
+        raise Conflict(f"the hub does not hold {hook.branch} at {offer.head[:12]}", hint="run gt done again")
     # The commit is in the hub already (the worktree shares its refs).
-    return _submit(ctx, hook, head, ahead, saved)
+    return _submit(ctx, hook, offer.head, offer.ahead, offer.saved)
 
 
 def done_remote(
@@ -131,7 +123,7 @@ def done_remote(
     if hook.spawn != spawn.id:
         raise _replaced(spawn.id, hook.spawn)
     if branch != hook.branch:
-        raise _wrong_branch(branch, hook.branch)
+        raise wrong_branch(branch, hook.branch)
     hub = ctx.town.hub_path(hook.rig)
     if blocked is not None:
         _check_reason(blocked)
@@ -151,7 +143,7 @@ def done_remote(
     target = ctx.settings.rigs[hook.rig].branch
     ahead = wt.commits_ahead(hub, head, wt.target_ref(target))
     if ahead == 0:
-        raise _nothing_to_submit(branch, target)
+        raise nothing_to_submit(branch, target)
     return _submit(ctx, hook, head, ahead, saved)
 
 
@@ -162,14 +154,24 @@ def _fetch_from_host(ctx: Context, hook: work.Hook, hub: Path) -> str | None:
     driver = ctx.host(hook.host)
     try:
         return driver.fetch_branch(hook.rig, hook.branch, hub)
-    except GitError as exc:
-        old = wt.ref_sha(hub, f"refs/heads/{hook.branch}")
-        if old is None or not any(word in exc.message for word in ("rejected", "non-fast-forward")):
+    except GitError:
+        ref = f"refs/heads/{hook.branch}"
+        old = wt.ref_sha(hub, ref)
+        if old is None:
             raise
-        if not wt.is_safe(hub, old, ctx.settings.rigs[hook.rig].branch):
-            wt.archive(hub, old, hook.branch)
-        Git(hub).run("update-ref", "-d", f"refs/heads/{hook.branch}", old)
+    # git refuses the fetch (it says nothing more under --quiet): most likely the branch no
+    # longer descends from the hub's copy. Set that copy aside and fetch again; if that
+    # fails too, put everything back as it was.
+    git = Git(hub)
+    archived = None if wt.is_safe(hub, old, ctx.settings.rigs[hook.rig].branch) else wt.archive(hub, old, hook.branch)
+    git.run("update-ref", "-d", ref, old)
+    try:
         return driver.fetch_branch(hook.rig, hook.branch, hub)
+    except GastownError:
+        git.run("update-ref", ref, old, check=False)
+        if archived:
+            git.run("update-ref", "-d", archived, check=False)
+        raise
 
 
 def _submit(ctx: Context, hook: work.Hook, head: str, ahead: int, saved: int) -> DoneResult:
@@ -192,20 +194,6 @@ def _replaced(spawn: str, newer: str | None) -> Conflict:
     return Conflict(
         f"this agent's run ({spawn}) was replaced by {newer or 'no run (the issue waits)'}; its work continues there",
         hint="stop now; the newer run submits the work",
-    )
-
-
-def _wrong_branch(branch: str | None, wanted: str) -> Conflict:
-    return Conflict(
-        f"the worktree is on {branch or 'a detached HEAD'}, but this issue's work belongs on {wanted}",
-        hint=f"git checkout {wanted} and bring your commits onto it, then run gt done again",
-    )
-
-
-def _nothing_to_submit(branch: str, target: str) -> Conflict:
-    return Conflict(
-        f"branch {branch} has no commits ahead of {target}: there is nothing to submit",
-        hint="commit your work (git add, git commit), then run gt done",
     )
 
 

@@ -7,7 +7,9 @@ endpoint needs when ``[server] token_env`` is set. No module-level state: two ap
 two towns live side by side.
 
 Routes, in order: ``/healthz`` (behind ``TokenGate``), ``/hooks/...`` (each hook checks
-its own token and secret), ``/github/<rig>`` (GitHub's signed deliveries), and everything else to the dashboard mounted at ``/``
+its own token and secret), ``/github/<rig>`` (GitHub's signed deliveries), ``/agent/...``
+(remote agents reporting back; each request checks its spawn's own token, so neither
+the gate nor the dashboard's guard applies), and everything else to the dashboard mounted at ``/``
 (pages, ``/api/``, ``/stream``), whose own guard checks the same token (a bearer header,
 or the cookie its login form sets) and refuses foreign ``Host`` headers without one.
 """
@@ -128,14 +130,14 @@ def create_app(
     from starlette.middleware import Middleware
     from starlette.routing import Mount
 
-    from gastown.server import github_events, health, hooks
+    from gastown.server import agent_api, github_events, health, hooks
     from gastown.server.dashboard.app import create_dashboard_app
 
     server = TownServer(town, environ=os.environ if environ is None else environ, clock=clock)
     dashboard = create_dashboard_app(town.root, token=server.token(), host=host, triggers=ServedTriggers(server),
                                      clock=clock)
     app = Starlette(
-        routes=[*health.routes(), *hooks.routes(), *github_events.routes(), Mount("/", app=dashboard)],
+        routes=[*health.routes(), *hooks.routes(), *github_events.routes(), *agent_api.routes(), Mount("/", app=dashboard)],
         middleware=[Middleware(TokenGate, server=server)],
     )
     app.state.town_server = server
