@@ -104,6 +104,7 @@ def add_remote_spawn(ctx: Context, remote_issue: str, spawn: str, polecat: str, 
 def remote(rig_town: Path, ssh_host: SshServer) -> Iterator[Remote]:
     set_config(rig_town, "hosts.b1", ssh_host.host_table())
     set_config(rig_town, "rigs.app", {"hosts": ["local", "b1"]})
+    set_config(rig_town, "server", {"enabled": True})  # agents on other hosts report back through it
     town = Town(rig_town)
     ctx = Context(town)
     with ctx.ledger.write() as conn:

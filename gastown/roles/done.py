@@ -336,8 +336,13 @@ def prime_text(ctx: Context, me: AgentSelf) -> str:
         )
     spawn = work.get_spawn(conn, hook.spawn)
     assert spawn is not None
-    try:
-        return Path(spawn.prompt_path).read_text(encoding="utf-8")
-    except OSError:
+    # A remote spawn's prompt_path is on its host; the hub keeps a copy under the spawn's id.
+    paths = [Path(spawn.prompt_path)] if spawn.host == "local" else [ctx.town.prompt_path(spawn.id), Path(spawn.prompt_path)]
+    for path in paths:
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+    else:
         issue = get_issue(conn, hook.issue)
         return f"You are polecat {me.polecat} of rig {me.rig}, working on {issue.id}: {issue.title}. Commit, then run gt done."
