@@ -26,6 +26,7 @@ class AgentState(enum.StrEnum):
     STALLED = "stalled"
     DEAD = "dead"
     DONE = "done"
+    UNREACHABLE = "unreachable"  # its host does not answer: unknown, never "dead" (docs/scale-out.md)
 
 
 class SpawnStatus(enum.StrEnum):

@@ -178,3 +178,39 @@ def test_retry_delay_doubles_up_to_five_minutes(failures: int, delay: float) -> 
     from gastown.roles.admission import retry_delay
 
     assert retry_delay(failures) == delay
+
+
+TWO_HOSTS = replace(ROOM, rig_hosts={"app": ("local", "b1", "b2")}, host_caps={"b1": 1, "b2": 2})
+
+
+@pytest.mark.parametrize(
+    "capacity,host,verdict",
+    [
+        pytest.param(TWO_HOSTS, "local", "", id="all empty: the rig's first host"),
+        pytest.param(replace(TWO_HOSTS, host_slots={"local": 1}), "b1", "", id="least loaded wins"),
+        pytest.param(replace(TWO_HOSTS, host_slots={"local": 1, "b1": 1}), "b2", "",
+                     id="a host at its own cap is skipped"),
+        pytest.param(replace(TWO_HOSTS, host_slots={"local": 1}, unreachable=frozenset({"b1"})), "b2", "",
+                     id="an unreachable host is skipped"),
+        pytest.param(replace(TWO_HOSTS, rig_hosts={"app": ("b1",)}, host_slots={"b1": 1}), None,
+                     "every host rig app may use is full or unreachable (b1)", id="its only host full: queue"),
+        pytest.param(replace(TWO_HOSTS, rig_hosts={"app": ("b1", "b2")}, unreachable=frozenset({"b1", "b2"})), None,
+                     "every host rig app may use is full or unreachable (b1, b2)", id="every host away: queue"),
+        pytest.param(replace(ROOM, host_slots={"local": 9}), "local", "", id="a rig without hosts: local, no host cap"),
+    ],
+)
+def test_placement(capacity: Capacity, host: str | None, verdict: str) -> None:
+    from gastown.roles.admission import place
+
+    assert place("app", capacity) == host
+    assert admit("app", "claude", capacity, NOW).reason == verdict
+
+
+def test_a_dispatch_plan_never_starts_more_than_its_hosts_hold() -> None:
+    queue = [Queued(issue=f"app-{n}", rig="app", polecat=None, agent=None, priority=2, kind="fresh", start_point=None,
+                    note=None, enqueued_at=NOW, failures=0, last_error=None) for n in range(3)]
+    cap = replace(ROOM, rig_caps={"app": 4}, rig_hosts={"app": ("b1", "b2", "b3")}, host_caps={"b1": 1, "b2": 1, "b3": 1},
+                  unreachable=frozenset({"b2"}))
+    decisions = plan_dispatch(queue, {q.issue: IssueStatus.OPEN for q in queue}, {q.issue: "demo" for q in queue}, cap, NOW)
+    assert [type(d).__name__ for d in decisions] == ["Start", "Start", "Wait"]  # b1 and b3 take one each; b2 is away
+    assert "full or unreachable" in decisions[2].reason  # type: ignore[union-attr]

@@ -40,7 +40,7 @@ def agents(
         ["AGENT", "STATE", "ISSUE", "RUNTIME", "AGE", "ACTIVE", "LAST LINE"],
         [
             [
-                f"{v.rig}/{v.polecat}",
+                f"{v.rig}/{v.polecat}" + (f"@{v.host}" if v.host != "local" else ""),
                 v.state + (f" ({v.exit_status})" if v.exit_status is not None else ""),
                 v.issue,
                 v.agent,

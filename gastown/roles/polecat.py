@@ -208,7 +208,7 @@ def _sling_new(
     hub = ctx.town.hub_path(rig)
     hubs.fetch(hub, max_age=FETCH_FRESH)
     start = start_point or wt.target_ref(rig_cfg.branch)
-    host = _place(ctx, rig)
+    host = _place(ctx, rig, runtime)
     polecat, is_new, hook = _claim_polecat(ctx, issue, rig, want_polecat, runtime.name, kind, note, host)
     if host != LOCAL:
         return _sling_on_host(ctx, issue, hook, is_new, start, kind)
@@ -237,15 +237,30 @@ def _sling_new(
     return SlingResult("started", issue.id, rig, polecat, spawn.id, spawn.pane_id, hook.branch)
 
 
-def _place(ctx: Context, rig: str) -> str:
+def _place(ctx: Context, rig: str, runtime: Runtime) -> str:
     """The host the new agent runs on (``admission.place``); raises when every host of
-    the rig is full or unreachable (the slot went elsewhere since admission said yes)."""
+    the rig is full or unreachable (the slot went elsewhere since admission said yes).
+
+    A runtime whose work gastown submits for it (``submit = "gastown"``) runs here: the
+    Witness submits from a worktree it can read, and a remote one it cannot (yet)."""
+    from dataclasses import replace
+
     from gastown.roles.admission import place
     from gastown.roles.scheduler import gather_capacity
 
-    if tuple(ctx.config.rigs[rig].hosts) == (LOCAL,):
+    hosts = tuple(ctx.config.rigs[rig].hosts)
+    if hosts == (LOCAL,):
         return LOCAL  # no placement to make: no capacity to read
-    host = place(rig, gather_capacity(ctx))
+    capacity = gather_capacity(ctx)
+    if runtime.submit == "gastown":
+        if LOCAL not in hosts:
+            from gastown.errors import ConfigError
+
+            raise ConfigError(f"runtime {runtime.name!r} has gastown submit its work, which works on this machine only, "
+                              f"and rigs.{rig}.hosts does not list 'local'",
+                              hint=f"add 'local' to rigs.{rig}.hosts, or use a runtime that runs gt done itself")
+        capacity = replace(capacity, rig_hosts={**capacity.rig_hosts, rig: (LOCAL,)})
+    host = place(rig, capacity)
     if host is None:
         raise Conflict(f"every host rig {rig} may use is full or unreachable",
                        hint="see `gt host list`; the sling waits in the queue")

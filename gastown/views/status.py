@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 # Problems first, so a list cut short for space keeps what needs a person.
 AGENT_STATE_ORDER: tuple[str, ...] = (
-    AgentState.DEAD, AgentState.STALLED, AgentState.SPAWNING, AgentState.WORKING, AgentState.IDLE, AgentState.DONE,
+    AgentState.DEAD, AgentState.UNREACHABLE, AgentState.STALLED, AgentState.SPAWNING, AgentState.WORKING, AgentState.IDLE, AgentState.DONE,
 )
 # A loop heartbeat older than this is flagged stale (the Deacon's own minimum threshold).
 STALE_BEAT_S = 60.0

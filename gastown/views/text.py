@@ -23,10 +23,11 @@ from gastown.views.table import Cell, format_table, paint
 
 STATE_STYLES = {
     "working": "green", "idle": "cyan", "spawning": "yellow", "stalled": "bold red", "dead": "bold red", "done": "dim",
+    "unreachable": "bold yellow",
 }
 # A mark per state, so the tree reads without colour too.
-STATE_MARKS = {"working": "●", "idle": "○", "spawning": "◌", "stalled": "▲", "dead": "✖", "done": "✓"}
-PROBLEM_STATES = frozenset({"stalled", "dead"})
+STATE_MARKS = {"working": "●", "idle": "○", "spawning": "◌", "stalled": "▲", "dead": "✖", "done": "✓", "unreachable": "?"}
+PROBLEM_STATES = frozenset({"stalled", "dead", "unreachable"})
 KIND_STYLES = {
     "stalled": "bold red", "dead": "bold red", "restart": "red", "blocked": "bold red", "escalation": "bold red",
     "hold": "yellow", "failed": "red", "conflict": "red", "merged": "green", "done": "green", "sling": "cyan",
@@ -245,7 +246,7 @@ def agents_table(page: _Page, agents: Sequence[AgentStatus]) -> None:
         page.note("no agents running")
         return
     rows: list[list[Cell]] = [
-        [literal(who(a.agent.rig, a.agent.polecat)), (state_label(a.state, a.agent.exit_status), STATE_STYLES.get(a.state, "")),
+        [literal(who(a.agent.rig, a.agent.polecat) + (f"@{a.agent.host}" if a.agent.host != "local" else "")), (state_label(a.state, a.agent.exit_status), STATE_STYLES.get(a.state, "")),
          literal(a.agent.issue), literal(a.title), literal(a.agent.agent), ago(a.age_s), ago(a.quiet_s),
          str(a.agent.restarts) if a.agent.restarts else "", (literal(a.agent.last_line), "dim")]
         for a in agents
