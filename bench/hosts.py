@@ -8,6 +8,8 @@ Figures, each against a floor measured in the same run:
 - the snapshot of both hosts (taken in parallel, as a patrol of two rigs would) vs the
   local snapshot of 50 agents, and vs the floor of one bare `ssh host true` per host
   over the same multiplexed connection;
+- a Witness patrol's gather over those 50 remote agents (ledger rows as if slung) vs the
+  same gather over 50 local agents (target: within 2x, one round trip per host);
 - a remote spawn (push the target to the mirror, worktree, launch file, window) vs the
   same steps by hand over the same connection (git push, `git worktree add`, `cat >`
   the launch file, `tmux new-window`).
@@ -42,15 +44,62 @@ def idle_spec(host, spawn: str):  # type: ignore[no-untyped-def]
     return LaunchSpec(spawn, ["/bin/sleep", "3600"], {"PATH": "/usr/bin:/bin"}, host.layout.base)
 
 
-def start_idle(host, count: int, prefix: str) -> list:  # type: ignore[no-untyped-def]
+def start_idle(host, count: int, prefix: str, started: dict | None = None) -> list:  # type: ignore[no-untyped-def]
+    """``count`` idle agents on ``host``; their logs. ``started`` gets ``spawn -> (host, pane, log)``."""
     logs = []
     for n in range(count):
         spawn = f"sp-{prefix}{n}"
         launch = host.stage_launch(idle_spec(host, spawn))
         log = host.layout.log_path("bench", f"p{n}", spawn)
-        host.start_agent(launch, session="bench", window=f"p{n}", cwd=host.layout.base, ids={}, log_path=log, spawn=spawn)
+        window = host.start_agent(launch, session="bench", window=f"p{n}", cwd=host.layout.base, ids={}, log_path=log,
+                                  spawn=spawn)
         logs.append(log)
+        if started is not None:
+            started[spawn] = (host.name, window.pane, str(log))
     return logs
+
+
+def record_agents(ctx, started: dict) -> None:  # type: ignore[no-untyped-def]
+    """Ledger rows for the idle agents, as if slung: an issue, a hook and a running spawn each."""
+    from gastown.ledger import issues, work
+
+    with ctx.ledger.write() as conn:
+        for spawn, (host, pane, log) in started.items():
+            issue = issues.create_issue(conn, rig="app", prefix="app", title=spawn, body="", priority=2, now=ctx.now()).id
+            polecat = spawn.removeprefix("sp-")
+            work.add_polecat(conn, "app", polecat, ctx.now())
+            work.insert_hook(conn, issue=issue, rig="app", polecat=polecat, branch=f"polecat/{polecat}/{issue}",
+                             agent="demo", kind="fresh", note=None, now=ctx.now(), host=host)
+            work.insert_spawn(conn, spawn_id=spawn, issue=issue, rig="app", polecat=polecat, agent="demo", attempt=1,
+                              kind="fresh", log_path=log, prompt_path="-", now=ctx.now(), host=host)
+            work.set_hook_spawn(conn, issue, spawn)
+            work.update_spawn(conn, spawn, status="running", pane_id=pane)
+
+
+def patrol_figures(town_dir: Path, remote: dict, local: dict) -> tuple[float, float, dict[str, int]]:  # type: ignore[type-arg]
+    """Median of a Witness gather over the remote agents vs over as many local ones, each in
+    its own town; the round trips of one remote gather, per host."""
+    from gastown.context import Context
+    from gastown.roles.witness import Witness
+    from gastown.town import Town
+
+    figures = []
+    trips: dict[str, int] = {}
+    for agents in (remote, local):
+        ctx = Context(Town(town_dir))
+        with ctx.ledger.write() as conn:
+            conn.execute("DELETE FROM spawns")
+            conn.execute("DELETE FROM hooks")
+        record_agents(ctx, agents)
+        witness = Witness(ctx, "app")
+        witness.checkpoints = {host: float("inf") for host in ("h1", "h2")}  # branches are not what is measured
+        witness.gather(ctx.now())  # warm: connections, the settings
+        before = {h: ctx.host(h).ssh.round_trips for h in ("h1", "h2")} if agents is remote else {}
+        snap = witness.gather(ctx.now())
+        trips = {h: ctx.host(h).ssh.round_trips - n for h, n in before.items()} or trips
+        assert sum(a.pane_alive for a in snap.agents) == len(agents), [a.pane_alive for a in snap.agents]
+        figures.append(median_of(lambda w=witness, c=ctx: w.gather(c.now())))
+    return figures[0], figures[1], trips
 
 
 def median_of(fn, rounds: int = ROUNDS) -> float:  # type: ignore[no-untyped-def]
@@ -79,10 +128,13 @@ def main() -> None:
             hosts: list[SshHost] = [SshHost.from_config(f"h{i}", town) for i in (1, 2)]
             for host in hosts:
                 assert all(c.ok for c in host.check(pin=True)), host.check()
-            logs = {host.name: start_idle(host, AGENTS_PER_HOST, host.name) for host in hosts}
+            remote_agents: dict = {}  # type: ignore[type-arg]
+            logs = {host.name: start_idle(host, AGENTS_PER_HOST, host.name, remote_agents) for host in hosts}
             local = open_host(town, "local")
             local.prepare()
-            local_logs = start_idle(local, 2 * AGENTS_PER_HOST, "l")
+            local_agents: dict = {}  # type: ignore[type-arg]
+            local_logs = start_idle(local, 2 * AGENTS_PER_HOST, "l", local_agents)
+            patrol_remote, patrol_local, patrol_trips = patrol_figures(town_dir, remote_agents, local_agents)
 
             trips = {}
             for host in hosts:
@@ -113,6 +165,10 @@ def main() -> None:
     print(f"snapshot of 2 hosts x {AGENTS_PER_HOST} agents (parallel) {remote_time * 1000:6.1f} ms   "
           f"{remote_time / floor_time:4.2f}x floor   {remote_time / local_time:5.1f}x the local snapshot")
     print(f"local snapshot of {2 * AGENTS_PER_HOST} agents              {local_time * 1000:6.1f} ms")
+    print(f"Witness patrol (gather) of {2 * AGENTS_PER_HOST} local agents      {patrol_local * 1000:6.1f} ms   1.00x")
+    print(f"Witness patrol (gather) of 2 hosts x {AGENTS_PER_HOST} agents  {patrol_remote * 1000:6.1f} ms   "
+          f"{patrol_remote / patrol_local:4.2f}x   round trips: "
+          + ", ".join(f"{h} {n}" for h, n in patrol_trips.items()) + "   target <= 2x, 1 per host")
     print(f"remote spawn steps by hand (same connection)  {hand_time * 1000:6.1f} ms   1.00x")
     print(f"remote spawn through the SSH driver           {spawn_time * 1000:6.1f} ms   {spawn_time / hand_time:4.2f}x")
 

@@ -22,6 +22,7 @@ from gastown.states import SpawnStatus
 
 if TYPE_CHECKING:
     from gastown.runtimes.registry import Runtime
+    from gastown.tmux.driver import Tmux
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +70,14 @@ def _announce_each(ctx: Context, running: dict[str, work.Spawn], idle_timeout: f
         pane = spawn.pane_id or ""
         try:
             runtime = spawn_runtime(ctx.config, spawn.rig, spawn.agent)
-            if not _looks_idle(ctx, pane, runtime):
+            tmux = ctx.tmux_on(spawn.host)  # pane ids are only unique on their own host's server
+            if not _looks_idle(tmux, pane, runtime):
                 skipped.add(spawn.id)
                 continue
             deliver(
-                ctx.tmux, pane, announcement(mail), runtime=runtime, locks_dir=ctx.town.locks_dir,
+                tmux, pane, announcement(mail), runtime=runtime, locks_dir=ctx.town.locks_dir,
                 wait_idle=True, idle_timeout=idle_timeout, lock_timeout=idle_timeout,
-                still_wanted=_still_in(ctx, pane, spawn.id),
+                still_wanted=_still_in(tmux, pane, spawn.id),
             )
             note = ""
         except DeliveryFailed as exc:
@@ -99,16 +101,16 @@ def _announce_each(ctx: Context, running: dict[str, work.Spawn], idle_timeout: f
     return announced
 
 
-def _still_in(ctx: Context, pane: str, spawn_id: str) -> Callable[[], bool]:
+def _still_in(tmux: Tmux, pane: str, spawn_id: str) -> Callable[[], bool]:
     """Re-checked right before typing: the pane still runs this spawn (not a successor)."""
-    return lambda: ctx.tmux.display(pane, "#{@gt_spawn}") == spawn_id
+    return lambda: tmux.display(pane, "#{@gt_spawn}") == spawn_id
 
 
-def _looks_idle(ctx: Context, pane: str, runtime: Runtime) -> bool:
+def _looks_idle(tmux: Tmux, pane: str, runtime: Runtime) -> bool:
     """One capture: skip a visibly busy agent at once instead of waiting out the timeout."""
     from gastown.screen import read_screen
 
-    screen = read_screen(ctx.tmux.capture(pane), runtime)
+    screen = read_screen(tmux.capture(pane), runtime)
     if runtime.ready_re is not None:
         return screen.idle
     return not screen.busy and screen.dialog_keys is None

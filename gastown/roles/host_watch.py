@@ -18,6 +18,7 @@ what a host that stops answering means.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -26,6 +27,7 @@ from gastown.context import Context
 from gastown.errors import GastownError, HostError
 from gastown.git import worktrees as wt
 from gastown.hosts import LOCAL
+from gastown.hosts.base import HostSnapshot
 from gastown.ledger import hosts as host_rows
 from gastown.ledger import work
 from gastown.ledger.events import record_event
@@ -60,13 +62,12 @@ def look(ctx: Context, rig: str, spawns: list[work.Spawn], checkpoints: dict[str
     hosts = {s.host for s in spawns if s.host != LOCAL}
     hosts |= {s.host for s in work.spawns_left_on_hosts(conn, rig)}
     hosts |= {h.host for h in work.list_hooks(conn, rig) if h.host != LOCAL}
-    for host in sorted(hosts):
+    snapshots = _snapshots(ctx, {host: [s for s in spawns if s.host == host] for host in sorted(hosts)})
+    for host, snap in snapshots.items():
         mine = [s for s in spawns if s.host == host]
-        try:
-            snap = ctx.host(host).snapshot([PurePosixPath(s.log_path) for s in mine])
-        except HostError as exc:
+        if isinstance(snap, HostError):
             looks.unreachable.add(host)
-            _unreachable(ctx, rig, host, mine, exc)
+            _unreachable(ctx, rig, host, mine, snap)
             continue
         with ctx.ledger.write() as conn:
             before = host_rows.mark_reachable(conn, host, now=ctx.now())
@@ -81,6 +82,23 @@ def look(ctx: Context, rig: str, spawns: list[work.Spawn], checkpoints: dict[str
             checkpoints[host] = ctx.now()
             fetch_checkpoints(ctx, rig, host, mine)
     return looks
+
+
+def _snapshots(ctx: Context, spawns_by_host: dict[str, list[work.Spawn]]) -> dict[str, HostSnapshot | HostError]:
+    """Each host's snapshot, all hosts at once (a patrol over two hosts costs the slower
+    round trip, not the sum); a host that does not answer gives its error instead."""
+    def one(host: str) -> HostSnapshot | HostError:
+        try:
+            return ctx.host(host).snapshot([PurePosixPath(s.log_path) for s in spawns_by_host[host]])
+        except HostError as exc:
+            return exc
+
+    if len(spawns_by_host) <= 1:
+        return {host: one(host) for host in spawns_by_host}
+    for host in spawns_by_host:
+        ctx.host(host)  # made here, in one thread: Context's cache is not shared-write safe
+    with ThreadPoolExecutor(max_workers=min(8, len(spawns_by_host))) as pool:
+        return dict(zip(spawns_by_host, pool.map(one, spawns_by_host), strict=True))
 
 
 def _keep_tunnel(ctx: Context, rig: str, host: str) -> None:

@@ -100,6 +100,15 @@ def agent_env(
         **inherited,
         **runtime.env,
         "GT_TOWN": str(town.root),
+        **identity_env(who, runtime, prompt_path=str(prompt_path)),
+        "GT_TMUX_SOCKET": socket,
+        "PATH": f"{town.bin_dir}:{base_path}",
+    }
+
+
+def identity_env(who: AgentIdentity, runtime: Runtime, *, prompt_path: str) -> dict[str, str]:
+    """The ``GT_*`` identity every agent gets, here or on another host."""
+    return {
         "GT_RIG": who.rig,
         "GT_POLECAT": who.polecat,
         "GT_ISSUE": who.issue,
@@ -108,11 +117,9 @@ def agent_env(
         "GT_AGENT": runtime.name,
         "GT_ATTEMPT": str(who.attempt),
         "GT_PROMPT_KIND": who.kind,
-        "GT_PROMPT_FILE": str(prompt_path),
+        "GT_PROMPT_FILE": prompt_path,
         "GT_BRANCH": who.branch,
         "GT_TARGET": who.target,
-        "GT_TMUX_SOCKET": socket,
-        "PATH": f"{town.bin_dir}:{base_path}",
     }
 
 
@@ -125,17 +132,7 @@ def remote_agent_env(
     the file holding the spawn's token. No ``GT_TOWN``: there is no town on that host."""
     return {
         **runtime.env,
-        "GT_RIG": who.rig,
-        "GT_POLECAT": who.polecat,
-        "GT_ISSUE": who.issue,
-        "GT_SPAWN": who.spawn,
-        "GT_ROLE": "polecat",
-        "GT_AGENT": runtime.name,
-        "GT_ATTEMPT": str(who.attempt),
-        "GT_PROMPT_KIND": who.kind,
-        "GT_PROMPT_FILE": prompt_path,
-        "GT_BRANCH": who.branch,
-        "GT_TARGET": who.target,
+        **identity_env(who, runtime, prompt_path=prompt_path),
         "GT_HUB_SOCKET": hub_socket,
         "GT_TOKEN_FILE": token_file,
     }

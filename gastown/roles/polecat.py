@@ -151,7 +151,7 @@ def _already_hooked(ctx: Context, hook: work.Hook, want_polecat: str | None) -> 
 def _pane_is_spawns(ctx: Context, spawn: work.Spawn) -> bool:
     if not spawn.pane_id:
         return False
-    tag = ctx.tmux.display(spawn.pane_id, "#{pane_dead}\t#{@gt_spawn}")
+    tag = ctx.tmux_on(spawn.host).display(spawn.pane_id, "#{pane_dead}\t#{@gt_spawn}")
     return tag is not None and tag == f"0\t{spawn.id}"
 
 
@@ -450,11 +450,7 @@ def start_spawn(
         launch.discard_launch_file(launch_file)
         _fail_spawn(ctx, spawn_id, exc)
         raise
-    _start_starter(ctx, spawn_id)
-    with ctx.ledger.read() as conn:
-        fresh = work.get_spawn(conn, spawn_id)
-    assert fresh is not None
-    return fresh
+    return _started(ctx, spawn_id)
 
 
 def _start_remote_spawn(ctx: Context, hook: work.Hook, *, kind: str, reason: str, restarted: bool) -> work.Spawn:
@@ -510,6 +506,11 @@ def _start_remote_spawn(ctx: Context, hook: work.Hook, *, kind: str, reason: str
             pass
         _fail_spawn(ctx, spawn_id, exc)
         raise
+    return _started(ctx, spawn_id)
+
+
+def _started(ctx: Context, spawn_id: str) -> work.Spawn:
+    """Hand the started spawn to its starter; its row as it is now."""
     _start_starter(ctx, spawn_id)
     with ctx.ledger.read() as conn:
         fresh = work.get_spawn(conn, spawn_id)
