@@ -92,7 +92,7 @@ def patrol_figures(town_dir: Path, remote: dict, local: dict) -> tuple[float, fl
             conn.execute("DELETE FROM hooks")
         record_agents(ctx, agents)
         witness = Witness(ctx, "app")
-        witness.checkpoints = {host: float("inf") for host in ("h1", "h2")}  # branches are not what is measured
+        witness.hosts.checkpoints = {host: float("inf") for host in ("h1", "h2")}  # branches are not what is measured
         witness.gather(ctx.now())  # warm: connections, the settings
         before = {h: ctx.host(h).ssh.round_trips for h in ("h1", "h2")} if agents is remote else {}
         snap = witness.gather(ctx.now())

@@ -13,9 +13,13 @@ from __future__ import annotations
 SNAPSHOT = r"""
 sock=$1; fmt=$2; shift 2
 out=$(tmux -u -S "$sock" list-panes -a -F "$fmt" 2>&1); status=$?
-[ "$status" -eq 0 ] && [ -n "$out" ] && printf '%s\n' "$out"
-[ "$status" -eq 0 ] && out=""
-printf '\036%s\t%s\n' "$status" "$(printf '%s' "$out" | head -n 1)"
+if [ "$status" -eq 0 ]; then
+  [ -n "$out" ] && printf '%s\n' "$out"
+  printf '\036%s\t\n' 0
+else
+  printf '\036%s\t%s\n' "$status" "${out%%
+*}"
+fi
 [ "$#" -eq 0 ] || wc -c -- "$@" 2>/dev/null
 exit 0
 """

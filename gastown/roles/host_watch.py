@@ -37,6 +37,10 @@ from gastown.tmux.names import PaneInfo
 log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY = 60.0  # seconds between two fetches of a host's agents' branches
+# A master that was replaced (the host came back, the old one was killed) lacks the agents'
+# tunnel; it is asked for again on a return and at least this often (a local call).
+TUNNEL_REFRESH = 30.0
+OK_REFRESH = 30.0  # how stale a reachable host's "last answered" may get before it is written again
 CHECKPOINTS = "refs/gastown/checkpoints/"
 UNREACHABLE = "unreachable"  # a spawn's ``observed`` while its host does not answer
 LEFT_BEHIND = "left-behind"  # a moved spawn's ``observed`` once its host came back and it was stopped
@@ -53,33 +57,57 @@ class HostLooks:
     panes: dict[tuple[str, str], PaneInfo] = field(default_factory=dict)  # (host, pane id) -> pane
     log_sizes: dict[str, int] = field(default_factory=dict)  # a remote log's path -> its size
     unreachable: set[str] = field(default_factory=set)
+    statuses: dict[str, host_rows.HostStatus] = field(default_factory=dict)  # as read before this look
+
+    @property
+    def away(self) -> set[str]:
+        """Hosts that did not answer now, or are still marked unreachable."""
+        return self.unreachable | {host for host, status in self.statuses.items() if not status.reachable}
 
 
-def look(ctx: Context, rig: str, spawns: list[work.Spawn], checkpoints: dict[str, float]) -> HostLooks:
+@dataclass
+class HostMemory:
+    """What a Witness remembers between patrols, per host: when it last fetched the agents'
+    branches, and when it last made sure of their tunnel."""
+
+    checkpoints: dict[str, float] = field(default_factory=dict)
+    tunnels: dict[str, float] = field(default_factory=dict)
+
+
+def look(ctx: Context, rig: str, spawns: list[work.Spawn], seen: HostMemory) -> HostLooks:
     """One snapshot per remote host that runs (or ran, before it vanished) agents of ``rig``."""
     looks = HostLooks()
     conn = ctx.ledger.connection()
-    hosts = {s.host for s in spawns if s.host != LOCAL}
-    hosts |= {s.host for s in work.spawns_left_on_hosts(conn, rig)}
+    left = work.spawns_left_on_hosts(conn, rig)
+    hosts = {s.host for s in spawns if s.host != LOCAL} | {s.host for s in left}
     hosts |= {h.host for h in work.list_hooks(conn, rig) if h.host != LOCAL}
+    if not hosts:
+        return looks
+    looks.statuses = statuses = host_rows.host_statuses(conn)
     snapshots = _snapshots(ctx, {host: [s for s in spawns if s.host == host] for host in sorted(hosts)})
+    now = ctx.now()
     for host, snap in snapshots.items():
         mine = [s for s in spawns if s.host == host]
         if isinstance(snap, HostError):
             looks.unreachable.add(host)
             _unreachable(ctx, rig, host, mine, snap)
+            seen.tunnels.pop(host, None)  # a master that comes back is a new one
             continue
-        with ctx.ledger.write() as conn:
-            before = host_rows.mark_reachable(conn, host, now=ctx.now())
-            if before is not None and not before.reachable:
-                record_event(conn, "host", f"host {host} answers again", now=ctx.now(), rig=rig)
+        before = statuses.get(host)
+        back = before is not None and not before.reachable
+        if before is None or back or before.last_ok_at is None or now - before.last_ok_at >= OK_REFRESH:
+            with ctx.ledger.write() as conn:  # not every patrol: a write per look would cost more than the look
+                host_rows.mark_reachable(conn, host, now=now)
+                if back:
+                    record_event(conn, "host", f"host {host} answers again", now=now, rig=rig)
         looks.panes.update({(host, pane.pane_id): pane for pane in snap.panes})
         looks.log_sizes.update(snap.log_sizes)
-        _stop_left_behind(ctx, rig, host, snap.panes)
-        if mine:
+        _stop_left_behind(ctx, rig, host, [s for s in left if s.host == host], snap.panes)
+        if mine and (back or now - seen.tunnels.get(host, 0.0) >= TUNNEL_REFRESH):
+            seen.tunnels[host] = now
             _keep_tunnel(ctx, rig, host)
-        if ctx.now() - checkpoints.get(host, 0.0) >= CHECKPOINT_EVERY and mine:
-            checkpoints[host] = ctx.now()
+        if mine and now - seen.checkpoints.get(host, 0.0) >= CHECKPOINT_EVERY:
+            seen.checkpoints[host] = now
             fetch_checkpoints(ctx, rig, host, mine)
     return looks
 
@@ -148,11 +176,9 @@ def checkpoint_start(ctx: Context, rig: str, branch: str) -> str:
     return wt.target_ref(ctx.config.rigs[rig].branch)
 
 
-def _stop_left_behind(ctx: Context, rig: str, host: str, panes: tuple[PaneInfo, ...]) -> None:
+def _stop_left_behind(ctx: Context, rig: str, host: str, left: list[work.Spawn], panes: tuple[PaneInfo, ...]) -> None:
     """A host that came back still runs agents whose work moved: stop them first, then keep
     any commit of theirs the town never saw under ``refs/gastown/archive/``."""
-    conn = ctx.ledger.connection()
-    left = [s for s in work.spawns_left_on_hosts(conn, rig) if s.host == host]
     if not left:
         return
     driver = ctx.host(host)

@@ -29,7 +29,6 @@ from gastown.ledger.holds import (
     release_hold,
 )
 from gastown.hosts import LOCAL
-from gastown.ledger.hosts import host_statuses
 from gastown.roles import host_watch
 from gastown.roles import witness_policy as wp
 from gastown.roles.polecat import end_spawn, start_spawn
@@ -58,7 +57,7 @@ class Witness:
     seen: dict[str, _Seen] = field(default_factory=dict)
     limited: dict[str, str] = field(default_factory=dict)  # spawn -> runtime it waits on
     captures: int = 0
-    checkpoints: dict[str, float] = field(default_factory=dict)  # host -> when its agents' branches were last fetched
+    hosts: host_watch.HostMemory = field(default_factory=host_watch.HostMemory)  # checkpoints and tunnels, per host
     looks: host_watch.HostLooks = field(default_factory=host_watch.HostLooks)  # the last patrol's look at remote hosts
 
     def policy(self) -> wp.Policy:
@@ -119,7 +118,7 @@ class Witness:
             paused = get_hold(conn, HoldScope.pause()) is not None
         if panes is None:  # no agent here: no tmux call at all
             panes = self.ctx.tmux.list_panes() if any(s.host == LOCAL for s in spawns) else []
-        self.looks = looks = host_watch.look(self.ctx, self.rig, spawns, self.checkpoints)
+        self.looks = looks = host_watch.look(self.ctx, self.rig, spawns, self.hosts)
         by_pane = {(LOCAL, p.pane_id): p for p in panes} | looks.panes
         current = {h.spawn for h in hooks if h.spawn}
         active_issues = {s.issue for s in spawns if s.status in work.LIVE_STATUSES and s.id in current}
@@ -158,7 +157,7 @@ class Witness:
             with self.ctx.ledger.write() as conn:
                 for spawn_id, values in updates.items():
                     work.update_spawn(conn, spawn_id, **values)
-        away = looks.unreachable | {h for h, st in host_statuses(self.ctx.ledger.connection()).items() if not st.reachable}
+        away = looks.away
         orphans = tuple(h for h in hooks if h.issue not in active_issues and not _finishing(h, spawns) and h.host not in away)
         live_holds = {rt for rt, until in holds.items() if until is None or until > now}
         for spawn_id in [s for s in self.limited if s not in {a.spawn.id for a in agents}]:
