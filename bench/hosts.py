@@ -10,6 +10,8 @@ Figures, each against a floor measured in the same run:
   over the same multiplexed connection;
 - a Witness patrol's gather over those 50 remote agents (ledger rows as if slung) vs the
   same gather over 50 local agents (target: within 2x, one round trip per host);
+- `sling()` to an agent running on a host (placement, claim, mirror, worktree, token,
+  launch file, window; the town's server up) vs the same floor;
 - a remote spawn (push the target to the mirror, worktree, launch file, window) vs the
   same steps by hand over the same connection (git push, `git worktree add`, `cat >`
   the launch file, `tmux new-window`).
@@ -102,6 +104,50 @@ def patrol_figures(town_dir: Path, remote: dict, local: dict) -> tuple[float, fl
     return figures[0], figures[1], trips
 
 
+def sling_figure(town_dir: Path) -> float:  # type: ignore[no-untyped-def]
+    """Median time of ``sling()`` placing an issue on host h1, from the call to the agent
+    running there (window up, started): placement, the claim, the mirror push, the
+    worktree, the token and launch file, the window. With the town's server running (the
+    agents' tunnel goes to it) and the demo agent."""
+    import subprocess
+
+    from gastown.context import Context
+    from gastown.ledger import issues
+    from gastown.roles.polecat import sling
+    from gastown.roles.serving import running_server
+    from gastown.town import Town
+
+    set_config(town_dir, "rigs.app", {"hosts": ["h1"], "agent": "demo"})
+    set_config(town_dir, "town", {"max_polecats": 40})
+    set_config(town_dir, "server", {"enabled": True, "port": 0})
+    server = subprocess.Popen([sys.executable, "-m", "gastown", "serve", "--town", str(town_dir)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while running_server(Town(town_dir)) is None:
+            assert time.monotonic() < deadline and server.poll() is None, "gt serve did not start"
+            time.sleep(0.1)
+        with Context(Town(town_dir)).ledger.write() as conn:  # the patrol's rows would hold every slot
+            conn.execute("DELETE FROM spawns")
+            conn.execute("DELETE FROM hooks")
+        times = []
+        for n in range(SPAWNS + 1):
+            ctx = Context(Town(town_dir))  # one per sling, as each `gt sling` is a process of its own
+            with ctx.ledger.write() as conn:
+                issue = issues.create_issue(conn, rig="app", prefix="app", title=f"sling {n}", body="", priority=2,
+                                            now=ctx.now()).id
+            started = time.perf_counter()
+            result = sling(ctx, issue)
+            took = time.perf_counter() - started
+            assert result.status == "started", result
+            if n:  # the first one also makes the mirror and ships the trampoline
+                times.append(took)
+        return statistics.median(times)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def median_of(fn, rounds: int = ROUNDS) -> float:  # type: ignore[no-untyped-def]
     times = []
     for _ in range(rounds):
@@ -150,6 +196,7 @@ def main() -> None:
             floor_time = median_of(bare)
 
             spawn_time, hand_time = spawn_figures(town, hosts[0])
+            sling_time = sling_figure(town_dir)
             for host in [*hosts, local]:
                 host.tmux.kill_server() if host is local else host.stop_agents(
                     [p.pane_id for p in host.snapshot([]).panes], grace=0.5)
@@ -171,6 +218,7 @@ def main() -> None:
           + ", ".join(f"{h} {n}" for h, n in patrol_trips.items()) + "   target <= 2x, 1 per host")
     print(f"remote spawn steps by hand (same connection)  {hand_time * 1000:6.1f} ms   1.00x")
     print(f"remote spawn through the SSH driver           {spawn_time * 1000:6.1f} ms   {spawn_time / hand_time:4.2f}x")
+    print(f"sling() to a remote agent running             {sling_time * 1000:6.1f} ms   {sling_time / hand_time:4.2f}x")
 
 
 def spawn_figures(town, host) -> tuple[float, float]:  # type: ignore[no-untyped-def]

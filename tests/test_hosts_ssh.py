@@ -179,3 +179,31 @@ def test_attach_is_ssh_t_into_the_hosts_tmux(driver: SshHost) -> None:
     assert argv[0] == "ssh" and "-t" in argv and "BatchMode=yes" in argv
     remote = shlex.split(argv[-1])
     assert remote[:3] == ["tmux", "-u", "-S"] and remote[-3:] == ["attach-session", "-t", "=app"]
+
+
+def test_a_patrols_looks_go_through_one_long_lived_shell(driver: SshHost, ssh_host: Server) -> None:
+    """Looks taken `again` reuse one shell on the host (no new ssh per look); hostile-looking
+    arguments stay data; a host that goes away is unreachable, and the next look after it
+    returns starts a new shell."""
+    status, out = driver.ssh.look('printf "%s|" "$@"; exit 3', "a b", "$(id)", "'q'")
+    assert (status, out) == (3, "a b|$(id)|'q'|")
+    first = driver.ssh._shell._proc.pid  # type: ignore[union-attr]
+    for _ in range(3):
+        assert driver.snapshot([], again=True).panes == ()
+    assert driver.ssh._shell._proc.pid == first  # type: ignore[union-attr]
+    with pytest.raises(HostUnreachable):
+        driver.ssh.look("sleep 5", timeout=0.5)
+    assert driver.ssh.look("echo back")[1] == "back\n"  # a new shell after the timeout
+
+    ssh_host.stop()
+    with pytest.raises(HostUnreachable):
+        driver.snapshot([], again=True)
+    ssh_host.start()
+
+    def looks_up() -> bool:
+        try:
+            return driver.ssh.look("echo up", timeout=10)[1] == "up\n"
+        except HostUnreachable:
+            return False
+
+    retry_until(looks_up, timeout=30, what="a look after the return")

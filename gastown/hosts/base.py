@@ -270,9 +270,10 @@ class HostDriver(abc.ABC):
     def discard_launch(self, launch_file: HostPath) -> None: ...
 
     @abc.abstractmethod
-    def snapshot(self, logs: Sequence[HostPath]) -> HostSnapshot:
+    def snapshot(self, logs: Sequence[HostPath], *, again: bool = False) -> HostSnapshot:
         """Every pane of the town's server on this host plus the sizes of ``logs``: ONE
-        tmux call locally, ONE round trip over SSH."""
+        tmux call locally, ONE round trip over SSH. ``again``: the caller looks every few
+        seconds (a patrol); a driver may keep something open for the next look."""
 
     @abc.abstractmethod
     def read_log(self, path: HostPath, start: int, end: int) -> bytes:

@@ -175,7 +175,7 @@ class LocalHost(HostDriver):
                     hint="run its command by hand in the worktree to see why",
                 )
 
-    def snapshot(self, logs: Sequence[HostPath]) -> HostSnapshot:
+    def snapshot(self, logs: Sequence[HostPath], *, again: bool = False) -> HostSnapshot:
         started = time.perf_counter()
         panes = tuple(self._tmux.list_panes())
         sizes = {}

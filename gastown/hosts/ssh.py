@@ -151,10 +151,13 @@ class SshHost(HostDriver):
         """Ship the trampoline and the tmux config (one round trip; once per driver)."""
         if self._prepared:
             return
-        self.ssh.put_files(
-            {self.trampoline: TRAMPOLINE.read_bytes(), self.layout.tmux_conf: SERVER_CONF.encode()}, mode=0o644
-        )
+        self.ssh.put_files(self._own_files())
         self._prepared = True
+
+    def _own_files(self) -> dict[HostPath, bytes]:
+        """The trampoline and the tmux config (0600 like everything gastown puts there:
+        only the SSH user's own python and tmux read them)."""
+        return {self.trampoline: TRAMPOLINE.read_bytes(), self.layout.tmux_conf: SERVER_CONF.encode()}
 
     # -- git ----------------------------------------------------------------------------
 
@@ -200,7 +203,14 @@ class SshHost(HostDriver):
         return bool(self._op("is_worktree", path=str(self.layout.polecat_path(rig, polecat))))
 
     def create_worktree(self, rig: str, polecat: str, branch: str, start: str) -> HostPath:
+        """The way clear (the usual case): one `git worktree add` there. Anything in the
+        way (a leftover branch or worktree record): `gt _host-op`, whose rules archive
+        leftovers before replacing them."""
         path = self.layout.polecat_path(rig, polecat)
+        mirror = str(self.layout.mirror_path(rig))
+        if self.ssh.run(["git", "-C", mirror, "worktree", "add", "-q", "-b", branch, str(path), start],
+                        check=False, what="git").ok:
+            return path
         self._op("create_worktree", mirror=str(self.layout.mirror_path(rig)), path=str(path), branch=branch, start=start)
         return path
 
@@ -240,10 +250,12 @@ class SshHost(HostDriver):
     # -- agents -------------------------------------------------------------------------
 
     def stage_launch(self, spec: LaunchSpec) -> HostPath:
-        """The spec's files and the pending launch file, 0600, in ONE round trip (stdin)."""
-        self.prepare()
+        """The spec's files and the pending launch file, 0600, in ONE round trip (stdin);
+        a driver's first also carries what ``prepare`` ships."""
         launch_file = self.layout.launch_path(spec.spawn)
-        self.ssh.put_files({**spec.files, pending_path(launch_file): launch_document(spec)})
+        own = {} if self._prepared else self._own_files()
+        self.ssh.put_files({**own, **spec.files, pending_path(launch_file): launch_document(spec)})
+        self._prepared = True
         return launch_file
 
     def discard_launch(self, launch_file: HostPath) -> None:
@@ -291,13 +303,18 @@ class SshHost(HostDriver):
             raise LaunchFailed(f"the agent exited at once (status {code}): {parse_last_words(rest)}",
                                hint="run its command by hand in the worktree on that host to see why")
 
-    def snapshot(self, logs: Sequence[HostPath]) -> HostSnapshot:
+    def snapshot(self, logs: Sequence[HostPath], *, again: bool = False) -> HostSnapshot:
         """Every pane and every log size in ONE round trip. A host with no tmux server
-        has no panes; a host that does not answer raises ``HostUnreachable``."""
+        has no panes; a host that does not answer raises ``HostUnreachable``. ``again``:
+        the caller looks every few seconds (a patrol), so the look goes through the host's
+        long-lived shell instead of a new ssh call."""
         started = time.perf_counter()
-        result = self.ssh.script(scripts.SNAPSHOT, str(self.layout.tmux_socket), pane_format(), *map(str, logs),
-                                 what="the snapshot")
-        panes_text, _, rest = result.stdout.partition("\x1e")
+        args = (str(self.layout.tmux_socket), pane_format(), *map(str, logs))
+        if again:
+            output = self.ssh.look(scripts.SNAPSHOT, *args)[1]
+        else:
+            output = self.ssh.script(scripts.SNAPSHOT, *args, what="the snapshot").stdout
+        panes_text, _, rest = output.partition("\x1e")
         status_line, _, sizes_text = rest.partition("\n")
         status, _, complaint = status_line.partition("\t")
         if status not in ("0", "") and not _no_server(complaint):

@@ -30,6 +30,7 @@ from gastown.errors import HostError, HostKeyRejected, HostUnreachable, ToolMiss
 
 if TYPE_CHECKING:
     from gastown.config.schema import HostConfig
+    from gastown.hosts.shell import HostShell
     from gastown.town import Town
 
 CONNECT_TIMEOUT = 10
@@ -157,6 +158,7 @@ class Ssh:
         self.round_trips = 0
         self._environ = dict(os.environ if environ is None else environ)
         self._control: Path | None = None
+        self._shell: HostShell | None = None
 
     @property
     def control(self) -> Path:
@@ -214,6 +216,17 @@ class Ssh:
         """Run a POSIX ``sh`` script with ``args`` as ``$1..`` (never spliced into the script)."""
         return self.run(["sh", "-c", script, "sh", *args], input=input, timeout=timeout, check=check, what=what)
 
+    def look(self, script: str, *args: str, timeout: float | None = None) -> tuple[int, str]:
+        """Run ``script`` in the host's long-lived shell (``shell.HostShell``): for looks
+        repeated every few seconds, at the cost of one write and one read. Returns the
+        exit status and output; raises ``HostUnreachable``."""
+        from gastown.hosts.shell import HostShell
+
+        if self._shell is None:
+            self._shell = HostShell(self.target.host, self.argv(["sh"]), self._environ)
+        self.round_trips += 1
+        return self._shell.run(script, args, timeout=timeout or self.timeout)
+
     def put_files(self, files: Mapping[PurePosixPath, bytes], *, mode: int = 0o600) -> None:
         """Write ``files`` on the host in ONE round trip, each created ``mode`` from the
         start (umask 077, parents 0700) and renamed into place; contents travel on stdin."""
@@ -250,6 +263,9 @@ class Ssh:
 
     def close(self) -> None:
         """Stop this host's master connection, if one runs (the next call reconnects)."""
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
         if self._control is not None and self._control.exists():
             run([*self.base_argv(), "-O", "exit", "--", self.target.destination], env=self._environ, timeout=10)
 

@@ -117,7 +117,7 @@ def _snapshots(ctx: Context, spawns_by_host: dict[str, list[work.Spawn]]) -> dic
     round trip, not the sum); a host that does not answer gives its error instead."""
     def one(host: str) -> HostSnapshot | HostError:
         try:
-            return ctx.host(host).snapshot([PurePosixPath(s.log_path) for s in spawns_by_host[host]])
+            return ctx.host(host).snapshot([PurePosixPath(s.log_path) for s in spawns_by_host[host]], again=True)
         except HostError as exc:
             return exc
 
