@@ -184,3 +184,30 @@ def test_a_host_that_vanishes_mid_run_loses_nothing_and_runs_nothing_twice(
     files = upstream_files(upstream)
     assert {"seen.txt", "moved.txt"} <= files and "unseen.txt" not in files  # resumed from the checkpoint
     no_overlapping_spawns(rig_town)
+
+
+def test_unslinging_a_remote_polecat_brings_its_work_back_and_removing_it_clears_the_host(
+    rig_town: Path, ssh_host: SshServer, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GT_DEMO_THINK", "0.2")
+    ctx = two_host_town(rig_town, ssh_host, ["b1"])
+    issue = new_issue(ctx, "let go of", "~~~demo\nthink 900\n~~~")
+    try:
+        run_gt("up", cwd=rig_town, check=True)
+        slung = gt_json("sling", issue, "--no-convoy", cwd=rig_town)
+        slung = slung[0] if isinstance(slung, list) else slung
+        driver = SshHost.from_config("b1", Town(rig_town))
+        worktree = str(driver.layout.polecat_path("app", slung["polecat"]))
+        script = f"cd {shlex.quote(worktree)} && echo wip > wip.txt && git add wip.txt && git commit -qm wip && git rev-parse HEAD"
+        wip = driver.ssh.run(["sh", "-c", script]).stdout.strip()
+
+        unslung = gt_json("unsling", issue, cwd=rig_town)
+        hub = rig_town / "app" / "hub.git"
+        archived = git(hub, "for-each-ref", "--format=%(objectname)", "refs/gastown/archive/b1/").split()
+        assert archived == [wip], (archived, unslung)
+        assert not [p for p in driver.snapshot([]).panes if p.spawn], "the remote agent was stopped"
+
+        run_gt("polecat", "remove", f"app/{slung['polecat']}", "--force", cwd=rig_town, check=True)
+        assert not driver.is_worktree("app", slung["polecat"])
+    finally:
+        run_gt("down", "--timeout", "2", cwd=rig_town)

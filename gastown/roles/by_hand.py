@@ -305,6 +305,19 @@ def archive_hook_work(ctx: Context, hook: work.Hook) -> list[str]:
     for sha in dict.fromkeys(heads):
         if not wt.is_safe(hub, sha, target):
             refs.append(wt.archive(hub, sha, hook.branch))
+    if hook.host != "local":  # the worktree is on its host: its commits come back first
+        from gastown.errors import GastownError
+        from gastown.roles.host_watch import keep_remote_work
+
+        try:
+            kept = keep_remote_work(ctx, hook.rig, hook.host, hook.branch)
+        except GastownError as exc:
+            from gastown.errors import Conflict
+
+            raise Conflict(f"the work of {hook.issue} could not be brought back from host {hook.host} ({exc.message}); "
+                           "its hook stays, stopped, so nothing is lost",
+                           hint="run this again once the host answers (`gt host check`)") from None
+        refs += [kept] if kept else []
     return refs
 
 

@@ -306,9 +306,15 @@ def remove_polecat(ctx: Context, rig: str, name: str, *, force: bool) -> str | N
         latest = work.latest_spawn(conn, rig, name)
         if latest is not None and latest.status in work.ACTIVE_STATUSES:
             end_spawn(ctx, latest.id, reason="polecat removed")
-        archived = wt.remove_worktree(
-            ctx.town.hub_path(rig), ctx.town.polecat_path(rig, name), target=ctx.config.rigs[rig].branch, force=force
-        )
+        target = ctx.config.rigs[rig].branch
+        # Its worktrees on other hosts first (each refuses unmerged work unless forced, and
+        # archives what it removes on that host's mirror); a host that does not answer
+        # stops the removal, so no worktree is forgotten.
+        for host in [h for h in ctx.config.rigs[rig].hosts if h != "local"]:
+            driver = ctx.host(host)
+            if driver.is_worktree(rig, name):
+                driver.remove_worktree(rig, name, target=target, force=force)
+        archived = wt.remove_worktree(ctx.town.hub_path(rig), ctx.town.polecat_path(rig, name), target=target, force=force)
         with ctx.ledger.write() as conn:
             work.remove_polecat(conn, rig, name)
             record_event(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from gastown._internal.locks import file_lock
 from gastown.context import Context
@@ -183,31 +183,50 @@ def _stop_left_behind(ctx: Context, rig: str, host: str, left: list[work.Spawn],
         return
     driver = ctx.host(host)
     by_spawn = {p.spawn: p for p in panes if p.spawn}
-    hub = ctx.town.hub_path(rig)
-    target = ctx.config.rigs[rig].branch
     for spawn in left:
         pane = by_spawn.get(spawn.id)
         if pane is not None:
             driver.stop_agent(pane.pane_id, grace=2.0)
-        branch = wt.branch_name(spawn.polecat, spawn.issue)
-        archived = None
-        returned = f"{RETURNED}{branch}"
         try:
-            driver.fetch_refs(rig, hub, [f"+refs/heads/{branch}:{returned}"])
+            archived = keep_remote_work(ctx, rig, host, wt.branch_name(spawn.polecat, spawn.issue))
         except GastownError as exc:
-            log.warning("witness %s: fetching %s back from host %s failed: %s", rig, branch, host, exc)
+            log.warning("witness %s: fetching work back from host %s failed: %s", rig, host, exc)
             continue
-        sha = wt.ref_sha(hub, returned)
-        if sha and not wt.is_safe(hub, sha, target):
-            archived = wt.archive(hub, sha, f"{host}/{branch}")
-        from gastown.git.cmd import Git
-
-        Git(hub).run("update-ref", "-d", returned, check=False)
         with ctx.ledger.write() as conn:
             work.update_spawn(conn, spawn.id, observed=LEFT_BEHIND)
             said = f"; its unseen commits are kept at {archived}" if archived else "; it had no commit the town lacks"
             record_event(conn, "host", f"host {host} is back: stopped the agent left behind for {spawn.issue}{said}",
                          now=ctx.now(), rig=rig, polecat=spawn.polecat, spawn=spawn.id, issue=spawn.issue)
+
+
+def keep_remote_work(ctx: Context, rig: str, host: str, branch: str) -> str | None:
+    """Fetch ``branch`` from ``host`` and keep its tip under ``refs/gastown/archive/<host>/``
+    unless the town already holds it (target, checkpoint, archive, MR pin); the ref made,
+    or None. Raises when the host cannot be reached or has no such branch."""
+    from gastown.git.cmd import Git
+
+    hub = ctx.town.hub_path(rig)
+    returned = f"{RETURNED}{branch}"
+    ctx.host(host).fetch_refs(rig, hub, [f"+refs/heads/{branch}:{returned}"])
+    try:
+        sha = wt.ref_sha(hub, returned)
+        if sha and not _kept(hub, sha, ctx.config.rigs[rig].branch):
+            return wt.archive(hub, sha, f"{host}/{branch}")
+        return None
+    finally:
+        Git(hub).run("update-ref", "-d", returned, check=False)
+
+
+def _kept(hub: Path, sha: str, target: str) -> bool:
+    """Whether the town keeps ``sha`` for good: on the target, or held by a ref under
+    ``refs/gastown/`` that is not a checkpoint (a checkpoint is overwritten by the next)."""
+    from gastown.git.cmd import Git
+
+    git = Git(hub)
+    if git.run("merge-base", "--is-ancestor", sha, wt.target_ref(target), check=False).ok:
+        return True
+    refs = git.out("for-each-ref", "--format=%(refname)", "--contains", sha, "refs/gastown/").split()
+    return any(not ref.startswith(CHECKPOINTS) for ref in refs)
 
 
 def overdue_hosts(ctx: Context, unreachable: set[str]) -> set[str]:
