@@ -149,7 +149,7 @@ def _unreachable(ctx: Context, rig: str, host: str, spawns: list[work.Spawn], ex
         before = host_rows.get_host_status(conn, host)
         host_rows.mark_unreachable(conn, host, detail=exc.message, now=now)
         if before is None or before.reachable:
-            record_event(conn, "host", f"host {host} does not answer: {exc.message}", now=now, rig=rig)
+            record_event(conn, "host", f"{exc.message}; its agents are unreachable (not dead) until it answers", now=now, rig=rig)
         for spawn in spawns:
             if spawn.observed != UNREACHABLE:
                 work.update_spawn(conn, spawn.id, observed=UNREACHABLE)
