@@ -45,6 +45,10 @@ SHELL_VARS = ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "CLICOLOR_FORCE",
 # first, so the run does not end with one worker alone on a long test. A renamed test
 # merely loses its place in the queue.
 LONG_TESTS: dict[str, float] = {
+    # Measured 2026-11-30 under a loaded run: two towns' worth of hosts (issue 16, phase B).
+    "tests/test_hosts_e2e.py::test_local_and_remote_polecats_land_through_one_refinery": 45,
+    "tests/test_hosts_e2e.py::test_a_host_that_vanishes_mid_run_loses_nothing_and_runs_nothing_twice": 35,
+    "tests/test_hosts_e2e.py::test_unslinging_a_remote_polecat_brings_its_work_back_and_removing_it_clears_the_host": 25,
     # Measured 2026-11-30 (-n 4, 1381 tests): the end-to-end runs added by issues 11-16.
     "tests/test_chaos.py::test_two_minutes_of_chaos_by_hand_leave_the_town_consistent": 154,
     "tests/test_soak.py::test_sixty_issues_merge_exactly_once_with_nobody_typing": 125,
