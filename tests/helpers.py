@@ -98,6 +98,19 @@ def gt_json(*args: str, cwd: Path | None = None, input: str | None = None, env: 
     return json.loads(result.stdout)
 
 
+def create_issue(town: Path, title: str, body: str = "", *, rig: str | None = None, priority: int = 2) -> str:
+    """A new issue, made in this process as `gt issue create` makes it; its id. For tests
+    whose subject is not the CLI: each `gt` start costs about 0.3 s of CPU, and the suite
+    runs on two cores (`tests/test_issues_cli.py` covers the command itself)."""
+    from gastown.context import Context
+    from gastown.ledger import issues
+    from gastown.town import Town
+
+    ctx = Context(Town(town))
+    return issues.create(ctx.ledger, title=title, body=body, rig=rig, priority=priority,
+                         prefixes=ctx.settings.rig_prefixes()).id
+
+
 def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 

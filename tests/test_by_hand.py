@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import git, gt_json, ledger_rows, retry_until, run_gt, set_config
+from tests.helpers import create_issue, git, gt_json, ledger_rows, retry_until, run_gt, set_config
 
 pytestmark = [pytest.mark.tmux, pytest.mark.slow]
 
@@ -44,7 +44,7 @@ def calm_town(rig_town: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch)
 
 
 def issue(town: Path, title: str, body: str = "") -> str:
-    return gt_json("issue", "create", title, "--body", body, cwd=town)["id"]
+    return create_issue(town, title, body)
 
 
 def status(town: Path, issue_id: str) -> str:

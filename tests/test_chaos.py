@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import git, gt_json, ledger_rows, no_overlapping_spawns, retry_until, run_gt, set_config
+from tests.helpers import create_issue, git, gt_json, ledger_rows, no_overlapping_spawns, retry_until, run_gt, set_config
 from tests.test_soak import GATE, red_first_parent_commits
 
 pytestmark = [pytest.mark.tmux, pytest.mark.slow]
@@ -106,7 +106,7 @@ def test_two_minutes_of_chaos_by_hand_leave_the_town_consistent(rig_town: Path, 
     set_config(rig_town, "town", {"max_polecats": 4})
     set_config(rig_town, "rigs.app", {"agent": "demo", "gates": [GATE], "batch": 2})
     base = git(upstream, "rev-parse", "main")
-    ids = [gt_json("issue", "create", f"chaos {n}", "--body", body(n), cwd=rig_town)["id"] for n in range(10)]
+    ids = [create_issue(rig_town, f"chaos {n}", body(n)) for n in range(10)]
     person = Person(rig_town, ids, seed)
     try:
         run_gt("up", cwd=rig_town, check=True)

@@ -16,7 +16,7 @@ from gastown.ledger.escalations import raise_escalation
 from gastown.ledger.issues import set_issue_status
 from gastown.roles.deacon import Deacon
 from gastown.states import IssueStatus
-from tests.helpers import gt_json, ledger_rows, retry_until, run_gt, set_config
+from tests.helpers import create_issue, gt_json, ledger_rows, retry_until, run_gt, set_config
 from tests.refinery_support import open_ctx, submit
 
 ARGBOT = Path(__file__).parent / "agents" / "argbot.py"
@@ -24,7 +24,7 @@ HOSTILE = "conv'oy \"[bold]red[/bold]\" $(touch pwned) `id` 漢字 🚀\nsecond 
 
 
 def issues(town: Path, *titles: str) -> list[str]:
-    return [gt_json("issue", "create", title, cwd=town)["id"] for title in titles]
+    return [create_issue(town, title) for title in titles]
 
 
 def convoy_events(town: Path, convoy_id: str) -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 
 from gastown.config.schema import Price, TownConfig
 from gastown.costs import cost_of, price_for
-from tests.helpers import gt_json, ledger_rows, retry_until, run_gt, set_config
+from tests.helpers import create_issue, gt_json, ledger_rows, retry_until, run_gt, set_config
 
 FAST_WITNESS = {"patrol_interval": "0.3s", "stall_after": "30s", "idle_after": "30s", "stop_timeout": "1s"}
 
@@ -56,8 +56,7 @@ def test_budget_reached_mid_run_stops_spawns_until_raised(rig_town: Path, tmux_s
     # One demo task costs ~300 input tokens: at $1000 per million that is ~$0.30, over a $0.10 budget.
     set_config(rig_town, "prices.demo", {"input": 1000.0, "output": 1000.0})
     set_config(rig_town, "town", {"max_polecats": 1, "budget": 0.10})
-    ids = [gt_json("issue", "create", f"spend {n}", "--body", f"~~~demo\nwrite s{n}.txt\n{n}\n~~~", cwd=rig_town)["id"]
-           for n in range(3)]
+    ids = [create_issue(rig_town, f"spend {n}", f"~~~demo\nwrite s{n}.txt\n{n}\n~~~") for n in range(3)]
     results = gt_json("sling", *ids, "--no-convoy", cwd=rig_town)
     assert [r["status"] for r in results] == ["started", "queued", "queued"]
     run_gt("up", cwd=rig_town, check=True)

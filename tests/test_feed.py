@@ -21,7 +21,7 @@ from gastown.views import feed as feed_mod
 from gastown.views import render
 from gastown.views.feed import EventCursor, LiveFeed, stream_plain
 from gastown.views.status import TownStatus
-from tests.helpers import gt_json, retry_until, run_gt
+from tests.helpers import create_issue, gt_json, retry_until, run_gt
 from tests.test_status import HOSTILE, NOW, STATES, output, synthetic_status
 
 LINE_RE = re.compile(r"^\d\d:\d\d:\d\d (\S+) (\S+) (\S+) (.*)$")
@@ -191,7 +191,7 @@ def test_live_feed_redraws_from_the_ledger_and_snapshots_only_every_few_seconds(
 
 @pytest.fixture
 def busy_town(rig_town: Path) -> tuple[Path, list[str]]:
-    ids = [gt_json("issue", "create", title, cwd=rig_town)["id"] for title in ("[bold]one[/]", "two")]
+    ids = [create_issue(rig_town, title) for title in ("[bold]one[/]", "two")]
     run_gt("escalate", "stuck on the database", cwd=rig_town, check=True)
     return rig_town, ids
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import (
+    create_issue,
     git,
     gt_json,
     ledger_rows,
@@ -40,7 +41,7 @@ def town(rig_town: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch):  # 
 
 
 def issue(town: Path, title: str, body: str) -> str:
-    return gt_json("issue", "create", title, "--body", body, cwd=town)["id"]
+    return create_issue(town, title, body)
 
 
 def status(town: Path, issue_id: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import libtmux
 import pytest
 
-from tests.helpers import git, gt_json, kill_tmux_server, ledger_rows, retry_until, run_gt
+from tests.helpers import create_issue, git, gt_json, kill_tmux_server, ledger_rows, retry_until, run_gt
 
 AGENTS = Path(__file__).parent / "agents"
 
@@ -189,7 +189,7 @@ def mrs(town: Path) -> list[dict[str, str]]:
 
 def demo_issue(town: Path, title: str, path: str, extra: str = "") -> str:
     body = f"~~~demo\nwrite {path}\n{title}\n~~~\n{extra}"
-    return gt_json("issue", "create", title, "--body", body, cwd=town)["id"]
+    return create_issue(town, title, body)
 
 
 def test_three_issues_three_agents_three_mrs_then_reuse(bot_town: Path, tmux_socket: str) -> None:

@@ -37,7 +37,7 @@ from gastown.views.status import (
     count_states,
     sort_agents,
 )
-from tests.helpers import gt_json, record_tmux_calls, retry_until, run_gt, set_config
+from tests.helpers import create_issue, gt_json, record_tmux_calls, retry_until, run_gt, set_config
 from tests.test_sling import add_agents
 
 NOW = 1_800_000_000.0
@@ -202,7 +202,7 @@ def test_event_line_has_five_fields_before_the_message() -> None:
 def test_gt_status_json_shows_agents_queue_counts_and_escalations(rig_town: Path, tmux_socket: str) -> None:
     add_agents(rig_town)
     set_config(rig_town, "town", {"max_polecats": 1})
-    ids = [gt_json("issue", "create", title, cwd=rig_town)["id"] for title in ("[bold]first[/]", "second", "third")]
+    ids = [create_issue(rig_town, title) for title in ("[bold]first[/]", "second", "third")]
     slung = gt_json("sling", *ids, "--agent", "argbot", cwd=rig_town)
     assert [r["status"] for r in slung] == ["started", "queued", "queued"]
     run_gt("escalate", "the build server is on fire", "--severity", "high", cwd=rig_town, check=True)
