@@ -565,3 +565,22 @@ def test_a_page_that_falls_far_behind_is_told_to_reload(rig_town: Path) -> None:
         return [m.kind if m else "nothing" for m in got]
 
     assert asyncio.run(scenario()) == ["reload", "nothing"]
+
+
+def test_the_agents_table_names_a_remote_agents_host() -> None:
+    from types import SimpleNamespace
+
+    from gastown.roles.fleet import AgentView
+    from gastown.server.dashboard.rendering import render
+    from gastown.views.status import AgentStatus
+
+    def row(host: str, polecat: str) -> AgentStatus:
+        view = AgentView(rig="app", polecat=polecat, issue="app-a1b2c", spawn="sp-1", agent="demo", state="unreachable",
+                         pane="%1", started_at=0.0, last_activity=None, last_line=None, restarts=0, nudges=0,
+                         exit_status=None, host=host)
+        return AgentStatus(view, "t", 1.0, None)
+
+    html = render("town/_agents.html", status=SimpleNamespace(agents=[row("b1", "ace"), row("local", "dew")]))
+    assert '>app/ace</a><span class="host" title="runs on host b1">@b1</span>' in html
+    assert ">app/dew</a></td>" in html and "@local" not in html
+    assert "? unreachable" in html.replace('<span class="mark" aria-hidden="true">?</span>', "?")
