@@ -272,20 +272,10 @@ def latest_spawn(conn: sqlite3.Connection, rig: str, polecat: str) -> Spawn | No
 # -- capacity ---------------------------------------------------------------------------
 
 
-def slots_held(conn: sqlite3.Connection) -> list[str]:
-    """One rig name per capacity slot in use: each hook whose agent is starting, running
+def slots_by_host(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """``(rig, host)`` per capacity slot in use: each hook whose agent is starting, running
     or about to be resumed (not blocked, closed or stopped by hand), plus each spawn whose
     pane is still open (finished but not yet closed, or still being stopped)."""
-    rows = conn.execute(
-        "SELECT hooks.rig FROM hooks JOIN issues ON issues.id = hooks.issue"
-        " WHERE issues.status NOT IN ('blocked', 'closed') AND hooks.stopped_at IS NULL"
-        " UNION ALL SELECT rig FROM spawns WHERE status = 'done'"
-    )
-    return [row[0] for row in rows]
-
-
-def slots_by_host(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-    """``(rig, host)`` per capacity slot in use (``slots_held``'s rows, with where they run)."""
     rows = conn.execute(
         "SELECT hooks.rig, hooks.host FROM hooks JOIN issues ON issues.id = hooks.issue"
         " WHERE issues.status NOT IN ('blocked', 'closed') AND hooks.stopped_at IS NULL"

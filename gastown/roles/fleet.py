@@ -113,18 +113,19 @@ def list_agents(ctx: Context, rig: str | None = None) -> list[AgentView]:
 
 
 def _look_at_hosts(ctx: Context, spawns: list[work.Spawn], panes: dict[tuple[str, str], PaneInfo]) -> set[str]:
-    """One look at each remote host with agents (their panes join ``panes``); returns the
-    hosts that did not answer."""
-    from gastown.errors import HostError
+    """One look at each remote host with agents, all at once (their panes join ``panes``);
+    returns the hosts that did not answer."""
+    remote: dict[str, list[work.Spawn]] = {h: [] for h in sorted({s.host for s in spawns if s.host != "local"})}
+    if not remote:
+        return set()  # a town on one machine imports nothing of hosts
+    from gastown.roles.host_watch import snapshot_hosts
 
     away = set()
-    for host in sorted({s.host for s in spawns if s.host != "local"}):
-        try:
-            snap = ctx.host(host).snapshot([])
-        except HostError:
+    for host, snap in snapshot_hosts(ctx, remote).items():
+        if isinstance(snap, Exception):
             away.add(host)
-            continue
-        panes.update({(host, p.pane_id): p for p in snap.panes})
+        else:
+            panes.update({(host, p.pane_id): p for p in snap.panes})
     return away
 
 

@@ -84,10 +84,11 @@ def look(ctx: Context, rig: str, spawns: list[work.Spawn], seen: HostMemory) -> 
     if not hosts:
         return looks
     looks.statuses = statuses = host_rows.host_statuses(conn)
-    snapshots = _snapshots(ctx, {host: [s for s in spawns if s.host == host] for host in sorted(hosts)})
+    by_host = {host: [s for s in spawns if s.host == host] for host in sorted(hosts)}
+    snapshots = snapshot_hosts(ctx, by_host, again=True)
     now = ctx.now()
     for host, snap in snapshots.items():
-        mine = [s for s in spawns if s.host == host]
+        mine = by_host[host]
         if isinstance(snap, HostError):
             looks.unreachable.add(host)
             _unreachable(ctx, rig, host, mine, snap)
@@ -112,12 +113,15 @@ def look(ctx: Context, rig: str, spawns: list[work.Spawn], seen: HostMemory) -> 
     return looks
 
 
-def _snapshots(ctx: Context, spawns_by_host: dict[str, list[work.Spawn]]) -> dict[str, HostSnapshot | HostError]:
-    """Each host's snapshot, all hosts at once (a patrol over two hosts costs the slower
-    round trip, not the sum); a host that does not answer gives its error instead."""
+def snapshot_hosts(
+    ctx: Context, spawns_by_host: dict[str, list[work.Spawn]], *, again: bool = False
+) -> dict[str, HostSnapshot | HostError]:
+    """Each host's snapshot (with its spawns' log sizes), all hosts at once: a look at two
+    hosts costs the slower round trip, not the sum; a host that does not answer gives its
+    error instead. ``again``: a patrol, which looks again in seconds (``HostDriver.snapshot``)."""
     def one(host: str) -> HostSnapshot | HostError:
         try:
-            return ctx.host(host).snapshot([PurePosixPath(s.log_path) for s in spawns_by_host[host]], again=True)
+            return ctx.host(host).snapshot([PurePosixPath(s.log_path) for s in spawns_by_host[host]], again=again)
         except HostError as exc:
             return exc
 
