@@ -7,7 +7,6 @@ which runs it the same way.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -16,9 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gastown._internal.log import logger
 from gastown.errors import CommandFailed, ToolMissing
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ it is sent in the ``Authorization`` header and never logged.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,9 +32,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from gastown.errors import GitHubAuthError, GitHubError, GitHubRateLimited, GitHubTimeout
+from gastown._internal.log import logger
+from gastown.errors import (
+    GitHubAuthError,
+    GitHubError,
+    GitHubRateLimited,
+    GitHubTimeout,
+)
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_TIMEOUT_S = 20.0

@@ -10,9 +10,9 @@ at least), since GitHub never redelivers a missed event by itself.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
+from gastown._internal.log import logger
 from gastown.context import Context
 from gastown.errors import GastownError, NotFound
 from gastown.github import connect, require_settings, settings_of
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from gastown.config.schema import TownConfig
     from gastown.github.api import Repo
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 WEBHOOK_SAFETY_POLL_S = 600.0
 

@@ -19,9 +19,9 @@ webhook and a poll seeing the same event act once.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
+from gastown._internal.log import logger
 from gastown.config.schema import GitHubConfig
 from gastown.context import Context
 from gastown.errors import GitError, GitHubError
@@ -31,10 +31,16 @@ from gastown.ledger import github as gh
 from gastown.ledger.escalations import raise_escalation
 from gastown.ledger.events import record_event
 from gastown.ledger.issues import Issue, find_issue, get_issue, set_issue_status
-from gastown.ledger.mrs import MR, SENT_BACK_STATES, get_mr, retire_for_issue, set_mr_state
+from gastown.ledger.mrs import (
+    MR,
+    SENT_BACK_STATES,
+    get_mr,
+    retire_for_issue,
+    set_mr_state,
+)
 from gastown.states import IssueStatus, MRState
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 LOG_EXCERPT_LINES = 40
 LOG_EXCERPT_CHARS = 4000

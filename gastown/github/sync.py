@@ -20,11 +20,11 @@ what was done before stays done.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gastown._internal.log import logger
 from gastown.config.schema import GitHubConfig
 from gastown.context import Context
 from gastown.errors import GitHubError
@@ -34,7 +34,7 @@ from gastown.ledger.events import record_event
 from gastown.ledger.issues import create_issue, edit, find_issue
 from gastown.states import IssueStatus
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 Slinger = Callable[..., Any]
 

@@ -23,7 +23,6 @@ one query, no git.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
@@ -32,30 +31,53 @@ from pathlib import Path
 from typing import Any
 
 from gastown._internal.locks import file_lock
+from gastown._internal.log import logger
 from gastown.context import Context
 from gastown.errors import Conflict, GastownError, GitError, NotFound
-from gastown.ledger.escalations import cause_hold, raise_escalation
-from gastown.ledger.holds import HoldScope
 from gastown.git.hub import fetch
 from gastown.git.merge import (
-    Conflicted, MergeItem, RefineryWorktree, archive_branches, fast_forward_ref, is_ancestor, missing_commits,
-    push_tip, remote_sha, unpin_mr_commits,
+    Conflicted,
+    MergeItem,
+    RefineryWorktree,
+    archive_branches,
+    fast_forward_ref,
+    is_ancestor,
+    missing_commits,
+    push_tip,
+    remote_sha,
+    unpin_mr_commits,
 )
 from gastown.git.worktrees import ref_sha, target_ref
+from gastown.ledger import rounds
+from gastown.ledger.escalations import cause_hold, raise_escalation
 from gastown.ledger.events import record_event
+from gastown.ledger.holds import HoldScope
 from gastown.ledger.issues import find_issue, set_issue_status
 from gastown.ledger.mrs import (
-    MR, SENT_BACK_STATES, get_mr, list_mrs, next_batch, queue_order, retire_for_issue, set_mr_state,
+    MR,
+    SENT_BACK_STATES,
+    get_mr,
+    list_mrs,
+    next_batch,
+    queue_order,
+    retire_for_issue,
+    set_mr_state,
 )
-from gastown.ledger import rounds
 from gastown.refinery import fixes
-from gastown.refinery.gates import GateRun, GateRunner, gate_env, gate_marker, run_gates, stop_orphaned_gates
+from gastown.refinery.gates import (
+    GateRun,
+    GateRunner,
+    gate_env,
+    gate_marker,
+    run_gates,
+    stop_orphaned_gates,
+)
 from gastown.refinery.plan import BisectPlan, Finish, GateBase
 from gastown.refinery.review.settings import gate_settings
 from gastown.refinery.settings import RefinerySettings, resolve_settings
 from gastown.states import IssueStatus, MRState
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 MAX_RACE_REDOS = 3  # rounds redone in one run_once when the upstream keeps moving
 ERROR_BACKOFF_S = 300.0  # an unexpected failure holds the queue this long

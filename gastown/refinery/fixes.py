@@ -19,11 +19,11 @@ that raises never breaks the round: the issue is blocked and escalated for a hum
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gastown._internal.log import logger
 from gastown.context import Context
 from gastown.ledger.escalations import raise_escalation
 from gastown.ledger.events import has_event_with, record_event
@@ -32,7 +32,7 @@ from gastown.ledger.mrs import MR, SENT_BACK_STATES, list_mrs, sent_back_awaitin
 from gastown.ledger.work import hook_of_polecat
 from gastown.states import MRState
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 Slinger = Callable[..., Any]
 """``slinger(ctx, issue_id, target, *, kind="fix", start_point=sha, note=text)``."""

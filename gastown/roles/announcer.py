@@ -7,24 +7,30 @@ per message, and only while the agent is idle.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from gastown._internal.locks import file_lock
+from gastown._internal.log import logger
 from gastown.context import Context
 from gastown.errors import Conflict, DeliveryFailed, GastownError
 from gastown.ledger import work
 from gastown.ledger.events import record_event
-from gastown.ledger.mail import announcement, find_mail, mark_announced, one_line, unannounced
+from gastown.ledger.mail import (
+    announcement,
+    find_mail,
+    mark_announced,
+    one_line,
+    unannounced,
+)
 from gastown.states import SpawnStatus
 
 if TYPE_CHECKING:
     from gastown.runtimes.registry import Runtime
     from gastown.tmux.driver import Tmux
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 ANNOUNCE_IDLE_TIMEOUT = 2.0
 

@@ -18,12 +18,12 @@ archived.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gastown._internal.log import logger
 from gastown.context import Context
 from gastown.errors import GastownError
 from gastown.ledger import convoys, escalations, work
@@ -37,7 +37,7 @@ from gastown.roles import deacon_policy as dp
 from gastown.roles import launch
 from gastown.states import SpawnStatus
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 
 @dataclass

@@ -17,12 +17,12 @@ what a host that stops answering means.
 
 from __future__ import annotations
 
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from gastown._internal.locks import file_lock
+from gastown._internal.log import logger
 from gastown.context import Context
 from gastown.errors import GastownError, HostError
 from gastown.git import worktrees as wt
@@ -34,7 +34,7 @@ from gastown.ledger.events import record_event
 from gastown.states import SpawnStatus
 from gastown.tmux.names import PaneInfo
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 CHECKPOINT_EVERY = 60.0  # seconds between two fetches of a host's agents' branches
 # A master that was replaced (the host came back, the old one was killed) lacks the agents'

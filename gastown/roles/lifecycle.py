@@ -25,8 +25,8 @@ from gastown.ledger import work
 from gastown.ledger.events import count_events, record_event
 from gastown.ledger.heartbeats import loops_beating_since
 from gastown.ledger.holds import HoldScope, place_hold, release_hold
-from gastown.states import SpawnStatus
 from gastown.roles.mayor import running_pid
+from gastown.states import SpawnStatus
 from gastown.tmux.names import MAYOR_SESSION
 from gastown.town import Town
 
@@ -317,7 +317,7 @@ def _stop_remote_agents(ctx: Context, spawns: list[work.Spawn], grace: float) ->
     """Stop the agents on other hosts, all of a host's at once (one grace period there);
     returns how many had to be killed. A host that does not answer is skipped with a
     warning in the Mayor's log: its agents are stopped by the Witness when it is back."""
-    import logging
+    from gastown._internal.log import logger
 
     forced = 0
     for host in sorted({s.host for s in spawns}):
@@ -327,7 +327,7 @@ def _stop_remote_agents(ctx: Context, spawns: list[work.Spawn], grace: float) ->
             tags = {p.pane_id: p.spawn for p in driver.snapshot([]).panes}
             forced += driver.stop_agents([s.pane_id for s in mine if s.pane_id and tags.get(s.pane_id) == s.id], grace=grace)
         except GastownError as exc:
-            logging.getLogger(__name__).warning("gt down: host %s: %s", host, exc)
+            logger(__name__).warning("gt down: host %s: %s", host, exc)
     return forced
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gastown._internal.locks import try_lock_forever
+from gastown._internal.log import logger
 from gastown.context import Context
 from gastown.errors import ConfigError, Conflict, GastownError
 from gastown.ledger.events import record_event
@@ -34,7 +35,7 @@ from gastown.wake import last_wake
 if TYPE_CHECKING:
     from gastown.roles.mayor_socket import MayorSocket
 
-log = logging.getLogger("gastown.mayor")
+log = logger("gastown.mayor")
 
 WAKE_POLL = 0.25
 LOCK_WAIT = 20.0
@@ -145,10 +146,9 @@ class Mayor:
     # -- loops --------------------------------------------------------------------------
 
     def _rig_loops(self, rig: str) -> list[Loop]:
+        from gastown.github.desk import GitHubDesk, wake_topic
         from gastown.refinery.review.stage import ReviewStage
         from gastown.roles.witness import Witness
-
-        from gastown.github.desk import GitHubDesk, wake_topic
 
         witness = Witness(self.ctx, rig)
         reviews = ReviewStage(self.ctx, rig)  # starts reviews on threads of their own; never blocks
@@ -313,7 +313,7 @@ def configure_logging(town: Town) -> None:
     """The Mayor logs to stdout (its tmux window) and to .gastown/logs/mayor.log."""
     town.logs_dir.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(threadName)-16s %(message)s", "%H:%M:%S")
-    root = logging.getLogger("gastown")
+    root = logger("gastown")
     root.setLevel(logging.INFO)
     for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(town.logs_dir / "mayor.log")):
         handler.setFormatter(fmt)

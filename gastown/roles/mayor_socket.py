@@ -225,9 +225,9 @@ def _error_json(exc: errors.GastownError) -> dict[str, Any]:
 
 def _log() -> Any:
     """The Mayor's logger (``logging`` is imported on the Mayor's side only: `gt sling` need not pay for it)."""
-    import logging
+    from gastown._internal.log import logger
 
-    return logging.getLogger("gastown.mayor")
+    return logger("gastown.mayor")
 
 
 @contextmanager

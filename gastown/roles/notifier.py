@@ -19,13 +19,13 @@ Mayor killed mid-delivery sends that one event again at worst.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gastown._internal.log import logger
 from gastown.config.schema import NotifyConfig
 from gastown.context import Context
 from gastown.errors import GastownError
@@ -37,7 +37,7 @@ from gastown.roles import notify_policy as policy
 if TYPE_CHECKING:
     import httpx
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 BATCH = 100  # events read per notifier per cycle (a long backlog catches up over cycles)
 URL_TRIES = 3

@@ -12,8 +12,7 @@ queue row (not on the spawn, which is new each try) and waits ``admission.retry_
 
 from __future__ import annotations
 
-import logging
-
+from gastown._internal.log import logger
 from gastown.context import Context
 from gastown.errors import GastownError
 from gastown.ledger import holds, queue, work
@@ -22,12 +21,19 @@ from gastown.ledger.events import record_event
 from gastown.ledger.holds import HoldKind
 from gastown.ledger.issues import find_issue
 from gastown.ledger.queue import Queued
-from gastown.roles.admission import Capacity, Drop, Start, admit, plan_dispatch, retry_delay
+from gastown.roles.admission import (
+    Capacity,
+    Drop,
+    Start,
+    admit,
+    plan_dispatch,
+    retry_delay,
+)
 from gastown.roles.polecat import SlingResult, sling
 from gastown.runtimes.registry import rig_runtime_name
 from gastown.states import IssueStatus
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 MAX_FAILURES = 3
 
 
@@ -38,7 +44,6 @@ def queued(ctx: Context) -> list[Queued]:
 def gather_capacity(ctx: Context) -> Capacity:
     """Caps from the config, slots and holds from the ledger, budgets from today's usage."""
     from gastown.costs import budget_blocks, read_budgets
-
     from gastown.ledger.hosts import host_statuses
 
     config = ctx.config

@@ -15,9 +15,9 @@ The decisions are pure (``cron.due_slot``, ``policy.settle``); this module gathe
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
+from gastown._internal.log import logger
 from gastown.context import Context
 from gastown.errors import GastownError
 from gastown.ledger import mrs, queue
@@ -30,7 +30,7 @@ from gastown.triggers.cron import Schedule, due_slot
 from gastown.triggers.policy import IssueFate, Refuse, settle
 from gastown.triggers.template import RequestFacts, iso_utc
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 
 @dataclass

@@ -7,7 +7,6 @@ with output), so fifty quiet agents cost no captures at all.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -16,8 +15,10 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from gastown._internal.locks import file_lock
+from gastown._internal.log import logger
 from gastown.context import Context
 from gastown.errors import GastownError
+from gastown.hosts import LOCAL
 from gastown.ledger import work
 from gastown.ledger.events import record_event
 from gastown.ledger.holds import (
@@ -28,7 +29,6 @@ from gastown.ledger.holds import (
     place_hold,
     release_hold,
 )
-from gastown.hosts import LOCAL
 from gastown.roles import host_watch
 from gastown.roles import witness_policy as wp
 from gastown.roles.polecat import end_spawn, start_spawn
@@ -37,7 +37,7 @@ from gastown.screen import Screen, read_screen
 from gastown.tmux.delivery import deliver
 from gastown.tmux.names import PaneInfo
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 
 @dataclass

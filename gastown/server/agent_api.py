@@ -30,13 +30,20 @@ kind, 404/409 as the local command refuses, 502 the host or git failed. Blocking
 from __future__ import annotations
 
 import json
-import logging
 import re
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gastown.errors import CommandFailed, Conflict, GastownError, InvalidInput, NotFound, NotRunning
+from gastown._internal.log import logger
+from gastown.errors import (
+    CommandFailed,
+    Conflict,
+    GastownError,
+    InvalidInput,
+    NotFound,
+    NotRunning,
+)
 from gastown.server.app import TownServer, town_server
 
 if TYPE_CHECKING:
@@ -45,7 +52,7 @@ if TYPE_CHECKING:
 
     from gastown.ledger.work import Spawn
 
-log = logging.getLogger("gastown.server")
+log = logger("gastown.server")
 
 MAX_BODY = 1 << 20
 SPAWN_HEADER = "x-gt-spawn"

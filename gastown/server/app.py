@@ -17,13 +17,13 @@ or the cookie its login form sets) and refuses foreign ``Host`` headers without 
 from __future__ import annotations
 
 import hmac
-import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from gastown._internal.log import logger
 from gastown.context import Context
 from gastown.errors import GastownError
 from gastown.town import Town
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from gastown.config.schema import TownConfig
     from gastown.ledger.triggers import TriggerState
 
-log = logging.getLogger("gastown.server")
+log = logger("gastown.server")
 WAKE_EVERY = 0.1  # seconds; the Mayor polls its wake-up files four times a second
 
 

@@ -24,19 +24,25 @@ Events followed: ``issues`` (opened, labeled, edited, closed, reopened, unlabele
 from __future__ import annotations
 
 import json
-import logging
 from typing import TYPE_CHECKING, Any
 
+from gastown._internal.log import logger
 from gastown.config.schema import MAX_BODY_LIMIT
 from gastown.server.app import town_server
-from gastown.server.hooks import HookRefused, _as_text, _check_content_type, _json, _read_body
+from gastown.server.hooks import (
+    HookRefused,
+    _as_text,
+    _check_content_type,
+    _json,
+    _read_body,
+)
 from gastown.triggers import signatures as sig
 
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-log = logging.getLogger("gastown.server")
+log = logger("gastown.server")
 
 FOLLOWED: dict[str, frozenset[str] | None] = {
     "issues": frozenset({"opened", "labeled", "unlabeled", "edited", "closed", "reopened"}),

@@ -21,10 +21,10 @@ Secrets (the token in the path, ``Authorization``, ``Cookie``, ``X-Webhook-Secre
 from __future__ import annotations
 
 import ipaddress
-import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from gastown._internal.log import logger
 from gastown.server.app import TownServer, town_server
 from gastown.triggers import signatures as sig
 from gastown.triggers.policy import Refuse, filter_mismatch
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from gastown.config.schema import TriggerConfig
 
-log = logging.getLogger("gastown.server")
+log = logger("gastown.server")
 
 MAX_DELIVERY_ID = 256
 DRAIN_LIMIT = 1024 * 1024  # an oversized body this much over the limit is read (and dropped) before the 413

@@ -17,11 +17,12 @@ import socket
 import sys
 from collections.abc import Mapping
 
+from gastown._internal.log import logger
 from gastown.config.schema import ServerConfig
 from gastown.context import Context
 from gastown.errors import Conflict, InvalidInput
 
-log = logging.getLogger("gastown.server")
+log = logger("gastown.server")
 
 # The server gives way to the Mayor for CPU: a flood of requests must not slow a patrol.
 NICENESS = 5
@@ -147,8 +148,8 @@ def configure_logging(ctx: Context) -> None:
 
     ctx.town.logs_dir.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
-    logger = logging.getLogger("gastown")
-    logger.setLevel(logging.INFO)
+    root = logger("gastown")
+    root.setLevel(logging.INFO)
     for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(log_path(ctx.town))):
         handler.setFormatter(fmt)
-        logger.addHandler(handler)
+        root.addHandler(handler)

@@ -21,7 +21,6 @@ put back in the queue, to be reviewed again. No review is left running, no MR st
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gastown._internal.log import logger
 from gastown.context import Context
 from gastown.errors import GastownError, NotFound
 from gastown.ledger import reviews as review_rows
@@ -40,11 +40,17 @@ from gastown.ledger.mrs import MR, get_mr, list_mrs, queue_order, set_mr_state
 from gastown.ledger.reviews import FindingRow, Review
 from gastown.refinery import fixes
 from gastown.refinery.review import policy
-from gastown.refinery.review.runner import ReviewResult, ReviewSubject, checkout_path, remove_checkout, safe_execute
+from gastown.refinery.review.runner import (
+    ReviewResult,
+    ReviewSubject,
+    checkout_path,
+    remove_checkout,
+    safe_execute,
+)
 from gastown.refinery.review.settings import ReviewSettings, gate_settings
 from gastown.states import MRState, ReviewState
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 Executor = Callable[[Context, Review, ReviewSubject, ReviewSettings], ReviewResult]
 

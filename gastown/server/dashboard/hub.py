@@ -18,7 +18,6 @@ whoever asks first, so ten open pages cost the ledger and tmux what one costs.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gastown._internal.log import logger
 from gastown.context import Context
 from gastown.errors import GastownError
 from gastown.ledger.events import Event, list_events
@@ -35,7 +35,7 @@ from gastown.server.dashboard.text import CATCH_UP_BYTES, LogReader
 from gastown.views.feed import EventCursor
 from gastown.views.status import TownStatus, collect_status
 
-log = logging.getLogger("gastown.dashboard")
+log = logger("gastown.dashboard")
 T = TypeVar("T")
 
 QUEUE_SIZE = 512  # messages a slow page may fall behind before it is told to reload

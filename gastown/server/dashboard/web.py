@@ -8,13 +8,13 @@ a bug (the traceback goes to the server's log only).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from gastown._internal.log import logger
 from gastown.errors import (
     Conflict,
     GastownError,
@@ -27,7 +27,7 @@ from gastown.errors import (
 from gastown.server.dashboard import security
 from gastown.server.dashboard.rendering import personalize, render
 
-log = logging.getLogger("gastown.dashboard")
+log = logger("gastown.dashboard")
 
 MAX_FORM_BYTES = 64 * 1024
 COOKIE_FLAGS: dict[str, Any] = {"httponly": True, "samesite": "strict", "path": "/"}
