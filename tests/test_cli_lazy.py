@@ -13,7 +13,7 @@ import pytest
 import typer
 from typer.main import get_command, get_group
 
-from gastown.cli import COMMANDS, app, load_command
+from gastown.cli.root import COMMANDS, app, load_command
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND_MODULES = sorted({f"gastown.cli.{entry.module}" for entry in COMMANDS})
@@ -41,14 +41,17 @@ def test_every_registered_command_is_in_the_table() -> None:
     groups = {e.name for e in COMMANDS if e.group}
     assert registered | groups == {e.name for e in COMMANDS}
     cli_modules = {p.stem for p in (ROOT / "gastown" / "cli").glob("*.py") if not p.stem.startswith("_")}
-    assert cli_modules - {"complete"} == {e.module for e in COMMANDS}, "a new command module must be in COMMANDS"
+    not_commands = {"complete", "root", "fast", "bodies"}  # the app, the fast path and its bodies
+    assert cli_modules - not_commands == {e.module for e in COMMANDS}, "a new command module must be in COMMANDS"
 
 
 PROBE = """
 import json, sys
 from gastown._entry import main
 code = main(sys.argv[1:])
-loaded = sorted(m for m in sys.modules if m.startswith('gastown.cli.') and not m.split('.')[-1].startswith('_'))
+wiring = ('root', 'fast', 'bodies')
+loaded = sorted(m for m in sys.modules if m.startswith('gastown.cli.') and not m.split('.')[-1].startswith('_')
+                and m.split('.')[-1] not in wiring)
 sys.stderr.write('LOADED=' + json.dumps(loaded) + '\\n')
 """
 
@@ -63,11 +66,13 @@ def loaded_modules(args: list[str], cwd: Path) -> list[str]:
     ("args", "expected"),
     [
         (["--help"], []),
-        (["issue", "list"], ["gastown.cli.complete", "gastown.cli.issue"]),
-        (["mq", "list"], ["gastown.cli.complete", "gastown.cli.mq"]),
-        (["status", "--json"], ["gastown.cli.status"]),
+        (["issue", "show", "app-00000"], ["gastown.cli.complete", "gastown.cli.issue"]),
+        (["mq", "show", "mr-000000"], ["gastown.cli.complete", "gastown.cli.mq"]),
+        (["feed", "--plain", "--once"], ["gastown.cli.status"]),
+        (["issue", "list"], []),  # the fast path (gastown.cli.fast): no command module at all
+        (["status", "--json"], []),
     ],
-    ids=["help", "issue-list", "mq-list", "status"],
+    ids=["help", "issue-show", "mq-show", "feed", "issue-list", "status"],
 )
 def test_a_command_loads_only_its_own_module(rig_town: Path, args: list[str], expected: list[str]) -> None:
     assert loaded_modules(args, rig_town) == expected

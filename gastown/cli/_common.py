@@ -1,23 +1,18 @@
-"""What every command shares: the --town and --json options, the Context, groups, stdin."""
+"""What every command body shares, without typer: the town chosen, the Context, stdin.
+
+The options and groups typer declares are in ``gastown.cli._options``; this module stays
+free of typer so the everyday commands can run without it (``gastown.cli.fast``).
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
-
-import typer
 
 from gastown.context import Context
 from gastown.errors import ConfigError
 from gastown.town import find_town
-
-TownOpt = Annotated[
-    Path | None,
-    typer.Option("--town", help="Town directory (default: GT_TOWN, else the nearest parent with gastown.toml).", show_default=False),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document (fields in docs/cli.md).")]
 
 # Set by the root callback when `gt --town DIR <command>` is used.
 _root_town: dict[str, Path | None] = {"town": None}
@@ -30,11 +25,6 @@ def set_root_town(town: Path | None) -> None:
 def chosen_town(town: Path | None) -> Path | None:
     """The --town given to the command, else the one given before it (``gt --town DIR ...``)."""
     return town if town is not None else _root_town["town"]
-
-
-def command_group(help: str, **settings: Any) -> typer.Typer:
-    """A command group (``gt issue``, ``gt mq``, ...): plain help, no rich, shown when bare."""
-    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, **settings)
 
 
 def open_context(town: Path | None, *, last_good: bool = False) -> Context:

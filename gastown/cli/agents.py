@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Annotated
 
 import typer
 
-from gastown.cli import complete
-from gastown.cli._common import JsonOpt, TownOpt, open_context
-from gastown.cli._output import print_json, print_table, print_verbatim, say
-from gastown.safetext import one_line
+from gastown.cli import bodies, complete
+from gastown.cli._common import open_context
+from gastown.cli._options import JsonOpt, TownOpt
+from gastown.cli._output import print_verbatim, say
 
 
 def register(app: typer.Typer) -> None:
@@ -27,31 +26,7 @@ def agents(
     json_out: JsonOpt = False,
 ) -> None:
     """List running agents with their state, issue and last line of output."""
-    from gastown.config.durations import format_duration
-    from gastown.roles.fleet import list_agents
-
-    ctx = open_context(town, last_good=True)
-    views = list_agents(ctx, rig)
-    if json_out:
-        print_json([v.to_json() for v in views])
-        return
-    now = time.time()
-    print_table(
-        ["AGENT", "STATE", "ISSUE", "RUNTIME", "AGE", "ACTIVE", "LAST LINE"],
-        [
-            [
-                f"{v.rig}/{v.polecat}" + (f"@{v.host}" if v.host != "local" else ""),
-                v.state + (f" ({v.exit_status})" if v.exit_status is not None else ""),
-                v.issue,
-                v.agent,
-                format_duration(now - v.started_at),
-                format_duration(now - v.last_activity) + " ago" if v.last_activity else "-",
-                one_line(v.last_line or "", 50),
-            ]
-            for v in views
-        ],
-        empty="no agents running",
-    )
+    bodies.agents(rig, town, json_out)
 
 
 def peek(

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, open_context
+from gastown.cli._common import open_context
+from gastown.cli._options import JsonOpt, TownOpt
 from gastown.cli._output import print_error, print_json, say
 
 PROBE_TIMEOUT_S = 0.5

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gastown.cli._common import JsonOpt
+from gastown.cli._options import JsonOpt
 from gastown.cli._output import print_json, say
 
 

@@ -3,12 +3,13 @@ the Mayor's keeper and the Mayor itself."""
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 import typer
 
-from gastown.cli._common import TownOpt, open_context
+from gastown.cli import bodies
+from gastown.cli._common import open_context
+from gastown.cli._options import TownOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -20,9 +21,7 @@ def register(app: typer.Typer) -> None:
 
 def start(spawn: str, town: TownOpt = None) -> None:
     """Bring a starting agent to work (dialogs, ready, prompt)."""
-    from gastown.roles.starter import bring_up
-
-    bring_up(open_context(town, last_good=True), spawn)
+    bodies.start(spawn, town)
 
 
 def end(
@@ -31,16 +30,7 @@ def end(
     town: TownOpt = None,
 ) -> None:
     """End a finished spawn's pane (after `gt done`) once its agent has ended its turn."""
-    from gastown.ledger import work
-    from gastown.roles.done import wait_for_turn_end
-    from gastown.roles.polecat import end_spawn
-
-    time.sleep(after)
-    ctx = open_context(town, last_good=True)
-    wait_for_turn_end(ctx, spawn)
-    current = work.get_spawn(ctx.ledger.connection(), spawn)
-    if current is not None and current.status == "done":
-        end_spawn(ctx, spawn, reason="finished (gt done)")
+    bodies.end(spawn, after, town)
 
 
 def keeper(town: TownOpt = None) -> None:

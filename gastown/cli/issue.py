@@ -6,9 +6,10 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli import complete
-from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context, read_body
-from gastown.cli._output import print_json, print_table, say
+from gastown.cli import bodies, complete
+from gastown.cli._common import open_context, read_body
+from gastown.cli._options import JsonOpt, TownOpt, command_group
+from gastown.cli._output import print_json, say
 from gastown.safetext import one_line
 from gastown.states import IssueStatus
 
@@ -47,20 +48,7 @@ def list_(
     json_out: JsonOpt = False,
 ) -> None:
     """List issues, most urgent first."""
-    from gastown.ledger.issues import choose_rig, list_issues
-
-    ctx = open_context(town, last_good=True)
-    if rig is not None:
-        choose_rig(ctx.settings.rigs, rig)  # an unknown rig is an error, not an empty list
-    issues = list_issues(ctx.ledger.connection(), rig=rig, status=status)
-    if json_out:
-        print_json([i.to_json() for i in issues])
-        return
-    print_table(
-        ["ID", "P", "STATUS", "RIG", "TITLE"],
-        [[i.id, str(i.priority), str(i.status), i.rig, one_line(i.title)] for i in issues],
-        empty="no issues",
-    )
+    bodies.issue_list(rig, status, town, json_out)
 
 
 @app.command("show")

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from gastown.cli import complete
-from gastown.cli._common import JsonOpt, TownOpt, chosen_town, command_group, open_context, read_body
+from gastown.cli._common import chosen_town, open_context, read_body
+from gastown.cli._options import JsonOpt, TownOpt, command_group
 from gastown.cli._output import print_json, print_table, say
 from gastown.safetext import one_line
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from gastown.cli import complete
-from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
-from gastown.cli._output import print_json, print_table, say
-from gastown.safetext import one_line
+from gastown.cli import bodies, complete
+from gastown.cli._common import open_context
+from gastown.cli._options import JsonOpt, TownOpt, command_group
+from gastown.cli._output import print_json, say
 from gastown.states import MRState
-
-if TYPE_CHECKING:
-    from gastown.ledger.mrs import MR
 
 app = command_group("The merge queue: list, show, retry and reject merge requests.")
 
@@ -29,48 +26,13 @@ def list_(
     json_out: JsonOpt = False,
 ) -> None:
     """List merge requests: testing, then queued in merge order, then the rest."""
-    from gastown.ledger.timefmt import iso
-    from gastown.refinery import queue
-
-    from gastown.refinery.review.records import latest_briefs
-
-    ctx = open_context(town, last_good=True)
-    mrs = queue.listing(ctx, rig=rig, states=state, include_done=all_)
-    reviews = latest_briefs(ctx, [m.id for m in mrs])
-    if json_out:
-        print_json(queue.documents(ctx, mrs))
-        return
-    from gastown.ledger.github import pulls_by_mr
-
-    pulls = pulls_by_mr(ctx.ledger.connection(), [m.id for m in mrs])  # rigs merging through GitHub PRs
-    rows = [[m.id, str(m.state), str(m.priority), m.issue, f"{m.rig}/{m.polecat}" if m.polecat else m.rig,
-             m.commit_sha[:10], reviews[m.id].cell() if m.id in reviews else "-",
-             (iso(m.updated_at) or "")[:19].replace("T", " "), one_line(_detail(m), 50)]
-            for m in mrs]
-    headers = ["MR", "STATE", "P", "ISSUE", "POLECAT", "COMMIT", "REVIEW", "UPDATED", "DETAIL"]
-    if pulls:
-        headers.insert(7, "PR")
-        for row, m in zip(rows, mrs, strict=True):
-            pr = pulls.get(m.id)
-            row.insert(7, f"#{pr.number} {one_line(pr.checks or pr.state, 30)}" if pr else "-")
-    print_table(headers, rows,
-                empty="the merge queue is empty" + ("" if all_ else " (--all shows merged and rejected ones)"))
-
-
-def _detail(mr: MR) -> str:
-    """The DETAIL cell: for a red gate, why it was red rather than the log's first line."""
-    from gastown.refinery.gates import verdict
-
-    if mr.state is MRState.FAILED and mr.gate_log and mr.detail:
-        return f"red, {verdict(mr.detail)}"
-    return mr.detail or ""
+    bodies.mq_list(rig, state, all_, town, json_out)
 
 
 @app.command("show")
 def show(mr_id: MrArg, town: TownOpt = None, json_out: JsonOpt = False) -> None:
     """Show one merge request, with its conflict or gate output."""
     from gastown.refinery import queue
-
     from gastown.refinery.review.records import latest_briefs
 
     ctx = open_context(town, last_good=True)

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from gastown.cli import complete
-from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._common import open_context
+from gastown.cli._options import JsonOpt, TownOpt, command_group
 from gastown.cli._output import print_json, print_table, say
 
 app = command_group("List and remove polecats (worker slots with their worktrees).")
@@ -48,8 +49,8 @@ def remove(
     town: TownOpt = None,
 ) -> None:
     """Remove an idle polecat and its worktree (refuses with unmerged work unless --force)."""
-    from gastown.roles.fleet import remove_polecat
     from gastown.ledger.issues import choose_rig
+    from gastown.roles.fleet import remove_polecat
 
     ctx = open_context(town)
     if "/" in name:

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gastown.cli import complete
-from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._common import open_context
+from gastown.cli._options import JsonOpt, TownOpt, command_group
 from gastown.cli._output import print_json, print_table, say
 
 if TYPE_CHECKING:

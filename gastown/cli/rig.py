@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from gastown.cli import complete
-from gastown.cli._common import JsonOpt, TownOpt, command_group, open_context
+from gastown.cli._common import open_context
+from gastown.cli._options import JsonOpt, TownOpt, command_group
 from gastown.cli._output import print_json, print_table, say
 
 app = command_group("Add, list and remove rigs (projects).")

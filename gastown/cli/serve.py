@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import TownOpt, open_context
+from gastown.cli._common import open_context
+from gastown.cli._options import TownOpt
 
 
 def register(app: typer.Typer) -> None:

@@ -8,8 +8,13 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, open_context
-from gastown.cli._output import console, print_json, print_lines, say, terminal_width, use_color
+from gastown.cli import bodies
+from gastown.cli._common import open_context
+from gastown.cli._options import JsonOpt, TownOpt
+from gastown.cli._output import (
+    console,
+    say,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -19,14 +24,7 @@ def register(app: typer.Typer) -> None:
 
 def status(town: TownOpt = None, json_out: JsonOpt = False) -> None:
     """Rigs, agents, queued slings, merge queues, holds, escalations, issues and the Mayor."""
-    from gastown.views.status import collect_status
-    from gastown.views.text import render_status
-
-    snapshot = collect_status(open_context(town, last_good=True))
-    if json_out:
-        print_json(snapshot.to_json())
-        return
-    print_lines(render_status(snapshot, width=terminal_width(), color=use_color()))
+    bodies.status(town, json_out)
 
 
 PlainOpt = Annotated[bool, typer.Option(

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, chosen_town
+from gastown.cli._common import chosen_town
+from gastown.cli._options import JsonOpt, TownOpt
 from gastown.cli._output import print_json, say
 from gastown.errors import ExitCode, GastownError
 

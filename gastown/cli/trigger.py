@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gastown.cli._common import JsonOpt, TownOpt, open_context
+from gastown.cli._common import open_context
+from gastown.cli._options import JsonOpt, TownOpt
 from gastown.cli._output import print_json, print_table, say
 from gastown.safetext import one_line
 
