@@ -121,9 +121,9 @@ class Town:
         self.socket_record_path.unlink(missing_ok=True)
         self.__dict__.pop("tmux_socket", None)
 
-    def socket_disagreement(self) -> str | None:
+    def socket_disagreement(self, environ: Mapping[str, str] = os.environ) -> str | None:
         """One sentence when ``GT_TMUX_SOCKET`` names another socket than the town's running one."""
-        wanted, recorded = os.environ.get("GT_TMUX_SOCKET"), self.recorded_tmux_socket()
+        wanted, recorded = environ.get("GT_TMUX_SOCKET"), self.recorded_tmux_socket()
         if not wanted or not recorded or wanted == recorded:
             return None
         return (f"GT_TMUX_SOCKET is {wanted!r}, but this town runs on tmux socket {recorded!r} (since `gt up`); "

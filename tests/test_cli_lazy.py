@@ -41,7 +41,7 @@ def test_every_registered_command_is_in_the_table() -> None:
     groups = {e.name for e in COMMANDS if e.group}
     assert registered | groups == {e.name for e in COMMANDS}
     cli_modules = {p.stem for p in (ROOT / "gastown" / "cli").glob("*.py") if not p.stem.startswith("_")}
-    not_commands = {"complete", "root", "fast", "bodies"}  # the app, the fast path and its bodies
+    not_commands = {"complete", "root", "fast", "bodies", "relay"}  # the app, the fast path, its bodies, the relay
     assert cli_modules - not_commands == {e.module for e in COMMANDS}, "a new command module must be in COMMANDS"
 
 
@@ -49,7 +49,7 @@ PROBE = """
 import json, sys
 from gastown._entry import main
 code = main(sys.argv[1:])
-wiring = ('root', 'fast', 'bodies')
+wiring = ('root', 'fast', 'bodies', 'relay')
 loaded = sorted(m for m in sys.modules if m.startswith('gastown.cli.') and not m.split('.')[-1].startswith('_')
                 and m.split('.')[-1] not in wiring)
 sys.stderr.write('LOADED=' + json.dumps(loaded) + '\\n')

@@ -112,6 +112,8 @@ def test_no_command_prints_around_the_chokepoint() -> None:
     for path in [*sorted((ROOT / "gastown" / "cli").glob("*.py")), *sorted((ROOT / "gastown" / "views").glob("*.py"))]:
         if path.name in ("_output.py", "_rich.py"):
             continue
+        if path.name == "relay.py":  # prints what the Mayor's chokepoint made, after re-checking it (test_relay.py)
+            continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if writes.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")

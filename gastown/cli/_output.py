@@ -11,6 +11,10 @@ for `gt feed`'s live frame: its text is sanitized segment by segment before rich
 its own codes). ``print_verbatim`` exists for `gt peek` only, which shows a pane exactly
 as it is. Nothing else in ``gastown/cli`` writes to stdout or stderr
 (``tests/test_safe_text.py`` enforces it).
+
+Where the bytes go is this process's stdout and stderr, except inside ``captured()``: the
+Mayor answering a listing for a `gt` process (``gastown.cli.relay``) collects them there,
+and judges colour and width by that caller's terminal.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ import io
 import os
 import re
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import IO, TYPE_CHECKING, Any
 
 from gastown.safetext import json_text, visible
@@ -30,35 +37,72 @@ if TYPE_CHECKING:
 _SGR = re.compile(r"(\x1b\[[0-9;]*m)")
 
 
+class Terminal:
+    """A caller's terminal, as seen from another process: its output collected in strings,
+    whether its stdout is a terminal, how wide, and its environment (``NO_COLOR``, ``COLUMNS``)."""
+
+    def __init__(self, *, isatty: bool, columns: int, environ: Mapping[str, str]) -> None:
+        self.out, self.err = io.StringIO(), io.StringIO()
+        self.isatty, self.columns, self.environ = isatty, columns, environ
+
+
+_terminal: ContextVar[Terminal | None] = ContextVar("gastown_terminal", default=None)
+
+
+@contextmanager
+def captured(terminal: Terminal) -> Iterator[Terminal]:
+    """Inside this block (this thread only), everything printed goes to ``terminal``."""
+    token = _terminal.set(terminal)
+    try:
+        yield terminal
+    finally:
+        _terminal.reset(token)
+
+
+def _stdout() -> IO[str]:
+    terminal = _terminal.get()
+    return sys.stdout if terminal is None else terminal.out
+
+
+def _stderr() -> IO[str]:
+    terminal = _terminal.get()
+    return sys.stderr if terminal is None else terminal.err
+
+
 def say(text: str) -> None:
     """Print ``text`` and a newline: newlines and tabs kept, every other control shown as an escape."""
-    sys.stdout.write(visible(text, multiline=True) + "\n")
-    sys.stdout.flush()
+    out = _stdout()
+    out.write(visible(text, multiline=True) + "\n")
+    out.flush()
 
 
 def print_lines(lines: list[str]) -> None:
     """Lines a pure renderer built (``views.text``, ``views.table``): colour codes (SGR)
     are kept, every other control is shown as an escape, as in ``say``."""
-    sys.stdout.write("".join(_keep_colours(line) + "\n" for line in lines))
-    sys.stdout.flush()
+    out = _stdout()
+    out.write("".join(_keep_colours(line) + "\n" for line in lines))
+    out.flush()
 
 
 def print_verbatim(text: str) -> None:
     """Print ``text`` exactly (only `gt peek`: the pane as it is, which is the point)."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    out = _stdout()
+    out.write(text + "\n")
+    out.flush()
 
 
 def print_json(document: Any) -> None:
     """One JSON document; string values are verbatim once decoded."""
-    sys.stdout.write(json_text(document) + "\n")
-    sys.stdout.flush()
+    out = _stdout()
+    out.write(json_text(document) + "\n")
+    out.flush()
 
 
 def print_error(text: str) -> None:
     """A message for stderr (errors, warnings), sanitized like ``say``."""
-    sys.stderr.write(visible(text, multiline=True) + "\n")
-    sys.stderr.flush()
+    err = _stderr()
+    err.write(visible(text, multiline=True) + "\n")
+    err.flush()
 
 
 class SafeStderr(io.TextIOBase):
@@ -66,11 +110,11 @@ class SafeStderr(io.TextIOBase):
     everything written is sanitized like ``print_error``."""
 
     def write(self, text: str) -> int:
-        sys.stderr.write(visible(text, multiline=True))
+        _stderr().write(visible(text, multiline=True))
         return len(text)
 
     def flush(self) -> None:
-        sys.stderr.flush()
+        _stderr().flush()
 
 
 def print_table(columns: list[str], rows: list[list[str]], *, empty: str = "nothing to show") -> None:
@@ -111,21 +155,35 @@ def page(text: str) -> None:
 
 def use_color() -> bool:
     """Colour only on a terminal, and never with ``NO_COLOR`` set (no-color.org)."""
+    terminal = _terminal.get()
+    if terminal is not None:
+        return terminal.isatty and not terminal.environ.get("NO_COLOR")
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def terminal_width() -> int | None:
     """The terminal's width to fit tables to; None (cut nothing) when stdout is not a
     terminal or the terminal does not say (a width of 0: some ptys, `script`)."""
-    if not sys.stdout.isatty():
+    terminal = _terminal.get()
+    if terminal is not None:
+        isatty, environ = terminal.isatty, terminal.environ
+        columns = terminal.columns
+    else:
+        isatty, environ = sys.stdout.isatty(), os.environ
+        columns = terminal_columns() if isatty else 0
+    if not isatty:
         return None
-    try:
-        columns = os.get_terminal_size(sys.stdout.fileno()).columns
-    except OSError:
-        columns = 0
-    if columns <= 0 and os.environ.get("COLUMNS", "").isdigit():
-        columns = int(os.environ["COLUMNS"])
+    if columns <= 0 and environ.get("COLUMNS", "").isdigit():
+        columns = int(environ["COLUMNS"])
     return columns if columns > 0 else None
+
+
+def terminal_columns() -> int:
+    """The width stdout's terminal reports; 0 when it does not say."""
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except OSError:
+        return 0
 
 
 def console(file: IO[str] | None = None) -> Console:

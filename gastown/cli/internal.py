@@ -46,4 +46,6 @@ def mayor(town: TownOpt = None) -> None:
 
     ctx = open_context(town, last_good=True)
     configure_logging(ctx.town)
-    raise typer.Exit(Mayor(ctx).run())
+    from gastown.cli.relay import answer
+
+    raise typer.Exit(Mayor(ctx, answers={"read": answer}).run())

@@ -31,7 +31,9 @@ def up(
         for warning in lifecycle.preflight(ctx):
             say(f"warning: {warning}")
         configure_logging(ctx.town)
-        raise typer.Exit(Mayor(ctx).run())
+        from gastown.cli.relay import answer
+
+        raise typer.Exit(Mayor(ctx, answers={"read": answer}).run())
     report = lifecycle.up(ctx)
     if json_out:
         print_json(report.to_json())

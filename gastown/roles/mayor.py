@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from gastown.roles.mayor_socket import MayorSocket
 
 log = logger("gastown.mayor")
+
+Answer = Callable[[Context, dict[str, Any]], dict[str, Any]]  # one op the Mayor's socket takes
 
 WAKE_POLL = 0.25
 LOCK_WAIT = 20.0
@@ -136,8 +138,12 @@ class Loop:
 
 
 class Mayor:
-    def __init__(self, ctx: Context) -> None:
+    """``answers``: more requests its socket takes, by op, given by the layer above (the
+    CLI's listings: ``cli/relay.py``); ``sling`` is the Mayor's own."""
+
+    def __init__(self, ctx: Context, answers: Mapping[str, Answer] | None = None) -> None:
         self.ctx = ctx
+        self.answers = dict(answers or {})
         self.loops: dict[str, Loop] = {}
         self.stop_event = threading.Event()
         self.config_mtime = 0.0
@@ -249,7 +255,7 @@ class Mayor:
         """Answer `gt sling` on the town's socket (``roles/mayor_socket.py``); without it the CLI slings itself."""
         from gastown.roles.mayor_socket import MayorSocket, handle_request
 
-        requests = MayorSocket(self.ctx.town, lambda request: handle_request(self.ctx, request))
+        requests = MayorSocket(self.ctx.town, lambda request: handle_request(self.ctx, request, self.answers))
         try:
             requests.start()
         except OSError as exc:

@@ -23,7 +23,7 @@ import functools
 import json
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,12 +181,22 @@ class MayorSocket:
             self.slots.release()
 
 
-def handle_request(mayor_ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+def handle_request(mayor_ctx: Context, request: dict[str, Any],
+                   answers: Mapping[str, Callable[[Context, dict[str, Any]], dict[str, Any]]] | None = None,
+                   ) -> dict[str, Any]:
     """Answer one request. ``sling``: ``{"op": "sling", "issues": [...], "target": ...,
     "agent": ..., "environ": {...}}`` → ``{"results": [...]}``, plus ``"error"`` when one
-    sling failed (the ones before it stand, as in the CLI)."""
+    sling failed (the ones before it stand, as in the CLI). Any other op goes to its
+    function in ``answers`` (the CLI's listings, ``read``: ``cli/relay.py``)."""
     from gastown.context import Context
 
+    answer = (answers or {}).get(str(request.get("op")))
+    if answer is not None:
+        try:
+            return answer(mayor_ctx, request)
+        except Exception:  # noqa: BLE001 - the caller runs the command itself; the Mayor goes on
+            _log().exception("mayor socket: a %s request failed unexpectedly", request.get("op"))
+            return {}
     if request.get("op") != "sling":
         return {"error": _error_json(errors.InvalidInput(f"the Mayor does not know the request {request.get('op')!r}"))}
     environ = request.get("environ")
