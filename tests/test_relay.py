@@ -19,6 +19,7 @@ import pytest
 
 from gastown.cli.relay import relay
 from tests.helpers import create_issue, retry_until, run_gt
+from tests.test_sling import add_agents
 
 HOSTILE = "pwn \x1b]0;owned\x07 \x1b[2J \x9b31m red \u202eevil and a title long enough to be cut on a narrow terminal"
 
@@ -85,6 +86,7 @@ def timeless(args: list[str], out: bytes) -> object:
 def test_the_mayor_answers_listings_exactly_as_the_command_would(
     rig_town: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes],
 ) -> None:
+    add_agents(rig_town)
     create_issue(rig_town, HOSTILE, rig="app", priority=1)
     create_issue(rig_town, "second", rig="app")
     run_gt("up", cwd=rig_town, check=True)
@@ -112,6 +114,20 @@ def test_the_mayor_answers_listings_exactly_as_the_command_would(
         assert (code, shown) == (local_code, local_shown)
         assert b"\x1b[1m" in shown and "…".encode() in shown
         assert all(len(re.sub(r"\x1b\[[0-9;]*m", "", line.decode())) <= 60 for line in shown.splitlines())
+
+        # `gt sling` too: the Mayor slings with the caller's environment and prints what the CLI would.
+        issue = create_issue(rig_town, "slung through the relay", rig="app")
+        slung = subprocess.run([sys.executable, "-c", PROBE, "sling", issue, "--agent", "argbot"], cwd=rig_town,
+                               capture_output=True, text=True, timeout=120, env={**os.environ, "KEEP_ME": "caller"})
+        assert slung.returncode == 0 and "RELAYED=True" in slung.stderr, slung.stderr
+        assert slung.stdout.startswith(f"{issue}: started on app/") and "watch with gt attach app/" in slung.stdout
+        again = subprocess.run([sys.executable, "-c", PROBE, "sling", issue, "--agent", "argbot", "--json"],
+                               cwd=rig_town, capture_output=True, text=True, timeout=120)
+        assert "RELAYED=True" in again.stderr and json.loads(again.stdout)["status"] == "already"
+        pane_pid = subprocess.run(["tmux", "-L", tmux_socket, "display", "-p", "-t", json.loads(again.stdout)["pane"],
+                                   "#{pane_pid}"], capture_output=True, text=True, check=True).stdout.strip()
+        environ = dict(item.split("=", 1) for item in Path(f"/proc/{pane_pid}/environ").read_text().split("\0") if "=" in item)
+        assert environ.get("KEEP_ME") == "caller"
     finally:
         run_gt("down", cwd=rig_town)
     monkeypatch.chdir(rig_town)
@@ -159,8 +175,8 @@ def test_an_answer_holding_raw_control_characters_is_not_printed(
     (rig_town / ".gastown" / "run" / "mayor.sock").touch()
     monkeypatch.chdir(rig_town)
     for out in ("\x1b]0;owned\x07title\n", "\x1b[2J\n", "\u202eevil\n", "\x9b31m\n"):
-        monkeypatch.setattr(relay_module, "_ask", lambda path, request, out=out: {"relayed": True, "code": 0, "out": out, "err": ""})
+        monkeypatch.setattr(relay_module, "_ask", lambda path, request, timeout, out=out: {"relayed": True, "code": 0, "out": out, "err": ""})
         assert relay(["issue", "list"]) is None
-    monkeypatch.setattr(relay_module, "_ask", lambda path, request: {"relayed": True, "code": 3, "out": "\x1b[1mID\x1b[0m\n", "err": "w\n"})
+    monkeypatch.setattr(relay_module, "_ask", lambda path, request, timeout: {"relayed": True, "code": 3, "out": "\x1b[1mID\x1b[0m\n", "err": "w\n"})
     assert relay(["issue", "list"]) == 3
     assert capfdbinary.readouterr() == (b"\x1b[1mID\x1b[0m\n", b"w\n")

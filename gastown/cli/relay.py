@@ -1,5 +1,5 @@
-"""The listings answered by the town's running Mayor: `gt issue list`, `gt mq list`,
-`gt agents` and `gt status`.
+"""Commands answered by the town's running Mayor: the listings (`gt issue list`, `gt mq
+list`, `gt agents`, `gt status`) and `gt sling`.
 
 A fresh `gt` process pays ~70 ms of imports (pathlib, dataclasses, sqlite3, gastown's own
 modules) before it reads a row; the Mayor has all of that loaded. So when a Mayor runs,
@@ -13,7 +13,8 @@ This side imports only ``os``, ``sys``, ``socket`` and ``json``. Whenever anythi
 (no Mayor, no town found, a socket nobody answers, the Mayor declines: another town, a
 relative ``--town``, a command line the fast path would hand to typer), ``relay`` returns
 None and the command runs here as it always did. A listing only reads, so asking twice
-is harmless.
+is harmless; `gt sling` was handed to the Mayor before (``roles/mayor_socket.py``), and a
+sling is idempotent: one the Mayor got far with is found hooked.
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-RELAYED = ("issue", "mq", "agents", "status")  # first words worth asking about; the Mayor decides
+RELAYED = ("issue", "mq", "agents", "status", "sling")  # first words worth asking about; the Mayor decides
 CONNECT_TIMEOUT = 2.0
 # A warm Mayor answers in milliseconds (`gt status`: a second at most, its server probe);
 # one that is stopped or swamped must not hold up the command people run when something
 # is wrong: past this, the command runs here (a listing only reads: asking twice is harmless).
 REPLY_TIMEOUT = 5.0
+# A sling fetches and makes a worktree: as long as roles/mayor_socket.py's own wait. Past
+# it the command runs here, and its sling finds the issue hooked if the Mayor got that far.
+SLING_REPLY_TIMEOUT = 900.0
 INTERRUPTED = 130  # ExitCode.INTERRUPTED, without importing gastown.errors here
 # What the output chokepoint (cli/_output.py) never lets through: a control character other
 # than newline and tab, an escape that is not a colour (SGR), a bidirectional override.
@@ -59,7 +63,7 @@ def relay(args: list[str]) -> int | None:
     request: dict[str, Any] = {"op": "read", "args": args, "environ": dict(environ), "cwd": cwd,
                "terminal": {"isatty": sys.stdout.isatty(), "columns": _columns()}}
     try:
-        reply = _ask(path, request)
+        reply = _ask(path, request, SLING_REPLY_TIMEOUT if args[0] == "sling" else REPLY_TIMEOUT)
     except KeyboardInterrupt:
         sys.stderr.write("gt: interrupted\n")
         return INTERRUPTED
@@ -112,7 +116,7 @@ def _columns() -> int:
         return 0
 
 
-def _ask(path: str, request: dict[str, Any]) -> object:
+def _ask(path: str, request: dict[str, Any], timeout: float) -> object:
     import json
     import socket
 
@@ -125,7 +129,7 @@ def _ask(path: str, request: dict[str, Any]) -> object:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(CONNECT_TIMEOUT)
             conn.connect(address)
-            conn.settimeout(REPLY_TIMEOUT)
+            conn.settimeout(timeout)
             conn.sendall(json.dumps(request).encode("utf-8") + b"\n")
             conn.shutdown(socket.SHUT_WR)
             chunks = []
@@ -141,7 +145,7 @@ def _ask(path: str, request: dict[str, Any]) -> object:
 
 # -- the Mayor's side ----------------------------------------------------------------------
 
-LISTINGS = ("issue_list", "mq_list", "agents", "status")  # the bodies (cli/bodies.py) the Mayor runs for a caller
+ANSWERED = ("issue_list", "mq_list", "agents", "status", "sling")  # the bodies (cli/bodies.py) the Mayor runs for a caller
 
 
 def answer(mayor_ctx: Any, request: dict[str, Any]) -> dict[str, Any]:
@@ -156,6 +160,7 @@ def answer(mayor_ctx: Any, request: dict[str, Any]) -> dict[str, Any]:
     from gastown.cli._errors import guarded
     from gastown.cli._output import Terminal, captured
     from gastown.errors import GastownError
+    from gastown.roles.mayor_socket import answering_for
     from gastown.town import find_town
 
     declined: dict[str, Any] = {"relayed": False}
@@ -166,8 +171,15 @@ def answer(mayor_ctx: Any, request: dict[str, Any]) -> dict[str, Any]:
             and isinstance(terminal.get("isatty"), bool) and isinstance(terminal.get("columns"), int)):
         return declined
     parsed = fast.parse(args)
-    if parsed is None or parsed.command.body not in LISTINGS:
+    if parsed is None or parsed.command.body not in ANSWERED:
         return declined
+    if parsed.command.body == "sling":
+        from gastown.cli.bodies import split_sling_args
+
+        split = split_sling_args(parsed.values.pop("issues"))
+        if split is None:
+            return declined  # typer's usage error, given by the caller
+        parsed.values["issues"], parsed.values["target"] = split
     explicit = parsed.values.get("town") or parsed.root_town
     named = explicit if explicit is not None else (Path(environ["GT_TOWN"]) if environ.get("GT_TOWN") else None)
     if named is not None and not named.is_absolute():
@@ -185,6 +197,6 @@ def answer(mayor_ctx: Any, request: dict[str, Any]) -> dict[str, Any]:
         body(**parsed.values)
         return 0
 
-    with captured(screen), invoked_by(Invocation(parsed.root_town, environ, Path(cwd))):
+    with captured(screen), invoked_by(Invocation(parsed.root_town, environ, Path(cwd))), answering_for(mayor_ctx):
         code = guarded(run)
     return {"relayed": True, "code": code, "out": screen.out.getvalue(), "err": screen.err.getvalue()}

@@ -25,6 +25,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,10 @@ MAX_CONCURRENT = 8
 REPLY_TIMEOUT = 900.0  # a sling fetches and makes a worktree; git's own timeouts come first
 
 
+# Set while the Mayor runs a command for a caller (cli/relay.py): the Mayor's Context.
+_answering: ContextVar[Context | None] = ContextVar("gastown_answering", default=None)
+
+
 def socket_path(town: Town) -> Path:
     return town.run_dir / SOCKET_NAME
 
@@ -51,7 +56,12 @@ def sling_issues(ctx: Context, issues: list[str], target: str | None, *, agent: 
     """Sling ``issues`` (``polecat.sling`` each, in order) and return their results as JSON
     documents: through the town's running Mayor when one answers, else in this process.
     The first failure is raised, with the same class and exit code either way."""
-    reply = ask(ctx.town, {"op": "sling", "issues": issues, "target": target, "agent": agent, "environ": dict(ctx.environ)})
+    request = {"op": "sling", "issues": issues, "target": target, "agent": agent}
+    mayor_ctx = _answering.get()
+    if mayor_ctx is not None:  # the Mayor runs `gt sling` for its caller (cli/relay.py): no round trip to itself
+        reply: dict[str, Any] | None = sling_here(mayor_ctx, request, ctx.environ)
+    else:
+        reply = ask(ctx.town, {**request, "environ": dict(ctx.environ)})
     if reply is not None:
         raise_error(reply)
         return [dict(r) for r in reply.get("results") or []]
@@ -188,7 +198,6 @@ def handle_request(mayor_ctx: Context, request: dict[str, Any],
     "agent": ..., "environ": {...}}`` → ``{"results": [...]}``, plus ``"error"`` when one
     sling failed (the ones before it stand, as in the CLI). Any other op goes to its
     function in ``answers`` (the CLI's listings, ``read``: ``cli/relay.py``)."""
-    from gastown.context import Context
 
     answer = (answers or {}).get(str(request.get("op")))
     if answer is not None:
@@ -200,8 +209,26 @@ def handle_request(mayor_ctx: Context, request: dict[str, Any],
     if request.get("op") != "sling":
         return {"error": _error_json(errors.InvalidInput(f"the Mayor does not know the request {request.get('op')!r}"))}
     environ = request.get("environ")
-    ctx = Context(mayor_ctx.town, clock=mayor_ctx.clock,
-                  environ={str(k): str(v) for k, v in environ.items()} if isinstance(environ, dict) else os.environ)
+    return sling_here(mayor_ctx, request,
+                      {str(k): str(v) for k, v in environ.items()} if isinstance(environ, dict) else os.environ)
+
+
+@contextmanager
+def answering_for(mayor_ctx: Context) -> Iterator[None]:
+    """Inside this block (this thread), `gt sling`'s body runs its slings here, in the
+    Mayor (``mayor_ctx``), instead of asking the Mayor's own socket."""
+    token = _answering.set(mayor_ctx)
+    try:
+        yield
+    finally:
+        _answering.reset(token)
+
+
+def sling_here(mayor_ctx: Context, request: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """In the Mayor: sling ``request``'s issues with the caller's ``environ``; the reply."""
+    from gastown.context import Context
+
+    ctx = Context(mayor_ctx.town, clock=mayor_ctx.clock, environ=environ)
     ctx.__dict__["ledger"] = mayor_ctx.ledger  # its connections are per thread; this one is closed below
     results: list[dict[str, Any]] = []
     _log().info("sling %s requested over the socket", " ".join(str(i) for i in request.get("issues") or []))
