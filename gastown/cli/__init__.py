@@ -13,12 +13,11 @@ from __future__ import annotations
 
 def run(args: list[str]) -> int:
     """Run ``gt ARGS`` and return its exit code."""
-    from gastown.cli.relay import RELAYED, relay
+    from gastown.cli.relay import relay
 
-    if args[:1] and args[0] in RELAYED:
-        code = relay(args)
-        if code is not None:
-            return code
+    code = relay(args)
+    if code is not None:
+        return code
     from gastown.cli.fast import run_fast
 
     code = run_fast(args)

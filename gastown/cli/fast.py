@@ -156,27 +156,36 @@ def _value(words: list[str], i: int, flag: str) -> tuple[str | None, int]:
     return value, 2
 
 
+def body_arguments(parsed: Parsed) -> dict[str, Any] | None:
+    """The keyword arguments of ``parsed``'s body; None when typer must answer after all
+    (`gt sling`'s words are ISSUE... [TARGET]: a target before any issue is typer's error)."""
+    if parsed.command.body != "sling":
+        return parsed.values
+    from gastown.cli.bodies import split_sling_args
+
+    values = dict(parsed.values)
+    split = split_sling_args(values.pop("issues"))
+    if split is None:
+        return None
+    values["issues"], values["target"] = split
+    return values
+
+
 def run_fast(args: list[str]) -> int | None:
     """Run ``args`` here when it is a fast command; None when typer must answer it."""
     if os.environ.get("_GT_COMPLETE"):  # the shell asks for candidates: typer's completion
         return None
     parsed = parse(args)
-    if parsed is None:
+    arguments = body_arguments(parsed) if parsed is not None else None
+    if parsed is None or arguments is None:
         return None
-    if parsed.command.body == "sling":  # ISSUE... [TARGET]: a target before any issue is typer's error to give
-        from gastown.cli.bodies import split_sling_args
-
-        split = split_sling_args(parsed.values.pop("issues"))
-        if split is None:
-            return None
-        parsed.values["issues"], parsed.values["target"] = split
     from gastown.cli import bodies
     from gastown.cli._common import set_root_town
     from gastown.cli._errors import guarded
 
     def invoke() -> int:
         set_root_town(parsed.root_town)
-        getattr(bodies, parsed.command.body)(**parsed.values)
+        getattr(bodies, parsed.command.body)(**arguments)
         return 0
 
     return guarded(invoke)

@@ -171,15 +171,9 @@ def answer(mayor_ctx: Any, request: dict[str, Any]) -> dict[str, Any]:
             and isinstance(terminal.get("isatty"), bool) and isinstance(terminal.get("columns"), int)):
         return declined
     parsed = fast.parse(args)
-    if parsed is None or parsed.command.body not in ANSWERED:
-        return declined
-    if parsed.command.body == "sling":
-        from gastown.cli.bodies import split_sling_args
-
-        split = split_sling_args(parsed.values.pop("issues"))
-        if split is None:
-            return declined  # typer's usage error, given by the caller
-        parsed.values["issues"], parsed.values["target"] = split
+    arguments = fast.body_arguments(parsed) if parsed is not None and parsed.command.body in ANSWERED else None
+    if parsed is None or arguments is None:
+        return declined  # typer answers it, usage errors included, in the caller
     explicit = parsed.values.get("town") or parsed.root_town
     named = explicit if explicit is not None else (Path(environ["GT_TOWN"]) if environ.get("GT_TOWN") else None)
     if named is not None and not named.is_absolute():
@@ -194,7 +188,7 @@ def answer(mayor_ctx: Any, request: dict[str, Any]) -> dict[str, Any]:
     body = getattr(bodies, parsed.command.body)
 
     def run() -> int:
-        body(**parsed.values)
+        body(**arguments)
         return 0
 
     with captured(screen), invoked_by(Invocation(parsed.root_town, environ, Path(cwd))), answering_for(mayor_ctx):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
 import typer
@@ -19,6 +18,7 @@ from typer.core import TyperGroup
 from gastown import __version__
 from gastown.cli._common import set_root_town
 from gastown.cli._errors import guarded
+from gastown.cli._options import TownOpt
 from gastown.cli._output import SafeStderr, print_error, say
 from gastown.errors import ExitCode
 
@@ -135,10 +135,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    town_dir: Annotated[
-        Path | None,
-        typer.Option("--town", help="Town directory (default: GT_TOWN, else the nearest parent with gastown.toml).", show_default=False),
-    ] = None,
+    town_dir: TownOpt = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
     install_completion: Annotated[bool, typer.Option(
         "--install-completion", expose_value=False, is_eager=True,

@@ -11,10 +11,7 @@ import typer
 from gastown.cli import bodies
 from gastown.cli._common import open_context
 from gastown.cli._options import JsonOpt, TownOpt
-from gastown.cli._output import (
-    console,
-    say,
-)
+from gastown.cli._output import console, say
 
 
 def register(app: typer.Typer) -> None:

@@ -33,11 +33,10 @@ from gastown.town import Town
 from gastown.wake import last_wake
 
 if TYPE_CHECKING:
-    from gastown.roles.mayor_socket import MayorSocket
+    from gastown.roles.mayor_socket import Answer, MayorSocket
 
 log = logger("gastown.mayor")
 
-Answer = Callable[[Context, dict[str, Any]], dict[str, Any]]  # one op the Mayor's socket takes
 
 WAKE_POLL = 0.25
 LOCK_WAIT = 20.0

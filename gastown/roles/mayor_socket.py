@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from gastown.context import Context
     from gastown.town import Town
 
+    Answer = Callable[[Context, dict[str, Any]], dict[str, Any]]  # an op the layer above adds (cli/relay.py)
+
 SOCKET_NAME = "mayor.sock"
 MAX_REQUEST = 4 * 1024 * 1024  # an environment and a few issue ids; anything bigger is refused
 MAX_CONCURRENT = 8
@@ -191,14 +193,12 @@ class MayorSocket:
             self.slots.release()
 
 
-def handle_request(mayor_ctx: Context, request: dict[str, Any],
-                   answers: Mapping[str, Callable[[Context, dict[str, Any]], dict[str, Any]]] | None = None,
+def handle_request(mayor_ctx: Context, request: dict[str, Any], answers: Mapping[str, Answer] | None = None,
                    ) -> dict[str, Any]:
     """Answer one request. ``sling``: ``{"op": "sling", "issues": [...], "target": ...,
     "agent": ..., "environ": {...}}`` → ``{"results": [...]}``, plus ``"error"`` when one
     sling failed (the ones before it stand, as in the CLI). Any other op goes to its
     function in ``answers`` (the CLI's listings, ``read``: ``cli/relay.py``)."""
-
     answer = (answers or {}).get(str(request.get("op")))
     if answer is not None:
         try:
